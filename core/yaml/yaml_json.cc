@@ -1,0 +1,173 @@
+#include "core/yaml/yaml_json.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <string_view>
+
+namespace tern {
+namespace {
+
+bool IsNullWord(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+
+bool AllDigits(std::string_view s, bool hex) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= '0' && c <= '9') || (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool IsFloat(std::string_view s) {
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  size_t e = s.find_first_of("eE");
+  std::string_view mantissa = s.substr(0, e);
+  if (e != std::string_view::npos) {
+    std::string_view exp = s.substr(e + 1);
+    if (!exp.empty() && (exp[0] == '-' || exp[0] == '+')) exp.remove_prefix(1);
+    if (!AllDigits(exp, false)) return false;
+  }
+  size_t dot = mantissa.find('.');
+  if (dot == std::string_view::npos) return AllDigits(mantissa, false);
+  std::string_view whole = mantissa.substr(0, dot), frac = mantissa.substr(dot + 1);
+  if (whole.empty()) return AllDigits(frac, false);
+  return AllDigits(whole, false) && (frac.empty() || AllDigits(frac, false));
+}
+
+// Resolves a plain (unquoted) scalar per the YAML 1.2 core schema.
+nlohmann::json ResolvePlain(const std::string& s) {
+  if (IsNullWord(s)) return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  std::string_view digits(s);
+  if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) digits.remove_prefix(1);
+  if (AllDigits(digits, false)) {
+    try {
+      return static_cast<int64_t>(std::stoll(s));
+    } catch (const std::out_of_range&) {
+      return std::stod(s);
+    }
+  }
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'x' && AllDigits(std::string_view(s).substr(2), true)) {
+    try {
+      return static_cast<int64_t>(std::stoll(s, nullptr, 16));
+    } catch (const std::out_of_range&) {
+      return s;
+    }
+  }
+  if (IsFloat(s)) return std::stod(s);
+  if (s == ".inf" || s == ".Inf" || s == "+.inf") return HUGE_VAL;
+  if (s == "-.inf" || s == "-.Inf") return -HUGE_VAL;
+  return s;
+}
+
+nlohmann::json ToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Scalar: {
+      const std::string& tag = node.Tag();
+      if (tag == "!" || tag == "tag:yaml.org,2002:str") return node.Scalar();
+      return ResolvePlain(node.Scalar());
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) out.push_back(ToJson(item));
+      return out;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+Status YamlError(const YAML::Exception& e) {
+  if (e.mark.is_null()) return Status::Error("invalid YAML: " + e.msg);
+  return Status::Error("invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
+                       std::to_string(e.mark.column + 1) + ": " + e.msg);
+}
+
+void EmitString(YAML::Emitter& out, const std::string& s) {
+  if (s.find('\n') != std::string::npos) {
+    out << YAML::Literal << s;
+  } else if (!ResolvePlain(s).is_string() || s.empty()) {
+    out << YAML::DoubleQuoted << s;
+  } else {
+    out << s;
+  }
+}
+
+void Emit(YAML::Emitter& out, const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::null: out << YAML::Null; break;
+    case nlohmann::json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
+    case nlohmann::json::value_t::number_integer: out << v.get<int64_t>(); break;
+    case nlohmann::json::value_t::number_unsigned: out << v.get<uint64_t>(); break;
+    case nlohmann::json::value_t::number_float: out << v.dump(); break;
+    case nlohmann::json::value_t::string: EmitString(out, v.get_ref<const std::string&>()); break;
+    case nlohmann::json::value_t::array:
+      if (v.empty()) {
+        out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+        break;
+      }
+      out << YAML::BeginSeq;
+      for (const auto& item : v) Emit(out, item);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::json::value_t::object:
+      if (v.empty()) {
+        out << YAML::Flow << YAML::BeginMap << YAML::EndMap;
+        break;
+      }
+      out << YAML::BeginMap;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        out << YAML::Key;
+        EmitString(out, it.key());
+        out << YAML::Value;
+        Emit(out, it.value());
+      }
+      out << YAML::EndMap;
+      break;
+    default: out << YAML::Null; break;
+  }
+}
+
+}  // namespace
+
+Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text) {
+  try {
+    std::vector<nlohmann::json> docs;
+    for (const auto& node : YAML::LoadAll(std::string(text))) {
+      nlohmann::json doc = ToJson(node);
+      if (!doc.is_null()) docs.push_back(std::move(doc));
+    }
+    return docs;
+  } catch (const YAML::Exception& e) {
+    return YamlError(e);
+  }
+}
+
+Result<nlohmann::json> ParseYaml(std::string_view text) {
+  try {
+    return ToJson(YAML::Load(std::string(text)));
+  } catch (const YAML::Exception& e) {
+    return YamlError(e);
+  }
+}
+
+std::string ToYaml(const nlohmann::json& value) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  out.SetSeqFormat(YAML::Block);
+  out.SetMapFormat(YAML::Block);
+  Emit(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace tern

@@ -294,6 +294,10 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   if (a.proxy_config) {
     plan.proxy_config_json = a.proxy_config->document.dump();
     plan.proxy_metadata = a.proxy_config->proxy_metadata;
+    const json& doc = a.proxy_config->document;
+    if (doc.contains("discoveryAddress") && doc["discoveryAddress"].is_string()) {
+      plan.discovery_address = doc["discoveryAddress"].get<std::string>();
+    }
   }
   plan.readiness_initial_delay = a.readiness_initial_delay_seconds.value_or(0);
   plan.readiness_period = a.readiness_period_seconds.value_or(15);

@@ -91,7 +91,7 @@ json BuildProxyContainer(const SidecarPlan& plan, const MeshConfig& mesh) {
                "--status-port", std::to_string(plan.status_port)};
   json env = json::array({
       Env("CA_ADDR", mesh.ca_address),
-      Env("TERN_DISCOVERY_ADDRESS", mesh.discovery_address),
+      Env("TERN_DISCOVERY_ADDRESS", plan.discovery_address.empty() ? mesh.discovery_address : plan.discovery_address),
       FieldRef("POD_NAME", "metadata.name"),
       FieldRef("POD_NAMESPACE", "metadata.namespace"),
       FieldRef("INSTANCE_IP", "status.podIP"),

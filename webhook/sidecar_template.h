@@ -41,6 +41,7 @@ struct SidecarPlan {
   nlohmann::json pod_ports = nlohmann::json::array();
   std::vector<std::string> app_containers;
   std::string workload_name, owner;
+  std::string discovery_address;  // ProxyConfig.discoveryAddress, else the mesh's
   nlohmann::json probers;             // object; empty when nothing was rewritten
   nlohmann::json prometheus_original; // object of the app's own prometheus.io/* values, or null
   int readiness_initial_delay = 0, readiness_period = 15, readiness_failure_threshold = 4;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <sstream>
 
 #include "core/annotations/keys.h"
 #include "core/kube/quantity.h"
@@ -47,7 +48,15 @@ TEST_P(Golden, MatchesGoldenFile) {
   }
   auto want = ReadFile(GoldenPath(c.name));
   ASSERT_TRUE(want.ok()) << want.status().message() << " (run with TERN_UPDATE_GOLDEN=1 to create it)";
-  EXPECT_EQ(got, *want) << "golden mismatch for " << c.name;
+  if (got != *want) {
+    // Point at the first differing line rather than dumping two whole documents.
+    std::istringstream g(got), w(*want);
+    std::string gl, wl;
+    int line = 1;
+    while (std::getline(g, gl) && std::getline(w, wl) && gl == wl) ++line;
+    ADD_FAILURE() << "golden mismatch for " << c.name << " at line " << line << "\n  want: " << wl << "\n  got:  " << gl
+                  << "\n(TERN_UPDATE_GOLDEN=1 rewrites the golden files)";
+  }
 }
 
 // Injecting an injected pod gives the same pod: reinvocation is idempotent.

@@ -95,10 +95,18 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
 
   InjectionResult result = InjectPod(pod, {a.namespace_name, std::nullopt, std::nullopt}, mesh);
   switch (result.outcome) {
-    case Outcome::kInjected:
+    case Outcome::kInjected: {
+      // The patch is the bulk of the answer; it is spliced in as text rather than put into the
+      // JSON tree, which would copy it and then escape-scan every base64 character again.
+      std::string patch = Base64Encode(CreatePatch(pod, result.pod).dump());
       response["patchType"] = "JSONPatch";
-      response["patch"] = Base64Encode(CreatePatch(pod, result.pod).dump());
-      return finish("injected", result.reason);
+      response["patch"] = "";
+      AdmissionAnswer out = finish("injected", result.reason);
+      const std::string placeholder = "\"patch\":\"\"";
+      size_t at = out.body.find(placeholder);
+      out.body.replace(at, placeholder.size(), "\"patch\":\"" + patch + "\"");
+      return out;
+    }
     case Outcome::kSkipped:
       return finish("skipped", result.reason);
     case Outcome::kRejected: {

@@ -15,3 +15,22 @@ function(tern_test name)
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300
     ENVIRONMENT "${T_ENV}")
 endfunction()
+
+# tern_fuzz(NAME SOURCES a.cc LIBS x CORPUS dir)
+# A libFuzzer target. In the `fuzz` preset (clang, TERN_FUZZ=ON) it links libFuzzer; in every
+# other build it links core/testing/fuzz_driver.cc and its corpus runs as a unit test.
+option(TERN_FUZZ "Build fuzz targets with clang's libFuzzer" OFF)
+function(tern_fuzz name)
+  cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  if(TERN_FUZZ)
+    add_executable(${name} ${F_SOURCES})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(${name} PRIVATE ${F_LIBS})
+  elseif(TERN_BUILD_TESTS)
+    add_executable(${name} ${F_SOURCES} ${CMAKE_SOURCE_DIR}/core/testing/fuzz_driver.cc)
+    target_link_libraries(${name} PRIVATE ${F_LIBS})
+    add_test(NAME ${name} COMMAND ${name} ${F_CORPUS})
+    set_tests_properties(${name} PROPERTIES LABELS "unit;fuzz" TIMEOUT 300)
+  endif()
+endfunction()

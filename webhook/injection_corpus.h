@@ -48,6 +48,7 @@ inline std::vector<CorpusCase> InjectionCorpus() {
       {"label-opt-out", "webhook/testdata/label-opt-out.yaml", ""},
       {"bad-annotations", "webhook/testdata/bad-annotations.yaml", ""},
       {"reserved-port", "webhook/testdata/reserved-port.yaml", ""},
+      {"proxy-override", "compat:proxy-override.yaml", ""},
       {"never-inject-selector", "compat:hello.yaml", "injection:\n  neverInjectSelector:\n  - matchLabels: {tier: backend}\n"},
   };
 }

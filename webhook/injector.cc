@@ -1,6 +1,7 @@
 #include "webhook/injector.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <set>
 
@@ -64,6 +65,64 @@ std::set<std::string> NameSet(const json& v) {
   return out;
 }
 
+// Containers a user declares under the injected names (istio-proxy, istio-init) are overrides:
+// their fields are merged over the template, as Istio's proxy override does. They are taken out
+// of the pod before injection and kept verbatim in proxy.istio.io/overrides, so a later
+// re-injection starts from them again.
+constexpr const char* kOverridesAnnotation = "proxy.istio.io/overrides";
+
+json TakeOverrides(json& spec) {
+  json overrides = json::object();
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!spec.contains(list)) continue;
+    json taken = json::array();
+    RemoveNamed(spec[list], {kProxyContainerName, kInitContainerName}, &taken);
+    if (!taken.empty()) overrides[list] = taken;
+  }
+  if (spec.contains("initContainers") && spec["initContainers"].empty()) spec.erase("initContainers");
+  return overrides;
+}
+
+const json* OverrideFor(const json& overrides, const char* name) {
+  for (const char* list : {"containers", "initContainers"}) {
+    if (!overrides.contains(list)) continue;
+    for (const auto& c : overrides[list]) {
+      if (c["name"] == name) return &c;
+    }
+  }
+  return nullptr;
+}
+
+// Strategic-merge-like: maps merge key by key, keyed lists merge by their key, anything else
+// (scalars, args, command) is replaced. `image: auto` keeps the template's image.
+void MergeOverride(json& base, const json& over) {
+  static const std::map<std::string, std::string> kListKeys = {
+      {"env", "name"}, {"ports", "containerPort"}, {"volumeMounts", "mountPath"}};
+  for (auto it = over.begin(); it != over.end(); ++it) {
+    const std::string& key = it.key();
+    const json& value = it.value();
+    if (key == "name" || (key == "image" && value == "auto")) continue;
+    auto list_key = kListKeys.find(key);
+    if (value.is_object() && base.contains(key) && base[key].is_object()) {
+      MergeOverride(base[key], value);
+    } else if (list_key != kListKeys.end() && value.is_array() && base.contains(key) && base[key].is_array()) {
+      for (const auto& item : value) {
+        bool replaced = false;
+        for (auto& existing : base[key]) {
+          if (item.is_object() && existing.is_object() && item.contains(list_key->second) &&
+              existing.value(list_key->second, json()) == item[list_key->second]) {
+            existing = item;
+            replaced = true;
+          }
+        }
+        if (!replaced) base[key].push_back(item);
+      }
+    } else {
+      base[key] = value;
+    }
+  }
+}
+
 // Undoes an earlier injection recorded in sidecar.istio.io/status, so that injecting again gives
 // the same pod (reinvocation, or a pod re-submitted after `ternctl kube-inject`).
 Status StripPreviousInjection(json& pod) {
@@ -110,6 +169,18 @@ Status StripPreviousInjection(json& pod) {
     }
   }
   annotations.erase(keys::kStatusAnnotation);
+  if (annotations.contains(kOverridesAnnotation)) {
+    auto overrides = json::parse(annotations[kOverridesAnnotation].get<std::string>(), nullptr, false);
+    if (overrides.is_discarded() || !overrides.is_object()) {
+      return Status::Error(AnnotationPath(kOverridesAnnotation) + ": is not the JSON object an injector writes");
+    }
+    for (const char* list : {"containers", "initContainers"}) {
+      if (!overrides.contains(list)) continue;
+      json& target = Array(spec, list);
+      for (const auto& c : overrides[list]) target.push_back(c);
+    }
+    annotations.erase(kOverridesAnnotation);
+  }
   return Status::Ok();
 }
 
@@ -268,6 +339,7 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   FieldErrors errors;
   SidecarAnnotations a = ParseSidecarAnnotations(annotations, errors);
   json& spec = pod["spec"];
+  json overrides = TakeOverrides(spec);
   CheckNoConflicts(spec, a.user_volumes, errors);
 
   SidecarPlan plan;
@@ -335,6 +407,9 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   // containers; a classic sidecar goes last among containers unless it must start first.
   json init_step = BuildInitContainer(plan, mesh);
   json proxy = BuildProxyContainer(plan, mesh);
+  if (const json* o = OverrideFor(overrides, kProxyContainerName)) MergeOverride(proxy, *o);
+  if (const json* o = OverrideFor(overrides, kInitContainerName); o && !plan.cni) MergeOverride(init_step, *o);
+  if (!overrides.empty()) ann[kOverridesAnnotation] = overrides.dump();
   json user_inits = spec.contains("initContainers") ? spec["initContainers"] : json::array();
   json inits = json::array({init_step});
   json injected_inits = json::array({init_step["name"]});

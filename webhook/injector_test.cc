@@ -247,6 +247,36 @@ TEST(Injector, UnparseablePodNamesTheField) {
   EXPECT_EQ(InjectPod(json::parse("[]"), {"d", std::nullopt, std::nullopt}, MeshConfig{}).outcome, Outcome::kRejected);
 }
 
+// Istio's proxy override: a container the user names istio-proxy (or istio-init) is merged over
+// the template, and survives re-injection through proxy.istio.io/overrides.
+TEST(Injector, UserContainersNamedLikeTheSidecarOverrideTheTemplate) {
+  auto docs = testing::LoadCorpusDocuments({"o", "compat:proxy-override.yaml", ""});
+  auto out = KubeInject(docs, MeshConfig{}, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  json spec = (*out)[0]["spec"]["template"]["spec"];
+  EXPECT_EQ(Names(spec["containers"]), std::vector<std::string>{"hello"});
+  EXPECT_EQ(Names(spec["initContainers"]), (std::vector<std::string>{"istio-init", "istio-proxy"}));
+  const json& proxy = *FindNamed(spec["initContainers"], "istio-proxy");
+  EXPECT_EQ(proxy["image"], "tern/tern-proxy:0.1.0") << "image: auto keeps the template's image";
+  EXPECT_EQ(proxy["resources"]["requests"]["cpu"], "123m");
+  EXPECT_EQ(proxy["resources"]["limits"]["cpu"], "3000m");
+  EXPECT_EQ(proxy["resources"]["limits"]["memory"], "1Gi") << "maps merge key by key";
+  EXPECT_EQ(proxy["securityContext"]["runAsUser"], 1234);
+  EXPECT_EQ(proxy["securityContext"]["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_EQ(proxy["tty"], true);
+  EXPECT_EQ(proxy["lifecycle"]["preStop"]["exec"]["command"], json::array({"sleep", "10"}));
+  bool certs = false, tokens = false;
+  for (const auto& m : proxy["volumeMounts"]) {
+    certs |= m["mountPath"] == "/etc/certs";
+    tokens |= m["mountPath"] == "/var/run/secrets/tokens";
+  }
+  EXPECT_TRUE(certs && tokens) << "volumeMounts merge by mountPath";
+  const json& init = *FindNamed(spec["initContainers"], "istio-init");
+  EXPECT_EQ(init["image"], "fake/custom-image");
+  EXPECT_EQ(init["args"], json::array({"my", "custom", "args"}));
+  EXPECT_TRUE((*out)[0]["spec"]["template"]["metadata"]["annotations"].contains("proxy.istio.io/overrides"));
+}
+
 TEST(Injector, CorruptStatusAnnotationIsRejectedNotGuessed) {
   auto pod = json::parse(R"({"metadata":{"annotations":{"sidecar.istio.io/status":"{not json"}},
                              "spec":{"containers":[{"name":"app"}]}})");

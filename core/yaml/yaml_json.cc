@@ -109,7 +109,13 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
     case nlohmann::json::value_t::boolean: out << (v.get<bool>() ? "true" : "false"); break;
     case nlohmann::json::value_t::number_integer: out << v.get<int64_t>(); break;
     case nlohmann::json::value_t::number_unsigned: out << v.get<uint64_t>(); break;
-    case nlohmann::json::value_t::number_float: out << v.dump(); break;
+    case nlohmann::json::value_t::number_float: {
+      double d = v.get<double>();
+      // JSON has no infinities (nlohmann would print null); YAML spells them .inf.
+      if (std::isinf(d)) out << (d > 0 ? ".inf" : "-.inf");
+      else out << v.dump();
+      break;
+    }
     case nlohmann::json::value_t::string: EmitString(out, v.get_ref<const std::string&>()); break;
     case nlohmann::json::value_t::array:
       if (v.empty()) {

@@ -1,5 +1,6 @@
 #include "webhook/admission.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/base/base64.h"
@@ -12,14 +13,39 @@ using nlohmann::json;
 
 namespace {
 
+// Serialization that cannot throw: a parse error's message quotes the offending bytes, which
+// need not be UTF-8; they are replaced rather than allowed to fail the answer.
+std::string Dump(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 AdmissionAnswer BadRequest(std::string message) {
   AdmissionAnswer a;
   a.http_status = 400;
   a.outcome = "bad_request";
-  a.reason = message;
-  a.body = json({{"error", message}}).dump();
+  a.body = Dump(json({{"error", message}}));
+  a.reason = std::move(message);
   return a;
 }
+
+// Deepest nesting of arrays/objects, scanning once outside strings. Kubernetes objects are
+// shallow; a body nested thousands deep is an attack on every recursive walk after parsing.
+size_t NestingDepth(std::string_view body) {
+  size_t depth = 0, max = 0;
+  bool in_string = false, escaped = false;
+  for (char c : body) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') max = std::max(max, ++depth);
+    else if ((c == '}' || c == ']') && depth > 0) --depth;
+  }
+  return max;
+}
+
+constexpr size_t kMaxNestingDepth = 100;
 
 json Review(const std::string& api_version, json response) {
   return {{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"response", std::move(response)}};
@@ -34,6 +60,9 @@ std::string Describe(const json& kind) {
 }  // namespace
 
 AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& mesh) {
+  if (NestingDepth(body) > kMaxNestingDepth) {
+    return BadRequest("body nests objects and arrays deeper than " + std::to_string(kMaxNestingDepth) + " levels");
+  }
   json review;
   try {
     review = json::parse(body);
@@ -60,7 +89,7 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
   auto finish = [&](std::string outcome, std::string reason) {
     a.outcome = std::move(outcome);
     a.reason = std::move(reason);
-    a.body = Review(api_version, response).dump();
+    a.body = Dump(Review(api_version, response));
     return a;
   };
 

@@ -157,6 +157,8 @@ TEST_F(WebhookServerTest, BadInputsGetClearAnswers) {
       {R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"}}})", 400,
        "request.uid: is required"},
       {std::string(300 * 1024, ' '), 413, "request body exceeds"},
+      {std::string(5000, '[') + std::string(5000, ']'), 400, "deeper than 100 levels"},
+      {"{\"apiVersion\": \"\xff\xfe\"}", 400, "body is not valid JSON"},
   };
   for (const auto& c : cases) {
     auto res = Post(c.body);

@@ -63,7 +63,13 @@ nlohmann::json ResolvePlain(const std::string& s) {
   return s;
 }
 
-nlohmann::json ToJson(const YAML::Node& node) {
+// Aliases make a small document expand without bound ("billion laughs"); the conversion spends
+// from a node budget and refuses a document that would exceed it.
+constexpr size_t kMaxNodes = 1000000;
+struct TooLarge {};
+
+nlohmann::json ToJson(const YAML::Node& node, size_t& budget) {
+  if (budget-- == 0) throw TooLarge{};
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -75,12 +81,12 @@ nlohmann::json ToJson(const YAML::Node& node) {
     }
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(ToJson(item));
+      for (const auto& item : node) out.push_back(ToJson(item, budget));
       return out;
     }
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second);
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second, budget);
       return out;
     }
   }
@@ -144,26 +150,69 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
   }
 }
 
+// YAML streams are printable Unicode; a byte sequence that is not UTF-8, or a control character,
+// is refused up front (yaml-cpp would pass it through into strings JSON cannot serialize).
+Status CheckUtf8(std::string_view text) {
+  size_t i = 0, line = 1, column = 1;
+  while (i < text.size()) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = len > 0 && i + len <= text.size();
+    // YAML's printable set: no C0 controls but tab, LF and CR, no DEL.
+    if (len == 1) ok = c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c != 0x7F);
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2;
+    if (ok && len == 2) ok = c >= 0xC2;  // no overlong forms
+    if (ok && len == 3) {
+      unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    }
+    if (ok && len == 4) {
+      unsigned char c1 = static_cast<unsigned char>(text[i + 1]);
+      ok = c <= 0xF4 && !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (!ok) {
+      return Status::Error("invalid YAML at line " + std::to_string(line) + ", column " + std::to_string(column) +
+                           ": not UTF-8 printable text");
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += len;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text) {
+  if (Status utf8 = CheckUtf8(text); !utf8.ok()) return utf8;
   try {
     std::vector<nlohmann::json> docs;
+    size_t budget = kMaxNodes;
     for (const auto& node : YAML::LoadAll(std::string(text))) {
-      nlohmann::json doc = ToJson(node);
+      nlohmann::json doc = ToJson(node, budget);
       if (!doc.is_null()) docs.push_back(std::move(doc));
     }
     return docs;
   } catch (const YAML::Exception& e) {
     return YamlError(e);
+  } catch (const TooLarge&) {
+    return Status::Error("invalid YAML: more than " + std::to_string(kMaxNodes) + " nodes once aliases are expanded");
   }
 }
 
 Result<nlohmann::json> ParseYaml(std::string_view text) {
+  if (Status utf8 = CheckUtf8(text); !utf8.ok()) return utf8;
   try {
-    return ToJson(YAML::Load(std::string(text)));
+    size_t budget = kMaxNodes;
+    return ToJson(YAML::Load(std::string(text)), budget);
   } catch (const YAML::Exception& e) {
     return YamlError(e);
+  } catch (const TooLarge&) {
+    return Status::Error("invalid YAML: more than " + std::to_string(kMaxNodes) + " nodes once aliases are expanded");
   }
 }
 

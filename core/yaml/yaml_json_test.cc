@@ -31,6 +31,28 @@ TEST(YamlJson, ErrorNamesLineAndColumn) {
   EXPECT_NE(doc.status().message().find("line "), std::string::npos) << doc.status().message();
 }
 
+TEST(YamlJson, RejectsBytesThatAreNotUtf8) {
+  auto doc = ParseYaml("a: ok\nb: caf\xc3\xa9\nc: \x9d\n");
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.status().message(), "invalid YAML at line 3, column 4: not UTF-8 printable text");
+  EXPECT_FALSE(ParseYamlDocuments("x: \xc0\xaf\n").ok()) << "overlong encoding";
+  EXPECT_FALSE(ParseYamlDocuments("x: \xed\xa0\x80\n").ok()) << "surrogate";
+  EXPECT_TRUE(ParseYaml("x: \xf0\x9f\x90\xa6\n").ok()) << "a 4-byte character";
+  EXPECT_FALSE(ParseYaml(std::string("x: a\x01\x00b\n", 8)).ok()) << "control characters";
+}
+
+TEST(YamlJson, AliasBombIsRefused) {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    std::string prev(1, char(c - 1));
+    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
+            ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n";
+  }
+  auto doc = ParseYaml(bomb);
+  ASSERT_FALSE(doc.ok());
+  EXPECT_NE(doc.status().message().find("aliases are expanded"), std::string::npos) << doc.status().message();
+}
+
 TEST(YamlJson, RoundTripKeepsTypesOfAmbiguousStrings) {
   nlohmann::json v = {{"port", "15020"}, {"scrape", "true"}, {"empty", ""}, {"n", 80}, {"b", false},
                       {"multi", "line one\nline two\n"}, {"list", {"a", "~", "null"}}, {"obj", nlohmann::json::object()}};

@@ -1,6 +1,7 @@
 #include "webhook/injector.h"
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <cmath>
 #include <set>
@@ -146,7 +147,10 @@ Status StripPreviousInjection(json& pod) {
       int status_port = kDefaultStatusPort;
       auto args = c.value("args", json::array());
       for (size_t i = 0; i + 1 < args.size(); ++i) {
-        if (args[i] == "--status-port") status_port = std::stoi(args[i + 1].get<std::string>());
+        if (args[i] == "--status-port" && args[i + 1].is_string()) {
+          const std::string& v = args[i + 1].get_ref<const std::string&>();
+          std::from_chars(v.data(), v.data() + v.size(), status_port);  // unparseable: keep 15020
+        }
       }
       RestoreAppProbes(spec["containers"], json::parse(probers, nullptr, false), status_port);
       if (spec.contains("initContainers")) {

@@ -1,6 +1,7 @@
 #include "core/kube/quantity.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -23,7 +24,8 @@ Result<double> ParseQuantity(std::string_view text) {
     else break;
   }
   if (!seen_digit) return bad("no digits");
-  double number = std::stod(std::string(text.substr(digits_start, i - digits_start)));
+  // strtod, not stod: an absurdly long number saturates to infinity instead of throwing.
+  double number = std::strtod(std::string(text.substr(digits_start, i - digits_start)).c_str(), nullptr);
   std::string_view suffix = text.substr(i);
   static const std::pair<std::string_view, double> kSuffixes[] = {
       {"", 1},          {"m", 1e-3},       {"k", 1e3},           {"M", 1e6},           {"G", 1e9},
@@ -41,10 +43,11 @@ Result<double> ParseQuantity(std::string_view text) {
     for (; j < exp.size(); ++j) {
       if (exp[j] < '0' || exp[j] > '9') return bad("bad exponent");
     }
-    scale = std::pow(10.0, std::stod(std::string(exp)));
+    scale = std::pow(10.0, std::strtod(std::string(exp).c_str(), nullptr));
   }
   if (scale == 0) return bad("unknown suffix");
   double value = number * scale;
+  if (!std::isfinite(value)) return bad("out of range");
   return negative ? -value : value;
 }
 

@@ -22,6 +22,8 @@ TEST(Quantity, RejectsGarbage) {
     EXPECT_FALSE(q.ok()) << bad;
   }
   EXPECT_NE(ParseQuantity("abc").status().message().find("\"abc\""), std::string::npos);
+  EXPECT_FALSE(ParseQuantity("1" + std::string(400, '0')).ok()) << "overflow is an error, not a crash";
+  EXPECT_FALSE(ParseQuantity("1e99999").ok());
 }
 
 }  // namespace

@@ -138,6 +138,11 @@ void ReadInjection(ObjectReader& r, InjectionSettings& inj) {
   r.Bool("metricsMerging", inj.metrics_merging);
   r.String("tokenAudience", inj.token_audience);
   r.String("proxyLogLevel", inj.proxy_log_level);
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warning", "warn", "error", "critical", "off"};
+  if (!kLevels.count(inj.proxy_log_level)) {
+    r.errors().Add(r.Path("proxyLogLevel"),
+                   "\"" + inj.proxy_log_level + "\" is not one of trace, debug, info, warning, error, critical, off");
+  }
   if (const json* res = r.Get("resources")) {
     ObjectReader rr(*res, r.Path("resources"), r.errors());
     ReadQuantities(rr.Get("requests"), rr.Path("requests"), inj.resources.requests, r.errors());

@@ -66,6 +66,7 @@ TEST(MeshConfig, EveryErrorHasItsPath) {
 revison: typo
 injection:
   nativeSidecars: "yes please"
+  proxyLogLevel: loud
   resources:
     limits: {cpu: lots}
 capture:
@@ -74,7 +75,7 @@ capture:
 )");
   ASSERT_FALSE(mc.ok());
   std::string msg = mc.status().message();
-  for (const char* path : {"revison: unknown field", "injection.nativeSidecars: must be true or false",
+  for (const char* path : {"revison: unknown field", "injection.nativeSidecars: must be true or false", "injection.proxyLogLevel:",
                            "injection.resources.limits.cpu:", "capture.interceptionMode:",
                            "capture.excludeOutboundIPRanges:"}) {
     EXPECT_NE(msg.find(path), std::string::npos) << path << " in " << msg;

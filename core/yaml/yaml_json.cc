@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string_view>
 
 namespace tern {
@@ -47,7 +48,7 @@ nlohmann::json ResolvePlain(const std::string& s) {
     try {
       return static_cast<int64_t>(std::stoll(s));
     } catch (const std::out_of_range&) {
-      return std::stod(s);
+      return std::strtod(s.c_str(), nullptr);
     }
   }
   if (s.size() > 2 && s[0] == '0' && s[1] == 'x' && AllDigits(std::string_view(s).substr(2), true)) {
@@ -57,7 +58,7 @@ nlohmann::json ResolvePlain(const std::string& s) {
       return s;
     }
   }
-  if (IsFloat(s)) return std::stod(s);
+  if (IsFloat(s)) return std::strtod(s.c_str(), nullptr);  // overflow saturates to infinity
   if (s == ".inf" || s == ".Inf" || s == "+.inf") return HUGE_VAL;
   if (s == "-.inf" || s == "-.Inf") return -HUGE_VAL;
   return s;
@@ -65,7 +66,7 @@ nlohmann::json ResolvePlain(const std::string& s) {
 
 // Aliases make a small document expand without bound ("billion laughs"); the conversion spends
 // from a node budget and refuses a document that would exceed it.
-constexpr size_t kMaxNodes = 1000000;
+constexpr size_t kMaxNodes = 250000;  // the largest real manifests (CRD bundles) stay far below
 struct TooLarge {};
 
 nlohmann::json ToJson(const YAML::Node& node, size_t& budget) {
@@ -99,9 +100,17 @@ Status YamlError(const YAML::Exception& e) {
                        std::to_string(e.mark.column + 1) + ": " + e.msg);
 }
 
+// A literal block (|) reads back with exactly one trailing newline and cannot start with a
+// space; any other multi-line string is written double-quoted with escapes.
+bool FitsLiteralBlock(const std::string& s) {
+  return s.size() >= 2 && s.back() == '\n' && s[s.size() - 2] != '\n' && s[0] != ' ' && s[0] != '\n' &&
+         s.find('\r') == std::string::npos;
+}
+
 void EmitString(YAML::Emitter& out, const std::string& s) {
   if (s.find('\n') != std::string::npos) {
-    out << YAML::Literal << s;
+    if (FitsLiteralBlock(s)) out << YAML::Literal << s;
+    else out << YAML::DoubleQuoted << s;
   } else if (!ResolvePlain(s).is_string() || s.empty()) {
     out << YAML::DoubleQuoted << s;
   } else {

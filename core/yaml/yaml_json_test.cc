@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace tern {
 namespace {
 
@@ -41,6 +43,13 @@ TEST(YamlJson, RejectsBytesThatAreNotUtf8) {
   EXPECT_FALSE(ParseYaml(std::string("x: a\x01\x00b\n", 8)).ok()) << "control characters";
 }
 
+TEST(YamlJson, HugeNumbersSaturateInsteadOfThrowing) {
+  auto doc = ParseYaml("[2E2222, 99999999999999999999999]");
+  ASSERT_TRUE(doc.ok()) << doc.status().message();
+  EXPECT_TRUE(std::isinf((*doc)[0].get<double>()));
+  EXPECT_DOUBLE_EQ((*doc)[1].get<double>(), 1e23);
+}
+
 TEST(YamlJson, AliasBombIsRefused) {
   std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
   for (char c = 'b'; c <= 'j'; ++c) {
@@ -55,7 +64,7 @@ TEST(YamlJson, AliasBombIsRefused) {
 
 TEST(YamlJson, RoundTripKeepsTypesOfAmbiguousStrings) {
   nlohmann::json v = {{"port", "15020"}, {"scrape", "true"}, {"empty", ""}, {"n", 80}, {"b", false},
-                      {"multi", "line one\nline two\n"}, {"list", {"a", "~", "null"}}, {"obj", nlohmann::json::object()}};
+                      {"multi", "line one\nline two\n"}, {"unterminated", "a\nb"}, {"blank-tail", "a\n\n"}, {"lead", " x\ny\n"}, {"list", {"a", "~", "null"}}, {"obj", nlohmann::json::object()}};
   auto back = ParseYaml(ToYaml(v));
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(*back, v) << ToYaml(v);

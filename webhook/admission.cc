@@ -66,8 +66,9 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
   json review;
   try {
     review = json::parse(body);
-  } catch (const json::parse_error& e) {
-    // e.what() names the byte offset and what was expected there.
+  } catch (const json::exception& e) {
+    // parse_error names the byte offset and what was expected there; out_of_range a number
+    // too large to represent.
     return BadRequest(std::string("body is not valid JSON: ") + e.what());
   }
   if (!review.is_object()) return BadRequest("body must be an AdmissionReview object");

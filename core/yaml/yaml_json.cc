@@ -64,13 +64,18 @@ nlohmann::json ResolvePlain(const std::string& s) {
   return s;
 }
 
-// Aliases make a small document expand without bound ("billion laughs"); the conversion spends
-// from a node budget and refuses a document that would exceed it.
+// Aliases make a small document expand without bound ("billion laughs") or refer to themselves
+// (`&a [*a]`); the conversion spends from a node budget and a depth budget and refuses a
+// document that would exceed either.
 constexpr size_t kMaxNodes = 250000;  // the largest real manifests (CRD bundles) stay far below
-struct TooLarge {};
+constexpr size_t kMaxDepth = 256;
+struct TooLarge {
+  const char* what;
+};
 
-nlohmann::json ToJson(const YAML::Node& node, size_t& budget) {
-  if (budget-- == 0) throw TooLarge{};
+nlohmann::json ToJson(const YAML::Node& node, size_t& budget, size_t depth = 0) {
+  if (budget-- == 0) throw TooLarge{"more than 250000 nodes once aliases are expanded"};
+  if (depth > kMaxDepth) throw TooLarge{"nested deeper than 256 levels (or an alias refers to itself)"};
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -82,12 +87,12 @@ nlohmann::json ToJson(const YAML::Node& node, size_t& budget) {
     }
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : node) out.push_back(ToJson(item, budget));
+      for (const auto& item : node) out.push_back(ToJson(item, budget, depth + 1));
       return out;
     }
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second, budget);
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second, budget, depth + 1);
       return out;
     }
   }
@@ -208,8 +213,8 @@ Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text) {
     return docs;
   } catch (const YAML::Exception& e) {
     return YamlError(e);
-  } catch (const TooLarge&) {
-    return Status::Error("invalid YAML: more than " + std::to_string(kMaxNodes) + " nodes once aliases are expanded");
+  } catch (const TooLarge& e) {
+    return Status::Error(std::string("invalid YAML: ") + e.what);
   }
 }
 
@@ -220,8 +225,8 @@ Result<nlohmann::json> ParseYaml(std::string_view text) {
     return ToJson(YAML::Load(std::string(text)), budget);
   } catch (const YAML::Exception& e) {
     return YamlError(e);
-  } catch (const TooLarge&) {
-    return Status::Error("invalid YAML: more than " + std::to_string(kMaxNodes) + " nodes once aliases are expanded");
+  } catch (const TooLarge& e) {
+    return Status::Error(std::string("invalid YAML: ") + e.what);
   }
 }
 

@@ -43,6 +43,14 @@ TEST(YamlJson, RejectsBytesThatAreNotUtf8) {
   EXPECT_FALSE(ParseYaml(std::string("x: a\x01\x00b\n", 8)).ok()) << "control characters";
 }
 
+TEST(YamlJson, SelfReferentialAliasAndDeepNestingAreRefused) {
+  auto cyclic = ParseYaml("a: &a [*a]\n");
+  ASSERT_FALSE(cyclic.ok());
+  EXPECT_NE(cyclic.status().message().find("refers to itself"), std::string::npos) << cyclic.status().message();
+  EXPECT_FALSE(ParseYamlDocuments(std::string(300, '[') + std::string(300, ']')).ok());
+  EXPECT_TRUE(ParseYaml(std::string(50, '[') + std::string(50, ']')).ok());
+}
+
 TEST(YamlJson, HugeNumbersSaturateInsteadOfThrowing) {
   auto doc = ParseYaml("[2E2222, 99999999999999999999999]");
   ASSERT_TRUE(doc.ok()) << doc.status().message();

@@ -8,6 +8,7 @@ packages=(
   libssl-dev openssl
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
 )
 
 missing=()

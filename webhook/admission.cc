@@ -1,3 +1,4 @@
+#include "core/base/json_fields.h"
 #include "webhook/admission.h"
 
 #include <algorithm>
@@ -53,8 +54,8 @@ json Review(const std::string& api_version, json response) {
 
 std::string Describe(const json& kind) {
   if (!kind.is_object()) return "<missing>";
-  std::string group = kind.value("group", "");
-  return (group.empty() ? "core" : group) + "/" + kind.value("version", "") + " " + kind.value("kind", "");
+  std::string group = StringField(kind, "group");
+  return (group.empty() ? "core" : group) + "/" + StringField(kind, "version") + " " + StringField(kind, "kind");
 }
 
 }  // namespace
@@ -72,11 +73,11 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
     return BadRequest(std::string("body is not valid JSON: ") + e.what());
   }
   if (!review.is_object()) return BadRequest("body must be an AdmissionReview object");
-  std::string api_version = review.value("apiVersion", "");
+  std::string api_version = StringField(review, "apiVersion");
   if (api_version != "admission.k8s.io/v1" && api_version != "admission.k8s.io/v1beta1") {
     return BadRequest("apiVersion: \"" + api_version + "\" is not admission.k8s.io/v1 or admission.k8s.io/v1beta1");
   }
-  if (review.value("kind", "") != "AdmissionReview") return BadRequest("kind: must be AdmissionReview");
+  if (StringField(review, "kind") != "AdmissionReview") return BadRequest("kind: must be AdmissionReview");
   if (!review.contains("request") || !review["request"].is_object()) return BadRequest("request: is required");
   const json& req = review["request"];
   if (!req.contains("uid") || !req["uid"].is_string() || req["uid"].get<std::string>().empty()) {
@@ -85,7 +86,7 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
 
   AdmissionAnswer a;
   a.uid = req["uid"].get<std::string>();
-  a.dry_run = req.value("dryRun", false);
+  a.dry_run = BoolField(req, "dryRun", false);
   json response = {{"uid", a.uid}, {"allowed", true}};
   auto finish = [&](std::string outcome, std::string reason) {
     a.outcome = std::move(outcome);
@@ -95,15 +96,15 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
   };
 
   const json kind = req.value("kind", json());
-  bool is_pod = kind.is_object() && kind.value("group", "") == "" && kind.value("version", "") == "v1" &&
-                kind.value("kind", "") == "Pod";
+  bool is_pod = kind.is_object() && StringField(kind, "group") == "" && StringField(kind, "version") == "v1" &&
+                StringField(kind, "kind") == "Pod";
   if (!is_pod) {
     // Misrouted by a webhook configuration: let the object through untouched, and say so.
     std::string why = "request.kind is " + Describe(kind) + "; the sidecar injector only mutates core/v1 Pod";
     response["warnings"] = {"tern-sidecar-injector ignored this request: " + why};
     return finish("ignored", why);
   }
-  std::string operation = req.value("operation", "CREATE");
+  std::string operation = StringField(req, "operation", "CREATE");
   if (operation != "CREATE") {
     return finish("ignored", "operation " + operation + " is not mutated; sidecars are added at CREATE");
   }
@@ -113,14 +114,14 @@ AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& m
     return finish("rejected", "request.object: is required and must be a Pod object");
   }
   const json& pod = req["object"];
-  a.namespace_name = req.value("namespace", "");
+  a.namespace_name = StringField(req, "namespace");
   if (a.namespace_name.empty() && pod.contains("metadata") && pod["metadata"].is_object()) {
-    a.namespace_name = pod["metadata"].value("namespace", "");
+    a.namespace_name = StringField(pod["metadata"], "namespace");
   }
   if (a.namespace_name.empty()) a.namespace_name = "default";
   if (pod.contains("metadata") && pod["metadata"].is_object()) {
-    a.pod_name = pod["metadata"].value("name", "");
-    if (a.pod_name.empty()) a.pod_name = pod["metadata"].value("generateName", "");
+    a.pod_name = StringField(pod["metadata"], "name");
+    if (a.pod_name.empty()) a.pod_name = StringField(pod["metadata"], "generateName");
   }
 
   InjectionResult result = InjectPod(pod, {a.namespace_name, std::nullopt, std::nullopt}, mesh);

@@ -1,3 +1,4 @@
+#include "core/base/json_fields.h"
 #include "webhook/admission_review_builder.h"
 
 #include <functional>
@@ -7,17 +8,17 @@ namespace tern::webhook {
 using nlohmann::json;
 
 json PodFromWorkload(const json& object, const std::string& namespace_name) {
-  std::string kind = object.value("kind", "");
+  std::string kind = StringField(object, "kind");
   if (kind == "Pod") return object;
   json tmpl = kind == "CronJob" ? object["spec"]["jobTemplate"]["spec"]["template"] : object["spec"]["template"];
-  std::string name = object["metadata"].value("name", "workload");
+  std::string name = StringField(object["metadata"], "name", "workload");
   // A stable stand-in for the controller's template hash.
   std::string hash = std::to_string(std::hash<std::string>{}(tmpl.dump()) % 10000000000ULL);
   json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", tmpl.value("metadata", json::object())},
               {"spec", tmpl["spec"]}};
   json& md = pod["metadata"];
   md["namespace"] = namespace_name;
-  std::string owner_kind = kind, owner_api = object.value("apiVersion", "apps/v1"), owner_name = name;
+  std::string owner_kind = kind, owner_api = StringField(object, "apiVersion", "apps/v1"), owner_name = name;
   if (kind == "Deployment") {
     owner_kind = "ReplicaSet";
     owner_name = name + "-" + hash;
@@ -55,7 +56,7 @@ json PodCreateReview(const json& pod, const std::string& namespace_name, const s
                   {"oldObject", nullptr},
                   {"dryRun", dry_run},
                   {"options", {{"kind", "CreateOptions"}, {"apiVersion", "meta.k8s.io/v1"}}}};
-  std::string name = pod.contains("metadata") ? pod["metadata"].value("name", "") : "";
+  std::string name = pod.contains("metadata") ? StringField(pod["metadata"], "name") : "";
   if (!name.empty()) request["name"] = name;
   return {{"kind", "AdmissionReview"}, {"apiVersion", api_version}, {"request", request}};
 }

@@ -1,3 +1,4 @@
+#include "core/base/json_fields.h"
 #include "webhook/injector.h"
 
 #include <algorithm>
@@ -37,7 +38,7 @@ json& Array(json& obj, const char* key) {
 std::string EnvValue(const json& container, const char* name) {
   if (!container.contains("env") || !container["env"].is_array()) return "";
   for (const auto& e : container["env"]) {
-    if (e.is_object() && e.value("name", "") == name && e.contains("value") && e["value"].is_string()) {
+    if (e.is_object() && StringField(e, "name") == name && e.contains("value") && e["value"].is_string()) {
       return e["value"].get<std::string>();
     }
   }
@@ -141,7 +142,7 @@ Status StripPreviousInjection(json& pod) {
     if (spec.contains(key) && spec[key].empty()) spec.erase(key);
   }
   for (const auto& c : removed) {
-    if (c.value("name", "") != kProxyContainerName) continue;
+    if (StringField(c, "name") != kProxyContainerName) continue;
     std::string probers = EnvValue(c, "ISTIO_KUBE_APP_PROBERS");
     if (!probers.empty()) {
       int status_port = kDefaultStatusPort;
@@ -158,8 +159,8 @@ Status StripPreviousInjection(json& pod) {
       }
     }
     // Only scrape settings this injector wrote are undone; an app's `scrape: "false"` stays.
-    bool merged = annotations.value(keys::kPrometheusScrape, "") == "true" &&
-                  annotations.value(keys::kPrometheusPath, "") == "/stats/prometheus";
+    bool merged = StringField(annotations, keys::kPrometheusScrape) == "true" &&
+                  StringField(annotations, keys::kPrometheusPath) == "/stats/prometheus";
     if (merged) {
       for (const char* key : {keys::kPrometheusScrape, keys::kPrometheusPort, keys::kPrometheusPath}) {
         annotations.erase(key);
@@ -191,16 +192,16 @@ Status StripPreviousInjection(json& pod) {
 // The pod's owner as the proxy reports it: Deployment for a ReplicaSet with a template hash.
 WorkloadRef OwnerOf(const json& pod, const std::string& ns) {
   const json& md = pod["metadata"];
-  std::string pod_name = md.value("name", "");
+  std::string pod_name = StringField(md, "name");
   if (pod_name.empty()) {
-    pod_name = md.value("generateName", "");
+    pod_name = StringField(md, "generateName");
     if (!pod_name.empty() && pod_name.back() == '-') pod_name.pop_back();
   }
   WorkloadRef ref{"v1", "Pod", pod_name};
   if (md.contains("ownerReferences") && md["ownerReferences"].is_array()) {
     for (const auto& o : md["ownerReferences"]) {
-      if (!o.is_object() || !o.value("controller", false)) continue;
-      ref = {o.value("apiVersion", ""), o.value("kind", ""), o.value("name", "")};
+      if (!o.is_object() || !BoolField(o, "controller", false)) continue;
+      ref = {StringField(o, "apiVersion"), StringField(o, "kind"), StringField(o, "name")};
       Labels labels = PodLabels(pod);
       auto hash = labels.find("pod-template-hash");
       std::string suffix = hash == labels.end() ? "" : "-" + hash->second;
@@ -329,7 +330,7 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   if (!md.contains("labels") || !md["labels"].is_object()) md["labels"] = json::object();
 
   DecisionInput in{request.namespace_name, request.namespace_labels, PodLabels(pod), PodAnnotations(pod),
-                   original["spec"].value("hostNetwork", false)};
+                   BoolField(original["spec"], "hostNetwork", false)};
   Decision decision = DecideInjection(in, mesh);
   if (!decision.inject) return {Outcome::kSkipped, decision.reason, nullptr};
 
@@ -395,7 +396,7 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   if (rewrite) plan.probers = RewriteAppProbes(spec["containers"], plan.status_port);
 
   json& ann = md["annotations"];
-  bool scrape_disabled = ann.value(keys::kPrometheusScrape, "") == "false";
+  bool scrape_disabled = StringField(ann, keys::kPrometheusScrape) == "false";
   if (inj.metrics_merging && !scrape_disabled && plan.status_port != 0) {
     json app_metrics = json::object();
     for (const char* key : {keys::kPrometheusScrape, keys::kPrometheusPort, keys::kPrometheusPath}) {

@@ -1,3 +1,4 @@
+#include "core/base/json_fields.h"
 #include "webhook/kube_inject.h"
 
 namespace tern::webhook {
@@ -23,12 +24,12 @@ Result<std::vector<json>> KubeInject(const std::vector<json>& documents, const M
   std::vector<json> out;
   for (size_t i = 0; i < documents.size(); ++i) {
     const json& doc = documents[i];
-    std::string kind = doc.is_object() ? doc.value("kind", "") : "";
+    std::string kind = doc.is_object() ? StringField(doc, "kind") : "";
     std::string name = doc.is_object() && doc.contains("metadata") && doc["metadata"].is_object()
-                           ? doc["metadata"].value("name", "")
+                           ? StringField(doc["metadata"], "name")
                            : "";
     std::string ns = doc.is_object() && doc.contains("metadata") && doc["metadata"].is_object()
-                         ? doc["metadata"].value("namespace", "default")
+                         ? StringField(doc["metadata"], "namespace", "default")
                          : "default";
     std::string label = kind + "/" + name;
     const char* pointer = TemplatePointer(kind);
@@ -50,7 +51,7 @@ Result<std::vector<json>> KubeInject(const std::vector<json>& documents, const M
       pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", tmpl.value("metadata", json::object())},
              {"spec", tmpl.contains("spec") ? tmpl["spec"] : json()}};
       pod["metadata"]["namespace"] = ns;
-      request.workload = WorkloadRef{doc.value("apiVersion", ""), kind, name};
+      request.workload = WorkloadRef{StringField(doc, "apiVersion"), kind, name};
     }
     InjectionResult r = InjectPod(pod, request, mesh);
     if (report) report->push_back({label, r.outcome, r.reason});

@@ -1,3 +1,4 @@
+#include "core/base/json_fields.h"
 #include "webhook/probes.h"
 
 #include <string>
@@ -29,7 +30,7 @@ std::string ProbePath(const Slot& slot, const std::string& container) {
 json ResolvePort(const json& port, const json& container) {
   if (!port.is_string() || !container.contains("ports") || !container["ports"].is_array()) return port;
   for (const auto& p : container["ports"]) {
-    if (p.is_object() && p.value("name", "") == port.get<std::string>()) return p["containerPort"];
+    if (p.is_object() && StringField(p, "name") == port.get<std::string>()) return p["containerPort"];
   }
   return port;
 }
@@ -80,7 +81,7 @@ void RestoreAppProbes(json& containers, const json& probers, int status_port) {
       std::string path = ProbePath(slot, name);
       if (!probe || !probers.contains(path) || !probe->contains("httpGet")) continue;
       const json& rewritten = (*probe)["httpGet"];
-      if (rewritten.value("path", "") != path || rewritten.value("port", json()) != json(status_port)) continue;
+      if (StringField(rewritten, "path") != path || rewritten.value("port", json()) != json(status_port)) continue;
       const json& entry = probers[path];
       probe->erase("httpGet");
       for (const char* k : {"httpGet", "tcpSocket", "grpc"}) {

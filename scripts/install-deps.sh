@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
+  libjemalloc-dev
 )
 
 missing=()

@@ -12,6 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto docs = tern::ParseYamlDocuments(text);
   if (docs.ok()) {
     for (const auto& doc : *docs) {
+      // Alias expansion may legitimately build up to the parser's node budget; round-tripping
+      // such a document is slow and memory-hungry under ASan without testing anything new.
+      if (doc.dump().size() > 64 * 1024) continue;
       auto back = tern::ParseYaml(tern::ToYaml(doc));
       if (!back.ok() || *back != doc) std::abort();
     }

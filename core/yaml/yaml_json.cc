@@ -67,15 +67,24 @@ nlohmann::json ResolvePlain(const std::string& s) {
 // Aliases make a small document expand without bound ("billion laughs") or refer to themselves
 // (`&a [*a]`); the conversion spends from a node budget and a depth budget and refuses a
 // document that would exceed either.
-constexpr size_t kMaxNodes = 250000;  // the largest real manifests (CRD bundles) stay far below
+constexpr size_t kMaxNodes = 250000;        // the largest real manifests (CRD bundles) stay far below
+constexpr size_t kMaxBytes = 16 << 20;      // of scalar text, aliases counted each time they are used
 constexpr size_t kMaxDepth = 256;
 struct TooLarge {
   const char* what;
 };
+struct Budget {
+  size_t nodes = kMaxNodes;
+  size_t bytes = kMaxBytes;
+};
 
-nlohmann::json ToJson(const YAML::Node& node, size_t& budget, size_t depth = 0) {
-  if (budget-- == 0) throw TooLarge{"more than 250000 nodes once aliases are expanded"};
+nlohmann::json ToJson(const YAML::Node& node, Budget& budget, size_t depth = 0) {
+  if (budget.nodes-- == 0) throw TooLarge{"more than 250000 nodes once aliases are expanded"};
   if (depth > kMaxDepth) throw TooLarge{"nested deeper than 256 levels (or an alias refers to itself)"};
+  if (node.IsScalar()) {
+    if (node.Scalar().size() > budget.bytes) throw TooLarge{"more than 16 MiB of text once aliases are expanded"};
+    budget.bytes -= node.Scalar().size();
+  }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -92,7 +101,13 @@ nlohmann::json ToJson(const YAML::Node& node, size_t& budget, size_t depth = 0) 
     }
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second, budget, depth + 1);
+      for (const auto& kv : node) {
+        std::string key = kv.first.as<std::string>();
+        // Keys count like scalars: an aliased long key repeated by expansion costs the same.
+        if (key.size() > budget.bytes) throw TooLarge{"more than 16 MiB of text once aliases are expanded"};
+        budget.bytes -= key.size();
+        out[key] = ToJson(kv.second, budget, depth + 1);
+      }
       return out;
     }
   }
@@ -205,7 +220,7 @@ Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text) {
   if (Status utf8 = CheckUtf8(text); !utf8.ok()) return utf8;
   try {
     std::vector<nlohmann::json> docs;
-    size_t budget = kMaxNodes;
+    Budget budget;
     for (const auto& node : YAML::LoadAll(std::string(text))) {
       nlohmann::json doc = ToJson(node, budget);
       if (!doc.is_null()) docs.push_back(std::move(doc));
@@ -221,7 +236,7 @@ Result<std::vector<nlohmann::json>> ParseYamlDocuments(std::string_view text) {
 Result<nlohmann::json> ParseYaml(std::string_view text) {
   if (Status utf8 = CheckUtf8(text); !utf8.ok()) return utf8;
   try {
-    size_t budget = kMaxNodes;
+    Budget budget;
     return ToJson(YAML::Load(std::string(text)), budget);
   } catch (const YAML::Exception& e) {
     return YamlError(e);

@@ -43,6 +43,30 @@ TEST(YamlJson, RejectsBytesThatAreNotUtf8) {
   EXPECT_FALSE(ParseYaml(std::string("x: a\x01\x00b\n", 8)).ok()) << "control characters";
 }
 
+TEST(YamlJson, AliasedLongStringsAreCountedEachTimeTheyAreUsed) {
+  std::string doc = "s: &s \"" + std::string(4000, 'x') + "\"\na: &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n";
+  for (char c = 'b'; c <= 'f'; ++c) {
+    std::string p(1, char(c - 1));
+    doc += std::string(1, c) + ": &" + c + " [*" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p +
+           ", *" + p + ", *" + p + ", *" + p + ", *" + p + "]\n";
+  }
+  auto parsed = ParseYaml(doc);  // 10^6 copies of 4 KB, 4 GB: refused long before
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("16 MiB"), std::string::npos) << parsed.status().message();
+}
+
+TEST(YamlJson, AliasedLongKeysAreCountedToo) {
+  std::string doc = "k: &k \"" + std::string(4000, 'k') + "\"\na: &a {*k : 1}\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n";
+  for (char c = 'c'; c <= 'g'; ++c) {
+    std::string p(1, char(c - 1));
+    doc += std::string(1, c) + ": &" + c + " [*" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p +
+           ", *" + p + ", *" + p + ", *" + p + ", *" + p + "]\n";
+  }
+  auto parsed = ParseYaml(doc);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.status().message().find("16 MiB"), std::string::npos) << parsed.status().message();
+}
+
 TEST(YamlJson, SelfReferentialAliasAndDeepNestingAreRefused) {
   auto cyclic = ParseYaml("a: &a [*a]\n");
   ASSERT_FALSE(cyclic.ok());

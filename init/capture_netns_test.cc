@@ -177,11 +177,16 @@ int SocketIn(const Netns& netns, int family, uid_t uid = 0, gid_t gid = 0) {
 
 class Listener {
  public:
-  Listener(const Netns& ns, const Endpoint& at) {
+  Listener(const Netns& ns, const Endpoint& at, bool transparent = false) {
     int family = at.ip.find(':') != std::string::npos ? AF_INET6 : AF_INET;
     fd_ = SocketIn(ns, family);
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // TPROXY delivers connections addressed elsewhere; only a transparent socket accepts them.
+    if (transparent) {
+      setsockopt(fd_, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
+                 &one, sizeof one);
+    }
     if (family == AF_INET6) setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     socklen_t len;
     sockaddr_storage ss = Addr(at, &len);
@@ -307,6 +312,33 @@ TEST_F(TernInitTraffic, RedirectModeCapturesWhatItMustAndNothingElse) {
   // Cleanup leaves the namespace's ruleset as it was.
   Init("--cleanup");
   EXPECT_EQ(pod_->Exec("nft list ruleset"), "");
+}
+
+TEST_F(TernInitTraffic, TproxyModeDeliversInboundToATransparentListener) {
+  Init("-p 15001 -z 15006 -u 1337 -g 1337 -m TPROXY -i '*' -x '' -b '*' -d 15090,15021,15020");
+  Listener in4(*pod_, {"0.0.0.0", 15006}, true), in6(*pod_, {"::", 15006}, true);
+  Listener out4(*pod_, {"0.0.0.0", 15001});
+  Listener health(*pod_, {"0.0.0.0", 15021});
+  for (Listener* l : {&in4, &in6, &out4, &health}) ASSERT_TRUE(l->ok());
+  Endpoint local, original;
+
+  // With TPROXY the connection keeps its destination: the accepted socket's own address is it.
+  ASSERT_TRUE(Connect(*peer_, {"10.200.0.1", 9080}, 0));
+  ASSERT_TRUE(in4.Accept(&local, &original));
+  EXPECT_EQ(local, (Endpoint{"10.200.0.1", 9080}));
+  ASSERT_TRUE(Connect(*peer_, {"fd00:200::1", 9080}, 0));
+  ASSERT_TRUE(in6.Accept(&local, &original));
+  EXPECT_EQ(local, (Endpoint{"fd00:200::1", 9080}));
+  // The proxy's own ports are not diverted; outbound still goes to 15001.
+  ASSERT_TRUE(Connect(*peer_, {"10.200.0.1", 15021}, 0));
+  ASSERT_TRUE(health.Accept(&local, &original));
+  ASSERT_TRUE(Connect(*pod_, {"10.200.0.2", 80}, 1000));
+  ASSERT_TRUE(out4.Accept(&local, &original));
+  EXPECT_EQ(original, (Endpoint{"10.200.0.2", 80}));
+
+  Init("-m TPROXY --cleanup");
+  EXPECT_EQ(pod_->Exec("nft list ruleset"), "");
+  EXPECT_EQ(pod_->Exec("ip rule show").find("lookup 133"), std::string::npos);
 }
 
 TEST_F(TernInitTraffic, BadFlagsInstallNothing) {

@@ -144,6 +144,11 @@ Ruleset BuildPlan(const CaptureConfig& c) {
 
   Chain prerouting = c.mode == InterceptionMode::kTproxy ? Chain{"prerouting", "filter", "prerouting", "mangle", {}}
                                                           : Chain{"prerouting", "nat", "prerouting", "dstnat", {}};
+  if (c.mode == InterceptionMode::kTproxy) {
+    // Unlike nat chains, this filter chain sees every packet, including the pod's own traffic
+    // looping back over lo after the output chain redirected it; that is never inbound.
+    prerouting.rules.push_back({{M(F::kIifname, {"lo"})}, Return(), "the pod's own traffic over lo"});
+  }
   if (!c.exclude_interfaces.empty()) {
     prerouting.rules.push_back({{M(F::kIifname, c.exclude_interfaces)}, Return(), "excluded interfaces"});
   }

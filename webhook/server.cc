@@ -38,6 +38,7 @@ struct WebhookServer::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopping = false;
+  std::atomic<bool> run_called{false};
   std::thread watcher;
 
   Impl(const ServerOptions& o, const Logger& l)
@@ -212,7 +213,14 @@ Result<std::unique_ptr<WebhookServer>> WebhookServer::Create(const ServerOptions
 
 int WebhookServer::port() const { return impl_->bound_port; }
 
-void WebhookServer::Run() { impl_->http->listen_after_bind(); }
+void WebhookServer::Run() {
+  impl_->run_called = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->stop_mu);
+    if (impl_->stopping) return;
+  }
+  impl_->http->listen_after_bind();
+}
 
 void WebhookServer::Stop() {
   {
@@ -220,6 +228,11 @@ void WebhookServer::Stop() {
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
+  // httplib's stop() does nothing until the listen loop runs: if Run() has been called but is not
+  // listening yet (a SIGTERM right at start-up), wait for it, bounded, so the stop is not lost.
+  for (int i = 0; i < 400 && impl_->run_called && !impl_->http->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   impl_->http->stop();
 }
 

@@ -329,7 +329,8 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   if (!md.contains("annotations") || !md["annotations"].is_object()) md["annotations"] = json::object();
   if (!md.contains("labels") || !md["labels"].is_object()) md["labels"] = json::object();
 
-  DecisionInput in{request.namespace_name, request.namespace_labels, PodLabels(pod), PodAnnotations(pod),
+  Labels labels = PodLabels(pod);
+  DecisionInput in{request.namespace_name, request.namespace_labels, labels, PodAnnotations(pod),
                    BoolField(original["spec"], "hostNetwork", false)};
   Decision decision = DecideInjection(in, mesh);
   if (!decision.inject) return {Outcome::kSkipped, decision.reason, nullptr};
@@ -339,8 +340,8 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
     if (!s.ok()) return {Outcome::kRejected, s.message(), nullptr};
   }
 
+  // Annotations are read again: stripping an earlier injection may have restored some.
   Labels annotations = PodAnnotations(pod);
-  Labels labels = PodLabels(pod);
   FieldErrors errors;
   SidecarAnnotations a = ParseSidecarAnnotations(annotations, errors);
   json& spec = pod["spec"];

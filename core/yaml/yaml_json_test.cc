@@ -43,25 +43,29 @@ TEST(YamlJson, RejectsBytesThatAreNotUtf8) {
   EXPECT_FALSE(ParseYaml(std::string("x: a\x01\x00b\n", 8)).ok()) << "control characters";
 }
 
-TEST(YamlJson, AliasedLongStringsAreCountedEachTimeTheyAreUsed) {
-  std::string doc = "s: &s \"" + std::string(4000, 'x') + "\"\na: &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n";
-  for (char c = 'b'; c <= 'f'; ++c) {
-    std::string p(1, char(c - 1));
-    doc += std::string(1, c) + ": &" + c + " [*" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p +
-           ", *" + p + ", *" + p + ", *" + p + ", *" + p + "]\n";
+// Lines "<c>: &<c> [*<c-1> x10]" for c in (from, to]: each level multiplies the previous tenfold.
+std::string TenfoldAliases(char from, char to) {
+  std::string out;
+  for (char c = static_cast<char>(from + 1); c <= to; ++c) {
+    std::string prev = std::string("*") + static_cast<char>(c - 1);
+    out += std::string(1, c) + ": &" + c + " [" + prev;
+    for (int i = 1; i < 10; ++i) out += ", " + prev;
+    out += "]\n";
   }
-  auto parsed = ParseYaml(doc);  // 10^6 copies of 4 KB, 4 GB: refused long before
+  return out;
+}
+
+TEST(YamlJson, AliasedLongStringsAreCountedEachTimeTheyAreUsed) {
+  // 10^6 uses of a 4 KB string would be 4 GB: refused long before.
+  std::string doc = "s: &s \"" + std::string(4000, 'x') + "\"\na: &a [*s, *s, *s, *s, *s, *s, *s, *s, *s, *s]\n" +
+                    TenfoldAliases('a', 'f');
+  auto parsed = ParseYaml(doc);
   ASSERT_FALSE(parsed.ok());
   EXPECT_NE(parsed.status().message().find("16 MiB"), std::string::npos) << parsed.status().message();
 }
 
 TEST(YamlJson, AliasedLongKeysAreCountedToo) {
-  std::string doc = "k: &k \"" + std::string(4000, 'k') + "\"\na: &a {*k : 1}\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n";
-  for (char c = 'c'; c <= 'g'; ++c) {
-    std::string p(1, char(c - 1));
-    doc += std::string(1, c) + ": &" + c + " [*" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p + ", *" + p +
-           ", *" + p + ", *" + p + ", *" + p + ", *" + p + "]\n";
-  }
+  std::string doc = "k: &k \"" + std::string(4000, 'k') + "\"\na: &a {*k : 1}\n" + TenfoldAliases('a', 'g');
   auto parsed = ParseYaml(doc);
   ASSERT_FALSE(parsed.ok());
   EXPECT_NE(parsed.status().message().find("16 MiB"), std::string::npos) << parsed.status().message();
@@ -83,13 +87,7 @@ TEST(YamlJson, HugeNumbersSaturateInsteadOfThrowing) {
 }
 
 TEST(YamlJson, AliasBombIsRefused) {
-  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
-  for (char c = 'b'; c <= 'j'; ++c) {
-    std::string prev(1, char(c - 1));
-    bomb += std::string(1, c) + ": &" + c + " [*" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev +
-            ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + ", *" + prev + "]\n";
-  }
-  auto doc = ParseYaml(bomb);
+  auto doc = ParseYaml("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + TenfoldAliases('a', 'j'));
   ASSERT_FALSE(doc.ok());
   EXPECT_NE(doc.status().message().find("aliases are expanded"), std::string::npos) << doc.status().message();
 }

@@ -249,8 +249,11 @@ class TernInitTraffic : public CaptureKernel {
     Sh("ip -n " + peer_->name() + " addr add 10.200.0.2/24 dev " + veth + "b");
     Sh("ip -n " + peer_->name() + " addr add 10.200.0.3/24 dev " + veth + "b");
     Sh("ip -n " + peer_->name() + " addr add fd00:200::2/64 dev " + veth + "b nodad");
+    // The validation target: a documentation address, owned here by the peer namespace.
+    Sh("ip -n " + peer_->name() + " addr add 192.0.2.1/32 dev " + veth + "b");
     Sh("ip -n " + pod_->name() + " link set " + veth + "a up");
     Sh("ip -n " + peer_->name() + " link set " + veth + "b up");
+    Sh("ip -n " + pod_->name() + " route add default via 10.200.0.2");
     // Carrier comes up asynchronously; wait (bounded) so the first connections do not race it.
     for (int i = 0; i < 60; ++i) {
       if (RunShell("ip -n " + pod_->name() + " link show " + veth + "a").find("state UP") != std::string::npos &&
@@ -339,6 +342,29 @@ TEST_F(TernInitTraffic, TproxyModeDeliversInboundToATransparentListener) {
   Init("-m TPROXY --cleanup");
   EXPECT_EQ(pod_->Exec("nft list ruleset"), "");
   EXPECT_EQ(pod_->Exec("ip rule show").find("lookup 133"), std::string::npos);
+}
+
+TEST_F(TernInitTraffic, RunValidationProvesCaptureAndFailsWithoutIt) {
+  std::string flags = " -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020";
+  Init(flags);
+  std::string tern_init = std::string(TERN_BINARY_DIR) + "/init/tern-init";
+  // As the CNI-mode init step runs it: unprivileged, uid 1338.
+  std::string as_app = "setpriv --reuid 1338 --regid 1338 --clear-groups " + tern_init;
+  int rc = -1;
+  std::string out = pod_->Exec(as_app + flags + " --run-validation --validation-timeout 3000", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("traffic capture validated"), std::string::npos) << out;
+
+  out = pod_->Exec("setpriv --reuid 1337 --regid 1337 --clear-groups " + tern_init + flags + " --run-validation", &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("must run as a uid other than the proxy's"), std::string::npos) << out;
+
+  Init("--cleanup");
+  out = pod_->Exec(as_app + flags + " --run-validation --validation-timeout 1000", &rc);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("traffic capture is not in place: a connection to 192.0.2.1:15002 did not reach"),
+            std::string::npos)
+      << out;
 }
 
 TEST_F(TernInitTraffic, BadFlagsInstallNothing) {

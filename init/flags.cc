@@ -26,6 +26,9 @@ Programs traffic capture for the pod's network namespace (one nftables table, "i
       --capture-dns                              redirect DNS (UDP 53) to 15053
   -n, --dry-run                                  print the ruleset, change nothing
       --cleanup                                  remove Tern's table and routes
+      --run-validation                           prove from inside the pod (as a non-proxy uid)
+                                                 that outbound capture is in place
+      --validation-timeout MS                    how long validation keeps trying (10000)
 Each flag can also come from the environment: the long name in upper snake case
 (ISTIO_INBOUND_PORTS=...); a flag on the command line wins.
 )";
@@ -58,6 +61,8 @@ constexpr FlagSpec kFlags[] = {
     {0, "capture-dns", false},
     {'n', "dry-run", false},
     {0, "cleanup", false},
+    {0, "run-validation", false},
+    {0, "validation-timeout", true},
     {'h', "help", false},
 };
 
@@ -174,13 +179,17 @@ Result<InitOptions> ParseInitFlags(const std::vector<std::string>& args, const E
                    errors);
   for (auto [name, target] : {std::pair{"ipv6", &o.config.ipv6}, std::pair{"capture-dns", &o.config.capture_dns},
                               std::pair{"dry-run", &o.dry_run}, std::pair{"cleanup", &o.cleanup},
-                              std::pair{"help", &o.help}}) {
+                              std::pair{"run-validation", &o.run_validation}, std::pair{"help", &o.help}}) {
     auto it = values.find(name);
     if (it != values.end() && !Boolean(it->second, target)) {
       errors.Add(Display(Spec(name)), "\"" + it->second + "\" is not true or false");
     }
   }
+  Number<int>(values, Spec("validation-timeout"), 100, 600000, o.validation_timeout_ms, errors);
   if (o.cleanup && o.dry_run) errors.Add("--cleanup", "cannot be combined with --dry-run");
+  if (o.run_validation && (o.cleanup || o.dry_run)) {
+    errors.Add("--run-validation", "cannot be combined with --cleanup or --dry-run");
+  }
   if (!errors.empty()) return errors.ToStatus();
   return o;
 }

@@ -17,6 +17,8 @@ struct InitOptions {
   capture::CaptureConfig config;
   bool dry_run = false;
   bool cleanup = false;
+  bool run_validation = false;
+  int validation_timeout_ms = 10000;
   bool help = false;
 };
 

@@ -1,4 +1,5 @@
 #include "init/flags.h"
+#include "init/validation.h"
 
 #include <gtest/gtest.h>
 
@@ -53,6 +54,27 @@ TEST(InitFlags, EveryErrorNamesItsFlag) {
             "--bogus: unknown flag; -u/--proxy-uid: needs a value; -m/--istio-inbound-interception-mode: \"MAGIC\" is "
             "not one of REDIRECT, TPROXY, NONE; -d/--istio-local-exclude-ports: \"http\" is not a port number; "
             "-p/--envoy-port: \"70000\" is not a number from 1 to 65535");
+}
+
+TEST(ValidationTarget, PicksACapturedAddressAndPort) {
+  auto all = Parse({});
+  auto t = PickValidationTarget(all->config);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->ip, "192.0.2.1");
+  EXPECT_EQ(t->port, 15002);
+  auto ranges = Parse({"-i", "10.96.0.0/12,fd00::/8", "-o", "15002,15003"});
+  t = PickValidationTarget(ranges->config);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->ip, "10.96.0.1");
+  EXPECT_EQ(t->port, 15004) << "excluded ports are skipped";
+  auto ports_only = Parse({"-i", "", "-q", "5432"});
+  t = PickValidationTarget(ports_only->config);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->port, 5432);
+  EXPECT_FALSE(PickValidationTarget(Parse({"-i", ""})->config).ok()) << "capture off: nothing to validate";
+  auto all_excluded = PickValidationTarget(Parse({"-i", "10.0.0.0/8", "-x", "10.0.0.0/16"})->config);
+  ASSERT_FALSE(all_excluded.ok());
+  EXPECT_NE(all_excluded.status().message().find("excluded"), std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // tern-init: the injected init container's entrypoint. Flags (or env) -> capture plan -> one
 // nftables transaction in this network namespace. Exit 0 on success; otherwise 1 (or 2 for a
 // usage error) with a one-line reason on stderr.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +11,7 @@
 #include "core/capture/nft_render.h"
 #include "core/capture/plan.h"
 #include "init/flags.h"
+#include "init/validation.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -21,6 +25,21 @@ int main(int argc, char** argv) {
   }
   if (options->help) {
     std::cout << tern::init::kInitUsage;
+    return 0;
+  }
+  if (options->run_validation) {
+    if (geteuid() == options->config.proxy_uid) {
+      std::cerr << "tern-init: --run-validation must run as a uid other than the proxy's ("
+                << options->config.proxy_uid << "): its traffic is never captured\n";
+      return 2;
+    }
+    tern::Status s = tern::init::ValidateCapture(options->config,
+                                                 std::chrono::milliseconds(options->validation_timeout_ms));
+    if (!s.ok()) {
+      std::cerr << "tern-init: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "tern-init: traffic capture validated\n";
     return 0;
   }
   tern::capture::Ruleset plan = tern::capture::BuildPlan(options->config);

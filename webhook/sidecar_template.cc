@@ -66,9 +66,9 @@ json BuildInitContainer(const SidecarPlan& plan, const MeshConfig& mesh) {
                             {"capabilities", {{"drop", {"ALL"}}}},
                             {"privileged", false},
                             {"readOnlyRootFilesystem", true},
-                            {"runAsGroup", kProxyUid},
+                            {"runAsGroup", kValidationUid},
                             {"runAsNonRoot", true},
-                            {"runAsUser", kProxyUid}};
+                            {"runAsUser", kValidationUid}};
   } else {
     c["securityContext"] = {{"allowPrivilegeEscalation", false},
                             {"capabilities", {{"add", {"NET_ADMIN", "NET_RAW"}}, {"drop", {"ALL"}}}},

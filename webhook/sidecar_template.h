@@ -18,6 +18,9 @@ inline constexpr const char* kInitContainerName = "istio-init";
 inline constexpr const char* kValidationContainerName = "istio-validation";
 inline constexpr const char* kProxyContainerName = "istio-proxy";
 inline constexpr int kProxyUid = 1337;
+// The CNI-mode validation step must not run as the proxy: the proxy's traffic is never
+// captured, so only another uid can prove that capture is in place.
+inline constexpr int kValidationUid = 1338;
 inline constexpr int kOutboundPort = 15001;
 inline constexpr int kInboundPort = 15006;
 inline constexpr int kHealthPort = 15021;

@@ -190,7 +190,7 @@ Status StripPreviousInjection(json& pod) {
 }
 
 // The pod's owner as the proxy reports it: Deployment for a ReplicaSet with a template hash.
-WorkloadRef OwnerOf(const json& pod, const std::string& ns) {
+WorkloadRef OwnerOf(const json& pod) {
   const json& md = pod["metadata"];
   std::string pod_name = StringField(md, "name");
   if (pod_name.empty()) {
@@ -211,7 +211,6 @@ WorkloadRef OwnerOf(const json& pod, const std::string& ns) {
       }
     }
   }
-  (void)ns;
   return ref;
 }
 
@@ -388,7 +387,7 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
       for (const auto& p : c["ports"]) plan.pod_ports.push_back(p);
     }
   }
-  WorkloadRef owner = request.workload ? *request.workload : OwnerOf(pod, request.namespace_name);
+  WorkloadRef owner = request.workload ? *request.workload : OwnerOf(pod);
   plan.workload_name = owner.name;
   plan.owner = OwnerUri(owner, request.namespace_name);
 

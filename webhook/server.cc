@@ -85,13 +85,11 @@ struct WebhookServer::Impl {
     std::unique_lock<std::mutex> lock(stop_mu);
     while (!stop_cv.wait_for(lock, options.reload_interval, [this] { return stopping; })) {
       lock.unlock();
-      bool had = cert.loaded();
       Status s = cert.ReloadIfChanged();
       if (!s.ok()) {
         reloads.With({"certificate", "error"}).Inc();
         log.Warn("serving certificate reload refused; keeping the last good one", {{"error", s.message()}});
       }
-      (void)had;
       LoadMesh(false);
       lock.lock();
     }

@@ -3,69 +3,23 @@
 // previous state; then tern-init itself, run in a "pod" namespace wired to a "peer" namespace by
 // a veth pair, is proved by traffic: what must reach the proxy lands on its listeners with the
 // intended original destination, and what must not goes straight out. IPv4 and IPv6.
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6/ip6_tables.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sched.h>
-#include <sys/fsuid.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <array>
-#include <chrono>
-#include <cstdio>
+#include <memory>
 #include <string>
-#include <thread>
 
 #include "core/capture/applier.h"
 #include "core/capture/nft_render.h"
 #include "core/capture/plan.h"
 #include "core/capture/plan_cases.h"
+#include "core/capture/testing/netns_traffic.h"
 
 namespace tern::capture {
 namespace {
 
-std::string RunShell(const std::string& cmd, int* status = nullptr) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int rc = pclose(p);
-  if (status) *status = rc;
-  return out;
-}
-
-void Sh(const std::string& cmd) {
-  int rc = 0;
-  std::string out = RunShell(cmd, &rc);
-  ASSERT_EQ(rc, 0) << cmd << "\n" << out;
-}
-
-// A network namespace that lives as long as the object.
-class Netns {
- public:
-  explicit Netns(const std::string& suffix) : name_("tern-t" + std::to_string(getpid()) + "-" + suffix) {
-    RunShell("ip netns del " + name_);
-    Sh("ip netns add " + name_);
-    Sh("ip -n " + name_ + " link set lo up");
-  }
-  ~Netns() { RunShell("ip netns del " + name_); }
-  const std::string& name() const { return name_; }
-  std::string path() const { return "/var/run/netns/" + name_; }
-  std::string Exec(const std::string& cmd, int* status = nullptr) const {
-    return RunShell("ip netns exec " + name_ + " " + cmd, status);
-  }
-
- private:
-  std::string name_;
-};
+using namespace tern::nettest;  // NOLINT(google-build-using-namespace): test helpers
 
 class CaptureKernel : public ::testing::Test {
  protected:
@@ -123,118 +77,6 @@ TEST_F(CaptureKernel, AFailedTransactionLeavesThePreviousStateWhole) {
 
 // ---- Traffic through tern-init's capture ----
 
-struct Endpoint {
-  std::string ip;
-  uint16_t port;
-  bool operator==(const Endpoint&) const = default;
-};
-
-sockaddr_storage Addr(const Endpoint& e, socklen_t* len) {
-  sockaddr_storage ss{};
-  if (e.ip.find(':') != std::string::npos) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(e.port);
-    inet_pton(AF_INET6, e.ip.c_str(), &a->sin6_addr);
-    *len = sizeof(sockaddr_in6);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(e.port);
-    inet_pton(AF_INET, e.ip.c_str(), &a->sin_addr);
-    *len = sizeof(sockaddr_in);
-  }
-  return ss;
-}
-
-Endpoint FromAddr(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    return {buf, ntohs(a->sin6_port)};
-  }
-  auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-  inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-  return {buf, ntohs(a->sin_port)};
-}
-
-// A socket created inside `netns` as `uid`/`gid`: netfilter's skuid/skgid come from the file
-// system ids of the creating thread, which setfsuid changes for that thread alone.
-int SocketIn(const Netns& netns, int family, uid_t uid = 0, gid_t gid = 0) {
-  int fd = -1;
-  std::thread t([&] {
-    int nsfd = open(netns.path().c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return;
-    close(nsfd);
-    setfsgid(gid);
-    setfsuid(uid);
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  });
-  t.join();
-  return fd;
-}
-
-class Listener {
- public:
-  Listener(const Netns& ns, const Endpoint& at, bool transparent = false) {
-    int family = at.ip.find(':') != std::string::npos ? AF_INET6 : AF_INET;
-    fd_ = SocketIn(ns, family);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // TPROXY delivers connections addressed elsewhere; only a transparent socket accepts them.
-    if (transparent) {
-      setsockopt(fd_, family == AF_INET6 ? SOL_IPV6 : SOL_IP, family == AF_INET6 ? IPV6_TRANSPARENT : IP_TRANSPARENT,
-                 &one, sizeof one);
-    }
-    if (family == AF_INET6) setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t len;
-    sockaddr_storage ss = Addr(at, &len);
-    ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) == 0 && listen(fd_, 16) == 0;
-  }
-  ~Listener() { close(fd_); }
-  bool ok() const { return ok_; }
-
-  // The next connection within three seconds: its local address and its original destination.
-  bool Accept(Endpoint* local, Endpoint* original) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 3000) != 1) return false;
-    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return false;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    getsockname(c, reinterpret_cast<sockaddr*>(&ss), &len);
-    *local = FromAddr(ss);
-    sockaddr_storage orig{};
-    len = sizeof orig;
-    int rc = ss.ss_family == AF_INET6 ? getsockopt(c, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &len)
-                                      : getsockopt(c, SOL_IP, SO_ORIGINAL_DST, &orig, &len);
-    *original = rc == 0 ? FromAddr(orig) : *local;
-    close(c);
-    return true;
-  }
-
- private:
-  int fd_ = -1;
-  bool ok_ = false;
-};
-
-// Connects from `netns` as `uid`; true once the TCP handshake completed within three seconds.
-bool Connect(const Netns& netns, const Endpoint& to, uid_t uid) {
-  int family = to.ip.find(':') != std::string::npos ? AF_INET6 : AF_INET;
-  int fd = SocketIn(netns, family, uid, uid);
-  socklen_t len;
-  sockaddr_storage ss = Addr(to, &len);
-  connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
-  pollfd p{fd, POLLOUT, 0};
-  bool done = poll(&p, 1, 3000) == 1;
-  int err = 0;
-  socklen_t elen = sizeof err;
-  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-  close(fd);
-  return done && err == 0;
-}
-
 class TernInitTraffic : public CaptureKernel {
  protected:
   void SetUp() override {
@@ -255,13 +97,8 @@ class TernInitTraffic : public CaptureKernel {
     Sh("ip -n " + peer_->name() + " link set " + veth + "b up");
     Sh("ip -n " + pod_->name() + " route add default via 10.200.0.2");
     // Carrier comes up asynchronously; wait (bounded) so the first connections do not race it.
-    for (int i = 0; i < 60; ++i) {
-      if (RunShell("ip -n " + pod_->name() + " link show " + veth + "a").find("state UP") != std::string::npos &&
-          RunShell("ip -n " + peer_->name() + " link show " + veth + "b").find("state UP") != std::string::npos) {
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    WaitLinkUp(pod_->name(), veth + "a");
+    WaitLinkUp(peer_->name(), veth + "b");
   }
   void Init(const std::string& flags) {
     Sh("ip netns exec " + pod_->name() + " " + std::string(TERN_BINARY_DIR) + "/init/tern-init " + flags);

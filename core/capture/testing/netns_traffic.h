@@ -1,0 +1,67 @@
+// Test helpers for capture on a real kernel: network namespaces that live as long as an object,
+// sockets made inside them as a chosen uid, listeners that report the original destination of
+// what they accept. Shared by the tern-init, tern-cni and go-cni tests. Test-only.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace tern::nettest {
+
+// Runs `cmd` through the shell, stderr folded into the returned output.
+std::string RunShell(const std::string& cmd, int* status = nullptr);
+// Runs `cmd` and fails the current test (gtest ADD_FAILURE) when it exits non-zero.
+bool Sh(const std::string& cmd);
+
+// A named network namespace (`ip netns add`) deleted with the object.
+class Netns {
+ public:
+  explicit Netns(const std::string& suffix);
+  ~Netns();
+  Netns(const Netns&) = delete;
+  Netns& operator=(const Netns&) = delete;
+  const std::string& name() const { return name_; }
+  std::string path() const { return "/var/run/netns/" + name_; }
+  std::string Exec(const std::string& cmd, int* status = nullptr) const;
+
+ private:
+  std::string name_;
+};
+
+struct Endpoint {
+  std::string ip;
+  uint16_t port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+std::string ToString(const Endpoint& e);
+
+// A stream socket created inside `netns` with file-system ids uid/gid: netfilter's skuid/skgid
+// come from the creating thread's fsuid, which setfsuid changes for that thread alone.
+int SocketIn(const Netns& netns, int family, uid_t uid = 0, gid_t gid = 0);
+
+class Listener {
+ public:
+  // `transparent`: TPROXY delivers connections addressed elsewhere; only such a socket accepts them.
+  Listener(const Netns& ns, const Endpoint& at, bool transparent = false);
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  bool ok() const { return ok_; }
+  // The next connection within three seconds: its local address and its original destination.
+  bool Accept(Endpoint* local, Endpoint* original);
+
+ private:
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+// Connects from `netns` as `uid`; true once the TCP handshake completed within three seconds.
+bool Connect(const Netns& netns, const Endpoint& to, uid_t uid);
+
+// Waits (bounded, three seconds) until `ip link show` in `netns` reports `ifname` UP.
+bool WaitLinkUp(const std::string& netns_name, const std::string& ifname);
+
+}  // namespace tern::nettest

@@ -40,6 +40,8 @@ TEST_F(CaptureKernel, EveryGoldenRulesetAppliesReplacesAndRemovesCleanly) {
     EXPECT_NE(first->find("chain outbound"), std::string::npos) << *first;
     ASSERT_TRUE(applier->Apply(rs).ok());
     EXPECT_EQ(*applier->List(rs.table), *first) << "applying twice must replace, not duplicate";
+    Status verified = applier->Verify(rs);
+    EXPECT_TRUE(verified.ok()) << verified.message();
     if (rs.tproxy_routing) {
       EXPECT_NE(ns.Exec("ip rule show").find("fwmark 0x539 lookup 133"), std::string::npos);
       EXPECT_NE(ns.Exec("ip route show table 133").find("local default dev lo"), std::string::npos);
@@ -73,6 +75,38 @@ TEST_F(CaptureKernel, AFailedTransactionLeavesThePreviousStateWhole) {
   Status missing = MakeKernelApplier("/var/run/netns/does-not-exist")->Apply(good);
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.message().find("does-not-exist"), std::string::npos);
+}
+
+TEST_F(CaptureKernel, VerifyNamesTheRuleThatWasAlteredOrRemoved) {
+  Netns ns("verify");
+  auto applier = MakeKernelApplier(ns.path());
+  CaptureConfig config;
+  config.mode = InterceptionMode::kTproxy;
+  config.exclude_outbound_ports.ports = {8081};
+  Ruleset rs = BuildPlan(config);
+  ASSERT_TRUE(applier->Apply(rs).ok());
+  ASSERT_TRUE(applier->Verify(rs).ok()) << applier->Verify(rs).message();
+
+  // Delete one rule by hand, as an operator (or another agent) might.
+  std::string listing = ns.Exec("nft -a list chain inet tern outbound");
+  size_t at = listing.find("tcp dport 8081");
+  ASSERT_NE(at, std::string::npos) << listing;
+  size_t handle = listing.find("# handle ", at);
+  std::string id = listing.substr(handle + 9, listing.find('\n', handle) - handle - 9);
+  Sh("ip netns exec " + ns.name() + " nft delete rule inet tern outbound handle " + id);
+  Status s = applier->Verify(rs);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("table inet tern differs from the plan at line"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("8081"), std::string::npos) << s.message();
+
+  ASSERT_TRUE(applier->Apply(rs).ok());
+  ASSERT_TRUE(applier->Verify(rs).ok());
+  Sh("ip -n " + ns.name() + " -6 rule del fwmark 1337 lookup 133");
+  s = applier->Verify(rs);
+  EXPECT_EQ(s.message(), "IPv6 policy rule \"fwmark 1337 lookup 133\" is missing");
+
+  ASSERT_TRUE(applier->Remove(rs).ok());
+  EXPECT_EQ(applier->Verify(rs).message(), "table inet tern is missing");
 }
 
 // ---- Traffic through tern-init's capture ----

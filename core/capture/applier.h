@@ -21,6 +21,9 @@ class Applier {
   virtual Status Remove(const Ruleset& ruleset) = 0;
   // The table as the kernel has it now (nft's listing), or "" when there is none.
   virtual Result<std::string> List(const std::string& table) = 0;
+  // Succeeds when the kernel holds exactly what Apply(ruleset) installs; otherwise the error
+  // names the first difference (a missing table, an altered or missing rule, missing routing).
+  virtual Status Verify(const Ruleset& ruleset) = 0;
 };
 
 // Applies in the network namespace at `netns_path` ("" = the current one).
@@ -32,6 +35,7 @@ class RecordingApplier : public Applier {
   Status Apply(const Ruleset& ruleset) override;
   Status Remove(const Ruleset& ruleset) override;
   Result<std::string> List(const std::string& table) override;
+  Status Verify(const Ruleset& ruleset) override;
   std::vector<std::string> calls;  // "apply <table>" / "remove <table>"
   std::string current;             // rendered table, "" when removed
 };

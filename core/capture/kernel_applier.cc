@@ -8,6 +8,7 @@
 #include <nftables/libnftables.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "core/capture/applier.h"
@@ -92,6 +93,67 @@ Status PolicyRouting(const Ruleset& rs, bool add) {
   return Status::Ok();
 }
 
+// Whether the fwmark rule and the local route that Apply installs are both there, per family.
+Status CheckPolicyRouting(const Ruleset& rs) {
+  NlSocket nl;
+  if (!nl.sock || nl_connect(nl.sock, NETLINK_ROUTE) < 0) return Status::Error("netlink: cannot connect");
+  std::vector<int> families = {AF_INET};
+  if (rs.ipv6) families.push_back(AF_INET6);
+  for (int family : families) {
+    const char* fam = family == AF_INET ? "IPv4" : "IPv6";
+    nl_cache* rules = nullptr;
+    if (rtnl_rule_alloc_cache(nl.sock, family, &rules) < 0) return Status::Error("netlink: cannot list rules");
+    bool rule_found = false;
+    for (nl_object* o = nl_cache_get_first(rules); o; o = nl_cache_get_next(o)) {
+      auto* r = reinterpret_cast<rtnl_rule*>(o);
+      rule_found |= rtnl_rule_get_family(r) == family && rtnl_rule_get_mark(r) == rs.mark && rtnl_rule_get_table(r) == rs.route_table &&
+                    rtnl_rule_get_action(r) == FR_ACT_TO_TBL;
+    }
+    nl_cache_free(rules);
+    if (!rule_found) {
+      return Status::Error(std::string(fam) + " policy rule \"fwmark " + std::to_string(rs.mark) + " lookup " +
+                           std::to_string(rs.route_table) + "\" is missing");
+    }
+    nl_cache* routes = nullptr;
+    if (rtnl_route_alloc_cache(nl.sock, family, 0, &routes) < 0) return Status::Error("netlink: cannot list routes");
+    bool route_found = false;
+    for (nl_object* o = nl_cache_get_first(routes); o; o = nl_cache_get_next(o)) {
+      auto* r = reinterpret_cast<rtnl_route*>(o);
+      route_found |= rtnl_route_get_family(r) == family && rtnl_route_get_table(r) == rs.route_table && rtnl_route_get_type(r) == RTN_LOCAL &&
+                     nl_addr_get_prefixlen(rtnl_route_get_dst(r)) == 0;
+    }
+    nl_cache_free(routes);
+    if (!route_found) {
+      return Status::Error(std::string(fam) + " route \"local default dev lo table " + std::to_string(rs.route_table) +
+                           "\" is missing");
+    }
+  }
+  return Status::Ok();
+}
+
+// "line N: expected `a`, found `b`" for the first line where two listings part.
+std::string FirstDifference(const std::string& expected, const std::string& actual) {
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at < text.size()) {
+      size_t nl = text.find('\n', at);
+      if (nl == std::string::npos) nl = text.size();
+      std::string line = text.substr(at, nl - at);
+      size_t b = line.find_first_not_of(" \t");
+      out.push_back(b == std::string::npos ? "" : line.substr(b));
+      at = nl + 1;
+    }
+    return out;
+  };
+  std::vector<std::string> e = lines(expected), a = lines(actual);
+  for (size_t i = 0; i < std::max(e.size(), a.size()); ++i) {
+    std::string want = i < e.size() ? e[i] : "(end)", got = i < a.size() ? a[i] : "(end)";
+    if (want != got) return "line " + std::to_string(i + 1) + ": expected `" + want + "`, found `" + got + "`";
+  }
+  return "the listings differ";
+}
+
 class KernelApplier : public Applier {
  public:
   explicit KernelApplier(std::string netns) : netns_(std::move(netns)) {}
@@ -136,6 +198,26 @@ class KernelApplier : public Applier {
     if (!s.ok()) return s;
     if (absent) return std::string();
     return out;
+  }
+
+  Status Verify(const Ruleset& rs) override {
+    auto actual = List(rs.table);
+    if (!actual.ok()) return actual.status();
+    if (actual->empty()) return Status::Error("table inet " + rs.table + " is missing");
+    // The kernel normalises what it is given (sets, prefixes, spacing), so the plan is compared
+    // as the kernel reads it back after applying it in a namespace of its own.
+    std::string expected;
+    Status s = RunInScratchNetns([&]() -> Status {
+      Status applied = RunNft(RenderReplaceTransaction(rs), nullptr);
+      if (!applied.ok()) return applied;
+      return RunNft("list table inet " + rs.table, &expected);
+    });
+    if (!s.ok()) return s;
+    if (*actual != expected) {
+      return Status::Error("table inet " + rs.table + " differs from the plan at " + FirstDifference(expected, *actual));
+    }
+    if (!rs.tproxy_routing) return Status::Ok();
+    return RunInNetns(netns_, [&] { return CheckPolicyRouting(rs); });
   }
 
  private:

@@ -27,4 +27,18 @@ Status RunInNetns(const std::string& netns_path, const std::function<Status()>& 
   return result;
 }
 
+Status RunInScratchNetns(const std::function<Status()>& work) {
+  Status result;
+  // unshare(CLONE_NEWNET) affects the calling thread alone; the namespace dies with the thread.
+  std::thread runner([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      result = Status::Error(std::string("cannot create a scratch network namespace: ") + std::strerror(errno));
+      return;
+    }
+    result = work();
+  });
+  runner.join();
+  return result;
+}
+
 }  // namespace tern::capture

@@ -15,4 +15,8 @@ namespace tern::capture {
 // be opened or entered.
 Status RunInNetns(const std::string& netns_path, const std::function<Status()>& work);
 
+// Runs `work` in a new, empty network namespace that disappears when it returns: a scratch
+// kernel in which to see how a ruleset reads back once the kernel has parsed it.
+Status RunInScratchNetns(const std::function<Status()>& work);
+
 }  // namespace tern::capture

@@ -17,4 +17,10 @@ Status RecordingApplier::Remove(const Ruleset& rs) {
 
 Result<std::string> RecordingApplier::List(const std::string&) { return current; }
 
+Status RecordingApplier::Verify(const Ruleset& rs) {
+  if (current.empty()) return Status::Error("table inet " + rs.table + " is missing");
+  if (current != RenderTable(rs)) return Status::Error("table inet " + rs.table + " differs from the plan");
+  return Status::Ok();
+}
+
 }  // namespace tern::capture

@@ -458,6 +458,9 @@ InjectionResult InjectPod(const json& original, const InjectionRequest& request,
   if (!ann.contains(keys::kDefaultLogsContainerAnnotation) && !plan.app_containers.empty()) {
     ann[keys::kDefaultLogsContainerAnnotation] = plan.app_containers.front();
   }
+  if (plan.cni) {
+    for (const auto& [k, v] : CaptureAnnotationsFor(plan)) ann[k] = v;
+  }
   for (const auto& [k, v] : inj.injected_annotations) ann[k] = v;
 
   json& lab = md["labels"];

@@ -1,5 +1,10 @@
 #include "webhook/sidecar_template.h"
 
+#include <algorithm>
+
+#include "core/annotations/keys.h"
+#include "core/net/ip_range.h"
+
 namespace tern::webhook {
 
 using nlohmann::json;
@@ -21,11 +26,18 @@ std::string Join(const std::vector<std::string>& items) {
 }
 
 // The sidecar's own ports are never captured inbound; the user's exclusions sit in between, as
-// in Istio's template (15090,15021,<user>,<status port>).
+// in Istio's template (15090,15021,<user>,<status port>). Repeats are dropped: in CNI mode the
+// list is written back as the pod's annotation, and injecting that pod again must give the
+// same list.
 std::string ExcludedInboundPorts(const SidecarPlan& plan) {
-  std::vector<std::string> ports = {std::to_string(kPrometheusPort), std::to_string(kHealthPort)};
-  if (!plan.exclude_inbound_ports.empty()) ports.push_back(plan.exclude_inbound_ports);
-  if (plan.status_port != 0) ports.push_back(std::to_string(plan.status_port));
+  std::vector<std::string> ports;
+  auto add = [&](const std::string& p) {
+    if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
+  };
+  add(std::to_string(kPrometheusPort));
+  add(std::to_string(kHealthPort));
+  for (const auto& p : SplitList(plan.exclude_inbound_ports)) add(p);
+  if (plan.status_port != 0) add(std::to_string(plan.status_port));
   return Join(ports);
 }
 
@@ -50,6 +62,17 @@ std::vector<std::string> CaptureArgs(const SidecarPlan& plan) {
   if (!plan.exclude_outbound_ports.empty()) args.insert(args.end(), {"-o", plan.exclude_outbound_ports});
   if (!plan.exclude_interfaces.empty()) args.insert(args.end(), {"-c", plan.exclude_interfaces});
   return args;
+}
+
+std::map<std::string, std::string> CaptureAnnotationsFor(const SidecarPlan& plan) {
+  return {{keys::kInterceptionMode, InterceptionModeName(plan.mode)},
+          {keys::kIncludeOutboundIPRanges, plan.include_outbound_ip_ranges},
+          {keys::kExcludeOutboundIPRanges, plan.exclude_outbound_ip_ranges},
+          {keys::kIncludeInboundPorts, plan.include_inbound_ports},
+          {keys::kExcludeInboundPorts, ExcludedInboundPorts(plan)},
+          {keys::kIncludeOutboundPorts, plan.include_outbound_ports},
+          {keys::kExcludeOutboundPorts, plan.exclude_outbound_ports},
+          {keys::kExcludeInterfaces, plan.exclude_interfaces}};
 }
 
 json BuildInitContainer(const SidecarPlan& plan, const MeshConfig& mesh) {

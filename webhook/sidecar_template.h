@@ -54,6 +54,11 @@ struct SidecarPlan {
 // The tern-init flags (istio-iptables compatible) for this plan.
 std::vector<std::string> CaptureArgs(const SidecarPlan& plan);
 
+// CNI mode: the same settings as pod annotations (sidecar.istio.io/interceptionMode and the
+// traffic.sidecar.istio.io/* keys), every one written even when empty, because tern-cni on the
+// node knows nothing of the mesh config and reads exactly these.
+std::map<std::string, std::string> CaptureAnnotationsFor(const SidecarPlan& plan);
+
 nlohmann::json BuildInitContainer(const SidecarPlan& plan, const MeshConfig& mesh);
 nlohmann::json BuildProxyContainer(const SidecarPlan& plan, const MeshConfig& mesh);
 // The injected volumes, in the order they are listed in the status annotation.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/base64.h"
+#include "core/base/json_limits.h"
 #include "core/jsonpatch/json_patch.h"
 #include "webhook/injector.h"
 
@@ -27,27 +28,6 @@ AdmissionAnswer BadRequest(std::string message) {
   return a;
 }
 
-// Deepest nesting of arrays/objects, scanning once outside strings. Kubernetes objects are
-// shallow; a body nested thousands deep is an attack on every recursive walk after parsing.
-size_t NestingDepth(std::string_view body) {
-  size_t depth = 0, max = 0;
-  bool in_string = false, escaped = false;
-  for (char c : body) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') max = std::max(max, ++depth);
-    else if ((c == '}' || c == ']') && depth > 0) --depth;
-  }
-  return max;
-}
-
-constexpr size_t kMaxNestingDepth = 100;
-
 json Review(const std::string& api_version, json response) {
   return {{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"response", std::move(response)}};
 }
@@ -61,8 +41,8 @@ std::string Describe(const json& kind) {
 }  // namespace
 
 AdmissionAnswer HandleAdmissionReview(std::string_view body, const MeshConfig& mesh) {
-  if (NestingDepth(body) > kMaxNestingDepth) {
-    return BadRequest("body nests objects and arrays deeper than " + std::to_string(kMaxNestingDepth) + " levels");
+  if (JsonNestingDepth(body) > kMaxJsonNestingDepth) {
+    return BadRequest("body nests objects and arrays deeper than " + std::to_string(kMaxJsonNestingDepth) + " levels");
   }
   json review;
   try {

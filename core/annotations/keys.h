@@ -46,5 +46,7 @@ inline constexpr const char* kExcludeOutboundPorts = "traffic.sidecar.istio.io/e
 inline constexpr const char* kIncludeOutboundIPRanges = "traffic.sidecar.istio.io/includeOutboundIPRanges";
 inline constexpr const char* kExcludeOutboundIPRanges = "traffic.sidecar.istio.io/excludeOutboundIPRanges";
 inline constexpr const char* kExcludeInterfaces = "traffic.sidecar.istio.io/excludeInterfaces";
+// Interfaces of KubeVirt VMs whose inbound traffic is the VM's outbound (read by tern-cni).
+inline constexpr const char* kKubevirtInterfaces = "traffic.sidecar.istio.io/kubevirtInterfaces";
 
 }  // namespace tern::keys

@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <openssl/pem.h>
 
+#include "core/base/base64.h"
+
 namespace tern::kube {
 
 namespace {
@@ -70,6 +72,14 @@ void FakeApiServer::Put(const std::string& path, nlohmann::json object) {
 void FakeApiServer::set_delay(std::chrono::milliseconds delay) {
   std::lock_guard<std::mutex> lock(mu_);
   delay_ = delay;
+}
+
+std::string FakeApiServer::Kubeconfig(const std::string& token) const {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+         "clusters:\n- name: fake\n  cluster:\n    server: https://127.0.0.1:" + std::to_string(port_) + "\n"
+         "    certificate-authority-data: " + Base64Encode(ca_.cert_pem) + "\n"
+         "contexts:\n- name: test\n  context: {cluster: fake, user: test}\n"
+         "users:\n- name: test\n  user: {token: " + (token.empty() ? token_ : token) + "}\n";
 }
 
 int FakeApiServer::requests() const {

@@ -33,6 +33,8 @@ class FakeApiServer {
   // Every answer waits this long first (an overloaded API server).
   void set_delay(std::chrono::milliseconds delay);
   int requests() const;
+  // A kubeconfig for this server: inline CA, the bearer token `token` (the right one by default).
+  std::string Kubeconfig(const std::string& token = "") const;
 
  private:
   std::string token_;

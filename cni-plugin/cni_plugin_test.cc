@@ -1,0 +1,306 @@
+// tern-cni as a runtime runs it: the real binary, its configuration on stdin, CNI_* in the
+// environment, a network namespace made by the test, and a fake Kubernetes API serving the
+// pods. ADD, CHECK and DEL on a meshed pod; then every kind of bad input, each answered with its
+// CNI error code and message and leaving the namespace's ruleset exactly as it was.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "core/base/files.h"
+#include "core/capture/testing/netns_traffic.h"
+#include "core/kube/fake_apiserver.h"
+#include "core/testing/subprocess.h"
+
+namespace tern::cni {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using tern::nettest::Netns;
+using tern::testing_support::ProcessResult;
+using tern::testing_support::RunProcess;
+
+const std::string kToken = "cni-token";
+
+json InjectedPod(const std::string& name, json extra_annotations = json::object()) {
+  json annotations = {{"sidecar.istio.io/status", R"({"initContainers":["istio-validation","istio-proxy"]})"},
+                      {"sidecar.istio.io/interceptionMode", "REDIRECT"},
+                      {"traffic.sidecar.istio.io/includeOutboundIPRanges", "*"},
+                      {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.200.0.3/32"},
+                      {"traffic.sidecar.istio.io/includeInboundPorts", "*"},
+                      {"traffic.sidecar.istio.io/excludeInboundPorts", "15090,15021,15020"},
+                      {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}};
+  annotations.merge_patch(extra_annotations);
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"namespace", "my-app"}, {"annotations", annotations}}}};
+}
+
+json PrevResult() {
+  return json::parse(R"({"cniVersion": "1.0.0",
+    "interfaces": [{"name": "cni0"}, {"name": "eth0", "sandbox": "/var/run/netns/x"}],
+    "ips": [{"interface": 1, "address": "10.200.0.1/24", "gateway": "10.200.0.2"}],
+    "routes": [{"dst": "0.0.0.0/0"}], "dns": {}})");
+}
+
+class TernCni : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+    char tmpl[] = "/tmp/tern-cni-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    api_ = std::make_unique<kube::FakeApiServer>(kToken);
+    api_->Put("/api/v1/namespaces/my-app/pods/web", InjectedPod("web"));
+    api_->Put("/api/v1/namespaces/my-app/pods/tproxy",
+              InjectedPod("tproxy", {{"sidecar.istio.io/interceptionMode", "TPROXY"}}));
+    api_->Put("/api/v1/namespaces/my-app/pods/plain",
+              {{"metadata", {{"name", "plain"}, {"annotations", {{"team", "a"}}}}}});
+    api_->Put("/api/v1/namespaces/my-app/pods/bad",
+              InjectedPod("bad", {{"traffic.sidecar.istio.io/excludeOutboundPorts", "8081,99999"}}));
+    ASSERT_TRUE(WriteFileAtomically(dir_ + "/kubeconfig", api_->Kubeconfig()).ok());
+    pod_ = std::make_unique<Netns>("cnipod");
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+
+  json Conf(json extra = json::object()) const {
+    json c = {{"cniVersion", "1.0.0"},
+              {"name", "k8s-pod-network"},
+              {"type", "tern-cni"},
+              {"kubernetes", {{"kubeconfig", dir_ + "/kubeconfig"}, {"excludeNamespaces", {"kube-system"}},
+                              {"timeoutMs", 1000}}},
+              {"prevResult", PrevResult()}};
+    c.merge_patch(extra);
+    return c;
+  }
+
+  ProcessResult Cni(const std::string& command, const std::string& stdin_text, const std::string& pod = "web",
+                    const std::string& ns = "my-app", std::string netns = "") const {
+    std::map<std::string, std::string> env = {
+        {"CNI_COMMAND", command},       {"CNI_CONTAINERID", "c0ffee"},
+        {"CNI_IFNAME", "eth0"},         {"CNI_PATH", "/opt/cni/bin"},
+        {"CNI_NETNS", netns.empty() ? pod_->path() : netns},
+        {"CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=" + ns + ";K8S_POD_NAME=" + pod + ";K8S_POD_INFRA_CONTAINER_ID=c0ffee"}};
+    if (netns == "-") env.erase("CNI_NETNS");
+    return RunProcess({std::string(TERN_BINARY_DIR) + "/cni-plugin/tern-cni"}, env, stdin_text, 20s);
+  }
+  ProcessResult Cni(const std::string& command, const json& conf, const std::string& pod = "web",
+                    const std::string& ns = "my-app", const std::string& netns = "") const {
+    return Cni(command, conf.dump(), pod, ns, netns);
+  }
+
+  std::string Ruleset() const { return pod_->Exec("nft list ruleset"); }
+
+  // The error JSON a failed call printed: its code and message.
+  static std::pair<int, std::string> ErrorOf(const ProcessResult& r) {
+    json j = json::parse(r.out, nullptr, false);
+    if (!j.is_object() || !j.contains("code")) return {0, "no error JSON on stdout: " + r.out};
+    return {j["code"].get<int>(), j["msg"].get<std::string>()};
+  }
+
+  std::string dir_;
+  std::unique_ptr<kube::FakeApiServer> api_;
+  std::unique_ptr<Netns> pod_;
+};
+
+TEST_F(TernCni, AddInstallsCaptureAndReturnsPrevResultUnchanged) {
+  ProcessResult r = Cni("ADD", Conf());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(json::parse(r.out), PrevResult());
+  EXPECT_NE(r.err.find("tern-cni: ADD pod my-app/web: capture installed (sidecar present, REDIRECT)"),
+            std::string::npos) << r.err;
+  std::string rules = Ruleset();
+  EXPECT_NE(rules.find("table inet tern"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("redirect to :15001"), std::string::npos) << rules;
+  EXPECT_NE(rules.find("8081"), std::string::npos) << "the pod's excludeOutboundPorts is honoured\n" << rules;
+  EXPECT_NE(rules.find("10.200.0.3"), std::string::npos) << "the pod's excludeOutboundIPRanges is honoured\n" << rules;
+
+  // ADD again (a runtime retry) changes nothing.
+  r = Cni("ADD", Conf());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(Ruleset(), rules);
+
+  r = Cni("CHECK", Conf());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+
+  // A rule deleted by hand: CHECK notices and says which.
+  std::string listing = pod_->Exec("nft -a list chain inet tern outbound");
+  size_t at = listing.find("tcp dport 8081");
+  ASSERT_NE(at, std::string::npos) << listing;
+  size_t handle = listing.find("# handle ", at);
+  ASSERT_TRUE(tern::nettest::Sh("ip netns exec " + pod_->name() + " nft delete rule inet tern outbound handle " +
+                                listing.substr(handle + 9, listing.find('\n', handle) - handle - 9)));
+  r = Cni("CHECK", Conf());
+  EXPECT_EQ(r.exit_code, 1);
+  auto [code, msg] = ErrorOf(r);
+  EXPECT_EQ(code, 102);
+  EXPECT_NE(msg.find("pod my-app/web: capture check failed: table inet tern differs from the plan at line"),
+            std::string::npos) << msg;
+  EXPECT_NE(msg.find("8081"), std::string::npos) << msg;
+
+  // DEL leaves the namespace's ruleset as it was before ADD; DEL again, or with the namespace
+  // gone, still succeeds.
+  r = Cni("DEL", Conf());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(Ruleset(), "");
+  r = Cni("DEL", Conf());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = Cni("DEL", Conf(), "web", "my-app", "/var/run/netns/tern-no-such-namespace");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = Cni("DEL", Conf(), "web", "my-app", "-");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+
+  // CHECK on a pod whose capture is gone fails.
+  r = Cni("CHECK", Conf());
+  EXPECT_EQ(ErrorOf(r), std::make_pair(102, std::string("pod my-app/web: capture check failed: table inet tern is missing")));
+}
+
+TEST_F(TernCni, TproxyPodGetsItsPolicyRoutingAndDelRemovesIt) {
+  ProcessResult r = Cni("ADD", Conf(), "tproxy");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(Ruleset().find("tproxy"), std::string::npos);
+  EXPECT_NE(pod_->Exec("ip rule show").find("fwmark 0x539 lookup 133"), std::string::npos);
+  r = Cni("CHECK", Conf(), "tproxy");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = Cni("DEL", Conf(), "tproxy");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(Ruleset(), "");
+  EXPECT_EQ(pod_->Exec("ip rule show").find("lookup 133"), std::string::npos);
+}
+
+TEST_F(TernCni, PodsWithoutTheSidecarAndExcludedNamespacesAreLeftAlone) {
+  ProcessResult r = Cni("ADD", Conf(), "plain");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out), PrevResult());
+  EXPECT_NE(r.err.find("not captured: no sidecar"), std::string::npos) << r.err;
+  EXPECT_EQ(Ruleset(), "");
+
+  int before = api_->requests();
+  r = Cni("ADD", Conf(), "web", "kube-system");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(api_->requests(), before) << "an excluded namespace costs no API call";
+  EXPECT_NE(r.err.find("namespace kube-system is excluded"), std::string::npos) << r.err;
+
+  // A runtime that is not Kubernetes passes no pod: nothing to look up, nothing captured.
+  std::map<std::string, std::string> env = {{"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c"},
+                                            {"CNI_IFNAME", "eth0"}, {"CNI_NETNS", pod_->path()}};
+  r = RunProcess({std::string(TERN_BINARY_DIR) + "/cni-plugin/tern-cni"}, env, Conf().dump(), 20s);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(Ruleset(), "");
+}
+
+TEST_F(TernCni, PrevResultIsConvertedToTheRequestedVersion) {
+  json prev = PrevResult();
+  prev["cniVersion"] = "1.0.0";
+  ProcessResult r = Cni("ADD", Conf({{"cniVersion", "0.4.0"}, {"prevResult", prev}}), "plain");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  json out = json::parse(r.out);
+  EXPECT_EQ(out["cniVersion"], "0.4.0");
+  EXPECT_EQ(out["ips"][0]["version"], "4");
+  r = Cni("ADD", Conf({{"cniVersion", "1.1.0"}}), "plain");
+  EXPECT_EQ(json::parse(r.out)["cniVersion"], "1.1.0");
+}
+
+TEST_F(TernCni, EveryBadInputHasItsCodeAndMessageAndLeavesNoRules) {
+  // A port that accepts TCP and closes it: where a stopped API server's address would be.
+  int closed = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(closed, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(closed, reinterpret_cast<sockaddr*>(&a), &len);
+  close(closed);
+  std::string down = api_->Kubeconfig();
+  down.replace(down.find(std::to_string(api_->port())), std::to_string(api_->port()).size(),
+               std::to_string(ntohs(a.sin_port)));
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/kubeconfig-down", down).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/kubeconfig-badtoken", api_->Kubeconfig("wrong")).ok());
+
+  json no_prev = Conf();
+  no_prev.erase("prevResult");
+  struct Case {
+    std::string name;
+    std::string command;
+    std::string stdin_text;
+    std::string pod;
+    std::string netns;
+    int code;
+    std::string msg;
+  } cases[] = {
+      {"malformed stdin", "ADD", "{\"cniVersion\": \"1.0.0\",", "web", "", 6,
+       "network configuration: not valid JSON: [json.exception.parse_error.101]"},
+      {"missing prevResult", "ADD", no_prev.dump(), "web", "", 7,
+       "prevResult: required: tern-cni is a chained plugin"},
+      {"wrong prevResult", "ADD", Conf({{"prevResult", {{"ips", {{{"address", "nope"}}}}}}}).dump(), "web", "", 7,
+       "prevResult.ips[0].address: \"nope\" is not an address in CIDR form"},
+      {"unsupported cniVersion", "ADD", Conf({{"cniVersion", "0.2.0"}}).dump(), "web", "", 1,
+       "cniVersion: 0.2.0 is not supported"},
+      {"netns does not exist", "ADD", Conf().dump(), "web", "/var/run/netns/tern-no-such-namespace", 4,
+       "CNI_NETNS: /var/run/netns/tern-no-such-namespace: No such file or directory"},
+      {"API server down", "ADD", Conf({{"kubernetes", {{"kubeconfig", dir_ + "/kubeconfig-down"}}}}).dump(), "web", "",
+       11, "Kubernetes API: GET /api/v1/namespaces/my-app/pods/web: "},
+      {"API refuses the token", "ADD", Conf({{"kubernetes", {{"kubeconfig", dir_ + "/kubeconfig-badtoken"}}}}).dump(),
+       "web", "", 100, "Kubernetes API: GET /api/v1/namespaces/my-app/pods/web: 401 Unauthorized"},
+      {"pod not found", "ADD", Conf().dump(), "gone", "", 100,
+       "Kubernetes API: GET /api/v1/namespaces/my-app/pods/gone: 404 \"gone\" not found"},
+      {"kubeconfig missing", "ADD", Conf({{"kubernetes", {{"kubeconfig", dir_ + "/none"}}}}).dump(), "web", "", 7,
+       "kubernetes.kubeconfig: cannot open " + dir_ + "/none"},
+      {"invalid annotation", "ADD", Conf().dump(), "bad", "", 101,
+       "pod my-app/bad: metadata.annotations[\"traffic.sidecar.istio.io/excludeOutboundPorts\"]: "},
+      {"pod name that is not a name", "ADD", Conf().dump(), "../../secrets", "", 4,
+       "CNI_ARGS: K8S_POD_NAME \"../../secrets\" is not a pod name"},
+      {"CHECK before 0.4.0", "CHECK", Conf({{"cniVersion", "0.3.1"}}).dump(), "web", "", 1,
+       "cniVersion: CHECK needs 0.4.0 or later"},
+      {"STATUS before 1.1.0", "STATUS", Conf().dump(), "web", "", 1, "cniVersion: STATUS needs 1.1.0"},
+      {"STATUS without a usable kubeconfig", "STATUS",
+       Conf({{"cniVersion", "1.1.0"}, {"kubernetes", {{"kubeconfig", dir_ + "/none"}}}}).dump(), "web", "", 50,
+       "kubernetes.kubeconfig: cannot open"},
+      {"unknown command", "ATTACH", Conf().dump(), "web", "", 4, "CNI_COMMAND: \"ATTACH\" is not one of"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ProcessResult r = Cni(c.command, c.stdin_text, c.pod, "my-app", c.netns);
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    auto [code, msg] = ErrorOf(r);
+    EXPECT_EQ(code, c.code) << msg;
+    EXPECT_EQ(msg.substr(0, c.msg.size()), c.msg) << msg;
+    EXPECT_EQ(Ruleset(), "") << "a failed call leaves no rules";
+  }
+}
+
+TEST_F(TernCni, ASlowApiServerCostsTheConfiguredTimeoutAndNoRules) {
+  api_->set_delay(3000ms);
+  ProcessResult r = Cni("ADD", Conf({{"kubernetes", {{"timeoutMs", 300}}}}));
+  EXPECT_EQ(r.exit_code, 1);
+  auto [code, msg] = ErrorOf(r);
+  EXPECT_EQ(code, 11) << msg;
+  EXPECT_NE(msg.find("Kubernetes API: GET /api/v1/namespaces/my-app/pods/web"), std::string::npos) << msg;
+  EXPECT_LT(r.wall, 2500ms) << "the call gives up at its deadline, not the server's pace";
+  EXPECT_EQ(Ruleset(), "");
+  api_->set_delay(0ms);
+}
+
+TEST_F(TernCni, VersionStatusAndGcAnswerAsTheSpecSays) {
+  ProcessResult r = Cni("VERSION", std::string("{\"cniVersion\":\"1.1.0\"}"));
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(json::parse(r.out),
+            json::parse(R"({"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]})"));
+  r = Cni("STATUS", Conf({{"cniVersion", "1.1.0"}}));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "");
+  r = Cni("GC", Conf({{"cniVersion", "1.1.0"}, {"cni.dev/valid-attachments", json::array()}}));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+}  // namespace
+}  // namespace tern::cni

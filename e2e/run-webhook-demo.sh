@@ -11,12 +11,12 @@ work=$(mktemp -d /tmp/tern-demo.XXXXXX)
 trap 'stop_ternd; rm -rf "$work"' EXIT
 
 # The mesh config the ConfigMap ships (the block under `mesh.yaml: |`).
-sed -n '/mesh.yaml: |/,$p' "$root/manifests/configmap-mesh.yaml" | tail -n +2 | sed 's/^    //' > "$work/mesh.yaml"
+sed -n '/mesh.yaml: |/,$p' "$root/manifests/base/configmap-mesh.yaml" | tail -n +2 | sed 's/^    //' > "$work/mesh.yaml"
 start_ternd "$build" "$work" --mesh-config="$work/mesh.yaml"
 echo "ternd is serving the injection webhook on https://127.0.0.1:$TERND_PORT/inject"
 
 status=0
-"$build/e2e/webhook_demo" "127.0.0.1:$TERND_PORT" "$work/certs/ca.crt" "$root/manifests/webhook.yaml" \
+"$build/e2e/webhook_demo" "127.0.0.1:$TERND_PORT" "$work/certs/ca.crt" "$root/manifests/base/webhook.yaml" \
   --namespace=my-app "$root"/manifests/examples/*.yaml --namespace=default "$root"/e2e/demo/*.yaml "$@" || status=$?
 
 echo

@@ -1,6 +1,6 @@
 // The kustomize base: every listed resource exists and parses, the webhook configuration has
 // the fields kube-apiserver needs, its four selector variants never overlap, and (where kubectl
-// is installed) `kubectl kustomize manifests/` renders offline.
+// is installed) `kubectl kustomize` renders base/, cni/ and examples/ offline.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -21,11 +21,11 @@ using nlohmann::json;
 const std::string kDir = std::string(TERN_SOURCE_DIR) + "/manifests";
 
 std::vector<json> LoadBase() {
-  auto kustomization = ParseYaml(*ReadFile(kDir + "/kustomization.yaml"));
+  auto kustomization = ParseYaml(*ReadFile(kDir + "/base/kustomization.yaml"));
   EXPECT_TRUE(kustomization.ok());
   std::vector<json> out;
   for (const auto& file : (*kustomization)["resources"]) {
-    auto text = ReadFile(kDir + "/" + file.get<std::string>());
+    auto text = ReadFile(kDir + "/base/" + file.get<std::string>());
     EXPECT_TRUE(text.ok()) << file;
     if (!text.ok()) continue;
     auto docs = ParseYamlDocuments(*text);
@@ -152,11 +152,64 @@ std::string RunCommand(const std::string& command, int* status) {
   return out;
 }
 
+std::vector<json> LoadFile(const std::string& path) {
+  auto text = ReadFile(path);
+  EXPECT_TRUE(text.ok()) << path;
+  if (!text.ok()) return {};
+  auto docs = ParseYamlDocuments(*text);
+  EXPECT_TRUE(docs.ok()) << path << ": " << docs.status().message();
+  return docs.ok() ? *docs : std::vector<json>{};
+}
+
+TEST(Manifests, CniOverlayRunsTheNodeInstallerWithFlagsItAccepts) {
+  auto kustomization = ParseYaml(*ReadFile(kDir + "/cni/kustomization.yaml"));
+  ASSERT_TRUE(kustomization.ok());
+  EXPECT_EQ((*kustomization)["resources"], json({"../base", "cni-node.yaml"}));
+  std::vector<json> docs = LoadFile(kDir + "/cni/cni-node.yaml");
+  const json* ds = Find(docs, "DaemonSet");
+  ASSERT_NE(ds, nullptr);
+  const json& pod = (*ds)["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["serviceAccountName"], "tern-cni");
+  EXPECT_EQ(pod["tolerations"], json::parse(R"([{"operator": "Exists"}])")) << "every node needs capture";
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["securityContext"]["privileged"], false);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json({"ALL"}));
+  std::set<std::string> host_paths;
+  for (const auto& v : pod["volumes"]) host_paths.insert(v["hostPath"]["path"].get<std::string>());
+  EXPECT_EQ(host_paths, (std::set<std::string>{"/opt/cni/bin", "/etc/cni/net.d"}));
+
+  // The readiness probe checks exactly what the container installs.
+  json probe = c["readinessProbe"]["exec"]["command"];
+  json expected = c["command"];
+  for (const auto& a : c["args"]) expected.push_back(a);
+  expected.push_back("--check");
+  EXPECT_EQ(probe, expected);
+
+  // The real installer accepts every flag the manifest passes (--help exits 0 only then).
+  std::string cmd = std::string(TERN_BINARY_DIR) + "/cni-plugin/tern-cni-install";
+  for (const auto& a : c["args"]) cmd += " '" + a.get<std::string>() + "'";
+  int status = -1;
+  std::string out = RunCommand(cmd + " --help 2>&1", &status);
+  EXPECT_EQ(status, 0) << out;
+
+  // tern-cni may read pods, and nothing else.
+  const json* role = Find(docs, "ClusterRole");
+  ASSERT_NE(role, nullptr);
+  EXPECT_EQ((*role)["rules"], json::parse(R"([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])"));
+
+  // The overlay's mesh config is valid and switches injection to CNI mode.
+  std::vector<json> patch = LoadFile(kDir + "/cni/mesh-cni-mode.yaml");
+  ASSERT_EQ(patch.size(), 1u);
+  auto mesh = ParseMeshConfig(patch[0]["data"]["mesh.yaml"].get<std::string>());
+  ASSERT_TRUE(mesh.ok()) << mesh.status().message();
+  EXPECT_TRUE(mesh->injection.cni_mode);
+}
+
 TEST(Manifests, KustomizeRendersOffline) {
   int status = -1;
   RunCommand("command -v kubectl >/dev/null 2>&1", &status);
   if (status != 0) GTEST_SKIP() << "kubectl is not installed (Debian 12 does not package it); structural checks above still ran";
-  for (const std::string& dir : {kDir, kDir + "/examples"}) {
+  for (const std::string& dir : {kDir + "/base", kDir + "/examples", kDir + "/cni"}) {
     std::string out = RunCommand("kubectl kustomize " + dir + " 2>&1", &status);
     ASSERT_EQ(status, 0) << out;
     auto docs = ParseYamlDocuments(out);

@@ -1,7 +1,7 @@
 // Whether a pod gets a sidecar, and why — the injection policy of Istio's sidecar injector.
 //
 // Namespace labels: a Pod's AdmissionReview carries no Namespace object, so kube-apiserver's
-// namespaceSelector (manifests/webhook.yaml) is the first filter: the webhook is only called for
+// namespaceSelector (manifests/base/webhook.yaml) is the first filter: the webhook is only called for
 // pods in namespaces that opted in. When ternd can read namespaces from the Kubernetes API it
 // passes their labels here and they are checked again (a namespace relabelled `disabled` wins
 // even if a stale webhook configuration still matches); when it cannot, `namespace_labels` is

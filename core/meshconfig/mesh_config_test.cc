@@ -17,8 +17,8 @@ TEST(MeshConfig, EmptyDocumentGivesDefaults) {
 }
 
 TEST(MeshConfig, ShippedConfigMapParses) {
-  // The ConfigMap in manifests/ must always be a valid mesh config.
-  auto text = ReadFile(std::string(TERN_SOURCE_DIR) + "/manifests/configmap-mesh.yaml");
+  // The ConfigMap in manifests/base/ must always be a valid mesh config.
+  auto text = ReadFile(std::string(TERN_SOURCE_DIR) + "/manifests/base/configmap-mesh.yaml");
   ASSERT_TRUE(text.ok());
   auto marker = text->find("mesh.yaml: |");
   ASSERT_NE(marker, std::string::npos);

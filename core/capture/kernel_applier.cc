@@ -13,15 +13,19 @@
 
 #include "core/capture/applier.h"
 #include "core/capture/netns.h"
+#include "core/capture/nft_json.h"
 #include "core/capture/nft_render.h"
 
 namespace tern::capture {
 namespace {
 
-// Runs nft commands as one transaction and keeps nft's own words for errors.
-Status RunNft(const std::string& commands, std::string* output) {
+// Runs nft commands (text, or JSON when `json_input`) as one transaction and keeps nft's own
+// words for errors.
+Status RunNft(const std::string& commands, std::string* output, bool json_input = false) {
   std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> ctx(nft_ctx_new(NFT_CTX_DEFAULT), nft_ctx_free);
   if (!ctx) return Status::Error("nftables: cannot create a context");
+  // libnftables takes JSON input when its output mode is JSON.
+  if (json_input) nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
   nft_ctx_buffer_output(ctx.get());
   nft_ctx_buffer_error(ctx.get());
   int rc = nft_run_cmd_from_buffer(ctx.get(), commands.c_str());
@@ -167,7 +171,7 @@ class KernelApplier : public Applier {
           return s;
         }
       }
-      Status s = RunNft(RenderReplaceTransaction(rs), nullptr);
+      Status s = RunNft(RenderReplaceTransactionJson(rs), nullptr, true);
       if (!s.ok() && rs.tproxy_routing) PolicyRouting(rs, false);
       return s;
     });
@@ -208,7 +212,7 @@ class KernelApplier : public Applier {
     // as the kernel reads it back after applying it in a namespace of its own.
     std::string expected;
     Status s = RunInScratchNetns([&]() -> Status {
-      Status applied = RunNft(RenderReplaceTransaction(rs), nullptr);
+      Status applied = RunNft(RenderReplaceTransactionJson(rs), nullptr, true);
       if (!applied.ok()) return applied;
       return RunNft("list table inet " + rs.table, &expected);
     });

@@ -1,12 +1,15 @@
 #include "core/kube/client.h"
 
-#include <httplib.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "core/base/base64.h"
 #include "core/base/files.h"
 #include "core/base/json_fields.h"
+#include "core/base/json_limits.h"
+#include "core/kube/https_get.h"
 #include "core/yaml/yaml_json.h"
 
 namespace tern::kube {
@@ -131,37 +134,39 @@ Result<ClusterConfig> LoadKubeconfig(const std::string& path) {
   return c;
 }
 
+// One TLS context per client: the cluster CA as the only trust anchor, peer verification on,
+// TLS 1.2 or later, and the client certificate when the kubeconfig has one.
 struct Client::Impl {
-  std::unique_ptr<httplib::SSLClient> http;
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx{nullptr, SSL_CTX_free};
+  HttpsTarget target;
+  std::vector<std::string> headers;
+  std::chrono::milliseconds timeout{0};
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Client::~Client() = default;
 
+namespace {
+
+X509* ReadCert(const std::string& pem) {
+  BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  return cert;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Client>> Client::Create(const ClusterConfig& config, std::chrono::milliseconds timeout) {
   auto impl = std::make_unique<Impl>();
-  X509* client_cert = nullptr;
-  EVP_PKEY* client_key = nullptr;
-  if (!config.client_cert_pem.empty()) {
-    BIO* b = BIO_new_mem_buf(config.client_cert_pem.data(), static_cast<int>(config.client_cert_pem.size()));
-    client_cert = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    b = BIO_new_mem_buf(config.client_key_pem.data(), static_cast<int>(config.client_key_pem.size()));
-    client_key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
-    BIO_free(b);
-    if (!client_cert || !client_key) {
-      X509_free(client_cert);
-      EVP_PKEY_free(client_key);
-      return Status::Error("client certificate or key is not valid PEM");
-    }
-    impl->http = std::make_unique<httplib::SSLClient>(config.host, config.port, client_cert, client_key);
-    X509_free(client_cert);
-    EVP_PKEY_free(client_key);
-  } else {
-    impl->http = std::make_unique<httplib::SSLClient>(config.host, config.port);
-  }
-  // The cluster CA, and nothing else, vouches for the API server.
-  X509_STORE* store = X509_STORE_new();
+  impl->ctx.reset(SSL_CTX_new(TLS_client_method()));
+  if (!impl->ctx) return Status::Error("cannot create a TLS context");
+  SSL_CTX* ctx = impl->ctx.get();
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+
+  // The cluster CA, and nothing else, vouches for the API server: no system CA is loaded.
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
   BIO* b = BIO_new_mem_buf(config.ca_pem.data(), static_cast<int>(config.ca_pem.size()));
   int added = 0;
   while (X509* ca = PEM_read_bio_X509(b, nullptr, nullptr, nullptr)) {
@@ -169,33 +174,36 @@ Result<std::unique_ptr<Client>> Client::Create(const ClusterConfig& config, std:
     X509_free(ca);
   }
   BIO_free(b);
-  if (added == 0) {
-    X509_STORE_free(store);
-    return Status::Error("the cluster CA is not valid PEM");
+  ERR_clear_error();  // the loop ends on a "no start line" error
+  if (added == 0) return Status::Error("the cluster CA is not valid PEM");
+
+  if (!config.client_cert_pem.empty() || !config.client_key_pem.empty()) {
+    X509* cert = ReadCert(config.client_cert_pem);
+    BIO* kb = BIO_new_mem_buf(config.client_key_pem.data(), static_cast<int>(config.client_key_pem.size()));
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr);
+    BIO_free(kb);
+    bool ok = cert && key && SSL_CTX_use_certificate(ctx, cert) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+              SSL_CTX_check_private_key(ctx) == 1;
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    if (!ok) return Status::Error("client certificate or key is not valid PEM, or they do not match");
   }
-  impl->http->set_ca_cert_store(store);  // owned by the client from here
-  impl->http->enable_server_certificate_verification(true);
-  if (!config.token.empty()) impl->http->set_bearer_token_auth(config.token);
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
-  auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout - secs);
-  impl->http->set_connection_timeout(secs.count(), usecs.count());
-  impl->http->set_read_timeout(secs.count(), usecs.count());
-  impl->http->set_write_timeout(secs.count(), usecs.count());
+  impl->target = {config.host, config.port};
+  impl->headers = {"Accept: application/json"};
+  if (!config.token.empty()) impl->headers.push_back("Authorization: Bearer " + config.token);
+  impl->timeout = timeout;
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
 Result<Response> Client::Get(const std::string& path) {
-  auto res = impl_->http->Get(path, {{"Accept", "application/json"}});
-  if (!res) {
-    std::string why = httplib::to_string(res.error());
-    long verify = impl_->http->get_openssl_verify_result();
-    if (verify != X509_V_OK) why += " (" + std::string(X509_verify_cert_error_string(verify)) + ")";
-    return Status::Error("GET " + path + ": " + why);
-  }
+  auto res = HttpsGet(impl_->ctx.get(), impl_->target, path, impl_->headers, impl_->timeout);
+  if (!res.ok()) return res.status();
   Response r;
   r.status = res->status;
-  r.body = json::parse(res->body, nullptr, false);
-  if (r.body.is_discarded()) {
+  r.body = JsonNestingDepth(res->body) > kMaxJsonNestingDepth ? json(nullptr)
+                                                              : json::parse(res->body, nullptr, false);
+  if (r.body.is_discarded() || r.body.is_null()) {
     if (r.status == 200) return Status::Error("GET " + path + ": the API server's answer is not JSON");
     r.body = json{{"message", res->body.substr(0, 200)}};
   }

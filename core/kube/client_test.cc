@@ -6,6 +6,7 @@
 #include "core/base/base64.h"
 #include "core/base/files.h"
 #include "core/kube/fake_apiserver.h"
+#include "core/kube/https_get.h"
 
 namespace tern::kube {
 namespace {
@@ -71,6 +72,43 @@ TEST(KubeClient, SlowOrDownApiServerCostsABoundedWait) {
   auto c2 = Client::Create(down, 300ms);
   ASSERT_TRUE(c2.ok());
   EXPECT_FALSE((*c2)->Get("/api").ok());
+}
+
+TEST(KubeClient, AHostNameIsCheckedAgainstTheCertificatesNames) {
+  FakeApiServer api("t");
+  api.Put("/api/v1/namespaces/shop/pods/web-1", kPod);
+  auto client = Client::Create(ClusterConfig{"localhost", api.port(), api.ca_pem(), "t", "", ""}, 2000ms);
+  ASSERT_TRUE(client.ok());
+  auto r = (*client)->Get("/api/v1/namespaces/shop/pods/web-1");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST(HttpResponse, FramingByLengthChunksOrClose) {
+  auto r = ParseHttpResponse("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"a\":1}");
+  r = ParseHttpResponse("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n9\r\n:1234567}\r\n0\r\n\r\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "{\"a\":1234567}");
+  r = ParseHttpResponse("HTTP/1.0 200 OK\r\n\r\nuntil close");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "until close");
+}
+
+TEST(HttpResponse, BrokenAnswersAreErrors) {
+  EXPECT_EQ(ParseHttpResponse("").status().message(), "the response has no complete header");
+  EXPECT_EQ(ParseHttpResponse("SSH-2.0\r\n\r\n").status().message(), "the response does not start with HTTP/");
+  EXPECT_EQ(ParseHttpResponse("HTTP/1.1 2x0 OK\r\n\r\n").status().message(), "malformed status code");
+  EXPECT_EQ(ParseHttpResponse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").status().message(), "truncated body");
+  EXPECT_EQ(ParseHttpResponse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").status().message(),
+            "malformed Content-Length");
+  EXPECT_EQ(ParseHttpResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").status().message(),
+            "malformed chunk size");
+  EXPECT_EQ(ParseHttpResponse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc").status().message(),
+            "truncated chunked body");
 }
 
 TEST(KubeClient, BadPemIsRefusedAtCreation) {

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# tern-cni ADD/CHECK/DEL wall time (p50/p99 over RUNS calls, API round trip included) and
+# ruleset apply time, against `ip netns exec nft -f` as the baseline. Release build; root.
+#   bench/cni.sh [RUNS]      (default 200)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-200}
+./scripts/install-deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release >/dev/null
+build/release/bench/cni_bench build/release/cni-plugin/tern-cni "$runs"

@@ -93,6 +93,7 @@ std::string Ms(double ms) {
 struct Prepared {
   json result;
   PodCapture pod;
+  double api_ms = 0;  // reading the pod, TLS included
 };
 std::variant<Prepared, Error> Prepare(const NetConf& conf, const CniEnv& env) {
   if (!conf.prev_result) {
@@ -109,7 +110,9 @@ std::variant<Prepared, Error> Prepare(const NetConf& conf, const CniEnv& env) {
   if (auto e = ConvertResult(prev, prev_version, conf.cni_version, "prevResult", &p.result)) return *e;
   std::string why;
   if (!PathExists(env.netns, &why)) return Error{kInvalidEnvironment, "CNI_NETNS: " + env.netns + ": " + why, ""};
+  auto api_start = std::chrono::steady_clock::now();
   PodLookup pod = LookupPod(conf, env);
+  p.api_ms = MillisSince(api_start);
   if (auto* e = std::get_if<Error>(&pod)) return *e;
   if (auto* s = std::get_if<Skip>(&pod)) {
     p.pod.reason = s->reason;
@@ -129,13 +132,16 @@ PluginOutput Add(const NetConf& conf, const CniEnv& env) {
   std::string out = p.result.dump() + "\n";
   if (!p.pod.capture) return {0, out, "tern-cni: ADD " + PodName(env) + ": not captured: " + p.pod.reason};
   capture::Ruleset plan = capture::BuildPlan(p.pod.config);
+  auto apply_start = std::chrono::steady_clock::now();
   Status s = capture::MakeKernelApplier(env.netns)->Apply(plan);
+  double apply_ms = MillisSince(apply_start);
   if (!s.ok()) {
     return Fail({kCaptureFailed, PodName(env) + ": capture not installed: " + s.message(), ""}, conf.cni_version,
                 "ADD " + PodName(env));
   }
   return {0, out,
-          "tern-cni: ADD " + PodName(env) + ": capture installed (" + p.pod.reason + ") in " + Ms(MillisSince(start))};
+          "tern-cni: ADD " + PodName(env) + ": capture installed (" + p.pod.reason + ") in " + Ms(MillisSince(start)) +
+              " (API " + Ms(p.api_ms) + ", apply " + Ms(apply_ms) + ")"};
 }
 
 PluginOutput Check(const NetConf& conf, const CniEnv& env) {

@@ -46,7 +46,10 @@ struct Fd {
 Result<int> Connect(const HttpsTarget& t, Clock::time_point end, const std::string& where) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
+  // An IP literal (the usual KUBERNETES_SERVICE_HOST) needs no resolver and no interface dump.
+  in6_addr probe;
+  bool literal = inet_pton(AF_INET, t.host.c_str(), &probe) == 1 || inet_pton(AF_INET6, t.host.c_str(), &probe) == 1;
+  hints.ai_flags = literal ? AI_NUMERICHOST : AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(t.host.c_str(), std::to_string(t.port).c_str(), &hints, &res);
   if (rc != 0) return Status::Error(where + ": cannot resolve " + t.host + ": " + gai_strerror(rc));

@@ -20,6 +20,11 @@ endfunction()
 # A libFuzzer target. In the `fuzz` preset (clang, TERN_FUZZ=ON) it links libFuzzer; in every
 # other build it links core/testing/fuzz_driver.cc and its corpus runs as a unit test.
 option(TERN_FUZZ "Build fuzz targets with clang's libFuzzer" OFF)
+if(TERN_FUZZ)
+  # Coverage instrumentation for every library the targets call into, not only the target's own
+  # file: libFuzzer is guided by what the parsers do.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
 function(tern_fuzz name)
   cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
   if(TERN_FUZZ)

@@ -15,6 +15,7 @@
 
 #include "core/base/files.h"
 #include "core/capture/testing/netns_traffic.h"
+#include "core/capture/testing/sh.h"
 #include "core/kube/fake_apiserver.h"
 #include "core/testing/subprocess.h"
 

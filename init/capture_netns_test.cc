@@ -16,6 +16,7 @@
 #include "core/capture/plan.h"
 #include "core/capture/plan_cases.h"
 #include "core/capture/testing/netns_traffic.h"
+#include "core/capture/testing/sh.h"
 
 namespace tern::capture {
 namespace {

@@ -10,8 +10,6 @@
 #include <sys/fsuid.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -31,17 +29,13 @@ std::string RunShell(const std::string& cmd, int* status) {
   return out;
 }
 
-bool Sh(const std::string& cmd) {
-  int rc = 0;
-  std::string out = RunShell(cmd, &rc);
-  if (rc != 0) ADD_FAILURE() << cmd << " exited " << rc << "\n" << out;
-  return rc == 0;
-}
-
 Netns::Netns(const std::string& suffix) : name_("tern-t" + std::to_string(getpid()) + "-" + suffix) {
   RunShell("ip netns del " + name_);
-  Sh("ip netns add " + name_);
-  Sh("ip -n " + name_ + " link set lo up");
+  for (const std::string& cmd : {"ip netns add " + name_, "ip -n " + name_ + " link set lo up"}) {
+    int rc = 0;
+    std::string out = RunShell(cmd, &rc);
+    if (rc != 0 && error_.empty()) error_ = cmd + ": " + out;
+  }
 }
 
 Netns::~Netns() { RunShell("ip netns del " + name_); }

@@ -1,6 +1,7 @@
 // Test helpers for capture on a real kernel: network namespaces that live as long as an object,
 // sockets made inside them as a chosen uid, listeners that report the original destination of
-// what they accept. Shared by the tern-init, tern-cni and go-cni tests. Test-only.
+// what they accept. Shared by the tern-init, tern-cni and go-cni tests and the demo; no gtest
+// here (sh.h has the asserting shell helper for tests).
 #pragma once
 
 #include <sys/socket.h>
@@ -13,22 +14,23 @@ namespace tern::nettest {
 
 // Runs `cmd` through the shell, stderr folded into the returned output.
 std::string RunShell(const std::string& cmd, int* status = nullptr);
-// Runs `cmd` and fails the current test (gtest ADD_FAILURE) when it exits non-zero.
-bool Sh(const std::string& cmd);
 
-// A named network namespace (`ip netns add`) deleted with the object.
+// A named network namespace (`ip netns add`, lo up) deleted with the object.
 class Netns {
  public:
   explicit Netns(const std::string& suffix);
   ~Netns();
   Netns(const Netns&) = delete;
   Netns& operator=(const Netns&) = delete;
+  // Empty when the namespace was made; else what `ip` said.
+  const std::string& error() const { return error_; }
   const std::string& name() const { return name_; }
   std::string path() const { return "/var/run/netns/" + name_; }
   std::string Exec(const std::string& cmd, int* status = nullptr) const;
 
  private:
   std::string name_;
+  std::string error_;
 };
 
 struct Endpoint {

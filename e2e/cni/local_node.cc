@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <thread>
 
@@ -47,6 +48,13 @@ Result<std::unique_ptr<LocalNode>> LocalNode::Create(LocalNodeOptions options) {
       return Status::Error(std::string(need) + " is missing: scripts/install-deps.sh installs golang-go, " +
                            "golang-github-containerd-go-cni-dev and containernetworking-plugins");
     }
+  }
+  // Go wants absolute paths (GOCACHE), and the node runs the plugins from other directories.
+  for (std::string* dir : {&options.build_dir, &options.source_dir}) {
+    char* real = realpath(dir->c_str(), nullptr);
+    if (!real) return Status::Error("no such directory: " + *dir);
+    *dir = real;
+    std::free(real);
   }
   std::unique_ptr<LocalNode> n(new LocalNode());
   n->options_ = options;

@@ -58,7 +58,12 @@ Result<std::unique_ptr<LocalNode>> LocalNode::Create(LocalNodeOptions options) {
   }
   std::unique_ptr<LocalNode> n(new LocalNode());
   n->options_ = options;
-  n->driver_ = options.build_dir + "/e2e/gocni-driver";
+  char tmpl[] = "/tmp/tern-node-XXXXXX";
+  if (!mkdtemp(tmpl)) return Status::Error("cannot create a temporary directory");
+  n->dir_ = tmpl;
+  // Built into this node's own directory, so concurrent tests never run each other's half-written
+  // binary; Go's build cache is safe to share.
+  n->driver_ = n->dir_ + "/gocni-driver";
   // GOPATH mode against Debian's packaged sources: no module download, no network.
   auto build = testing_support::RunProcess(
       {"/usr/bin/go", "build", "-o", n->driver_, options.source_dir + "/e2e/cni/gocni_driver.go"},
@@ -67,9 +72,6 @@ Result<std::unique_ptr<LocalNode>> LocalNode::Create(LocalNodeOptions options) {
       "", 240s);
   if (build.exit_code != 0) return Status::Error("go build of the go-cni driver failed:\n" + build.out + build.err);
 
-  char tmpl[] = "/tmp/tern-node-XXXXXX";
-  if (!mkdtemp(tmpl)) return Status::Error("cannot create a temporary directory");
-  n->dir_ = tmpl;
   n->node_ = std::make_unique<nettest::Netns>("node");
   n->pod_ = std::make_unique<nettest::Netns>("gpod");
   // Addresses are usable at once: duplicate address detection would hold IPv6 back a second.

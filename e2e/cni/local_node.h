@@ -17,7 +17,7 @@
 namespace tern::e2e {
 
 struct LocalNodeOptions {
-  std::string build_dir;        // where tern-cni is (cni-plugin/) and the go-cni driver is built
+  std::string build_dir;        // where tern-cni (cni-plugin/) and tern-init are; Go's build cache
   std::string source_dir;       // for e2e/cni/gocni_driver.go
   std::string bridge = "cni-tern0";
   std::string subnet4 = "10.22.0.0/24", subnet6 = "fd00:22::/64";

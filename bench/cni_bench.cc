@@ -5,7 +5,8 @@
 // time of the ruleset alone, and the same ruleset applied the way an exec-based plugin does it
 // (`ip netns exec <ns> nft -f`), as the ratio baseline. Root only; loopback and the bench's own
 // namespace only.
-//   cni_bench TERN_CNI_BINARY [RUNS]
+//   cni_bench TERN_CNI_BINARY [RUNS] [API_DELAY_MS]
+// API_DELAY_MS delays every API answer, standing in for the round trip to a remote API server.
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,7 +51,7 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: cni_bench TERN_CNI_BINARY [RUNS]\n");
+    std::fprintf(stderr, "usage: cni_bench TERN_CNI_BINARY [RUNS] [API_DELAY_MS]\n");
     return 2;
   }
   if (geteuid() != 0) {
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
   }
   const std::string plugin = argv[1];
   const int runs = argc > 2 ? std::max(10, std::atoi(argv[2])) : 200;
+  const int api_delay_ms = argc > 3 ? std::max(0, std::atoi(argv[3])) : 0;
   const std::string ns = "tern-bench-" + std::to_string(getpid());
   const std::string netns = "/var/run/netns/" + ns;
   char tmpl[] = "/tmp/tern-cni-bench-XXXXXX";
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
   if (std::system(("ip netns add " + ns + " && ip -n " + ns + " link set lo up").c_str()) != 0) return 1;
 
   tern::kube::FakeApiServer api("bench-token");
+  api.set_delay(std::chrono::milliseconds(api_delay_ms));
   api.Put("/api/v1/namespaces/my-app/pods/web",
           {{"apiVersion", "v1"},
            {"kind", "Pod"},
@@ -94,12 +97,16 @@ int main(int argc, char** argv) {
       {"CNI_PATH", "/opt/cni/bin"}, {"CNI_ARGS", "K8S_POD_NAMESPACE=my-app;K8S_POD_NAME=web"}};
   const std::string stdin_text = conf.dump();
 
-  std::vector<double> add, check, del, version;
+  std::vector<double> add, check, del, version, bridge_version, add_api, add_apply;
   int failures = 0;
   for (int i = 0; i < runs; ++i) {
-    // The floor: starting the plugin process and answering VERSION.
+    // The floors: starting the plugin process and answering VERSION; the same for the reference
+    // bridge plugin (Go), which every pod sandbox runs before tern-cni.
     auto v = tern::testing_support::RunProcess({plugin}, {{"CNI_COMMAND", "VERSION"}}, "{\"cniVersion\":\"1.0.0\"}", 10s);
     if (v.exit_code == 0) version.push_back(std::chrono::duration<double, std::milli>(v.wall).count());
+    auto b = tern::testing_support::RunProcess({"/usr/lib/cni/bridge"}, {{"CNI_COMMAND", "VERSION"}},
+                                               "{\"cniVersion\":\"1.0.0\"}", 10s);
+    if (b.exit_code == 0) bridge_version.push_back(std::chrono::duration<double, std::milli>(b.wall).count());
     for (auto [command, samples] : {std::pair{"ADD", &add}, std::pair{"CHECK", &check}, std::pair{"DEL", &del}}) {
       env["CNI_COMMAND"] = command;
       auto r = tern::testing_support::RunProcess({plugin}, env, stdin_text, 10s);
@@ -108,6 +115,14 @@ int main(int argc, char** argv) {
         continue;
       }
       samples->push_back(std::chrono::duration<double, std::milli>(r.wall).count());
+      // tern-cni logs "... (API x ms, apply y ms)" for every ADD.
+      double api_ms = 0, apply_ms = 0;
+      size_t at = r.err.find("(API ");
+      if (samples == &add && at != std::string::npos &&
+          std::sscanf(r.err.c_str() + at, "(API %lf ms, apply %lf ms)", &api_ms, &apply_ms) == 2) {
+        add_api.push_back(api_ms);
+        add_apply.push_back(apply_ms);
+      }
     }
   }
 
@@ -148,10 +163,17 @@ int main(int argc, char** argv) {
   std::system(("ip netns del " + ns).c_str());
   std::system(("rm -rf " + dir).c_str());
   if (add.empty() || check.empty() || del.empty()) return 1;
-  std::printf("tern-cni, %d runs each (one process per call, pod read over HTTPS every ADD/CHECK)\n", runs);
-  Print("VERSION (process start only)", Summarize(version));
+  std::printf("tern-cni, %d runs each (one process per call, pod read over HTTPS every ADD/CHECK, API answers "
+              "delayed %d ms)\n", runs, api_delay_ms);
+  Stats floor = Summarize(version), bridge = Summarize(bridge_version);
+  Print("VERSION (process start only)", floor);
+  Print("reference bridge plugin VERSION", bridge);
   Stats a = Summarize(add);
   Print("ADD (API GET + apply)", a);
+  if (!add_api.empty()) {
+    Print("  of which: pod read (TLS, GET)", Summarize(add_api));
+    Print("  of which: ruleset apply (cold)", Summarize(add_apply));
+  }
   Print("CHECK (API GET + verify)", Summarize(check));
   Print("DEL (remove, no API)", Summarize(del));
   Stats ap = Summarize(apply), ex = Summarize(exec_nft);
@@ -159,6 +181,8 @@ int main(int argc, char** argv) {
   Print("ruleset verify, in process", Summarize(verify));
   Print("ruleset apply, ip netns exec nft -f", ex);
   std::printf("  ADD p99 vs the 20 ms goal: %.2fx of budget%s\n", a.p99 / 20.0, a.p99 < 20.0 ? " (met)" : " (MISSED)");
+  std::printf("  ADD p50 / bare process start p50: %.2fx; / bridge plugin start p50: %.2fx\n", a.p50 / floor.p50,
+              a.p50 / bridge.p50);
   std::printf("  in-process apply vs exec nft -f: p50 %.2fx, p99 %.2fx faster\n", ex.p50 / ap.p50, ex.p99 / ap.p99);
   std::printf("  failed calls: %d\n", failures);
   return failures == 0 ? 0 : 1;

@@ -6,6 +6,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <thread>
 #include <variant>
 
 #include "cni-plugin/cni_version.h"
@@ -39,7 +42,8 @@ struct Skip {
 using PodLookup = std::variant<json, Skip, Error>;
 
 // The pod this call is for, read from the API; or why there is none to capture.
-PodLookup LookupPod(const NetConf& conf, const CniEnv& env) {
+// `before_api` runs just before the API is asked, once the pod is known to be a candidate.
+PodLookup LookupPod(const NetConf& conf, const CniEnv& env, const std::function<void()>& before_api) {
   auto arg = [&](const char* key) {
     auto it = env.args.find(key);
     return it == env.args.end() ? std::string() : it->second;
@@ -51,6 +55,7 @@ PodLookup LookupPod(const NetConf& conf, const CniEnv& env) {
   const auto& ex = conf.exclude_namespaces;
   if (std::find(ex.begin(), ex.end(), ns) != ex.end()) return Skip{"namespace " + ns + " is excluded"};
 
+  before_api();
   auto cluster = kube::LoadKubeconfig(conf.kubeconfig);
   if (!cluster.ok()) return Error{kInvalidConfig, "kubernetes.kubeconfig: " + cluster.status().message(), ""};
   auto client = kube::Client::Create(*cluster, conf.api_timeout);
@@ -94,6 +99,9 @@ struct Prepared {
   json result;
   PodCapture pod;
   double api_ms = 0;  // reading the pod, TLS included
+  std::unique_ptr<capture::Applier> applier;
+  // Warms nftables up in the pod's namespace while the API answers; joined before applying.
+  std::jthread prewarm;
 };
 std::variant<Prepared, Error> Prepare(const NetConf& conf, const CniEnv& env) {
   if (!conf.prev_result) {
@@ -110,8 +118,9 @@ std::variant<Prepared, Error> Prepare(const NetConf& conf, const CniEnv& env) {
   if (auto e = ConvertResult(prev, prev_version, conf.cni_version, "prevResult", &p.result)) return *e;
   std::string why;
   if (!PathExists(env.netns, &why)) return Error{kInvalidEnvironment, "CNI_NETNS: " + env.netns + ": " + why, ""};
+  p.applier = capture::MakeKernelApplier(env.netns);
   auto api_start = std::chrono::steady_clock::now();
-  PodLookup pod = LookupPod(conf, env);
+  PodLookup pod = LookupPod(conf, env, [&] { p.prewarm = std::jthread([&applier = *p.applier] { applier.Prewarm(); }); });
   p.api_ms = MillisSince(api_start);
   if (auto* e = std::get_if<Error>(&pod)) return *e;
   if (auto* s = std::get_if<Skip>(&pod)) {
@@ -132,8 +141,9 @@ PluginOutput Add(const NetConf& conf, const CniEnv& env) {
   std::string out = p.result.dump() + "\n";
   if (!p.pod.capture) return {0, out, "tern-cni: ADD " + PodName(env) + ": not captured: " + p.pod.reason};
   capture::Ruleset plan = capture::BuildPlan(p.pod.config);
+  if (p.prewarm.joinable()) p.prewarm.join();
   auto apply_start = std::chrono::steady_clock::now();
-  Status s = capture::MakeKernelApplier(env.netns)->Apply(plan);
+  Status s = p.applier->Apply(plan);
   double apply_ms = MillisSince(apply_start);
   if (!s.ok()) {
     return Fail({kCaptureFailed, PodName(env) + ": capture not installed: " + s.message(), ""}, conf.cni_version,
@@ -154,7 +164,8 @@ PluginOutput Check(const NetConf& conf, const CniEnv& env) {
   if (auto* e = std::get_if<Error>(&prepared)) return Fail(*e, conf.cni_version, "CHECK " + PodName(env));
   auto& p = std::get<Prepared>(prepared);
   if (!p.pod.capture) return {0, "", "tern-cni: CHECK " + PodName(env) + ": not captured: " + p.pod.reason};
-  Status s = capture::MakeKernelApplier(env.netns)->Verify(capture::BuildPlan(p.pod.config));
+  if (p.prewarm.joinable()) p.prewarm.join();
+  Status s = p.applier->Verify(capture::BuildPlan(p.pod.config));
   if (!s.ok()) {
     return Fail({kCaptureFailed, PodName(env) + ": capture check failed: " + s.message(), ""}, conf.cni_version,
                 "CHECK " + PodName(env));

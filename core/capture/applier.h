@@ -24,6 +24,9 @@ class Applier {
   // Succeeds when the kernel holds exactly what Apply(ruleset) installs; otherwise the error
   // names the first difference (a missing table, an altered or missing rule, missing routing).
   virtual Status Verify(const Ruleset& ruleset) = 0;
+  // Exercises everything Apply uses, changing nothing, so that an Apply soon after is fast: a
+  // short-lived process (tern-cni) runs it while it waits for the API. Safe to skip.
+  virtual void Prewarm() {}
 };
 
 // Applies in the network namespace at `netns_path` ("" = the current one).

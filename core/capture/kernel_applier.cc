@@ -21,9 +21,11 @@ namespace {
 
 // Runs nft commands (text, or JSON when `json_input`) as one transaction and keeps nft's own
 // words for errors.
-Status RunNft(const std::string& commands, std::string* output, bool json_input = false) {
+Status RunNft(const std::string& commands, std::string* output, bool json_input = false, bool dry_run = false) {
   std::unique_ptr<nft_ctx, void (*)(nft_ctx*)> ctx(nft_ctx_new(NFT_CTX_DEFAULT), nft_ctx_free);
   if (!ctx) return Status::Error("nftables: cannot create a context");
+  // Dry run: parsed, evaluated and checked by the kernel, never committed.
+  if (dry_run) nft_ctx_set_dry_run(ctx.get(), true);
   // libnftables takes JSON input when its output mode is JSON.
   if (json_input) nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
   nft_ctx_buffer_output(ctx.get());
@@ -202,6 +204,13 @@ class KernelApplier : public Applier {
     if (!s.ok()) return s;
     if (absent) return std::string();
     return out;
+  }
+
+  void Prewarm() override {
+    // The first nft transaction of a process pays for loading and initialising libnftables
+    // (several milliseconds); a dry run of a typical plan pays it here instead.
+    static const std::string plan = RenderReplaceTransactionJson(BuildPlan(CaptureConfig{}));
+    RunInNetns(netns_, [] { return RunNft(plan, nullptr, true, true); });
   }
 
   Status Verify(const Ruleset& rs) override {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cni-plugin/testing/cni_mode_pod.h"
 #include "core/base/files.h"
 #include "core/capture/applier.h"
 #include "core/capture/nft_render.h"
@@ -70,19 +71,9 @@ int main(int argc, char** argv) {
   tern::kube::FakeApiServer api("bench-token");
   api.set_delay(std::chrono::milliseconds(api_delay_ms));
   api.Put("/api/v1/namespaces/my-app/pods/web",
-          {{"apiVersion", "v1"},
-           {"kind", "Pod"},
-           {"metadata",
-            {{"name", "web"},
-             {"namespace", "my-app"},
-             {"annotations",
-              {{"sidecar.istio.io/status", R"({"initContainers":["istio-validation","istio-proxy"]})"},
-               {"sidecar.istio.io/interceptionMode", "REDIRECT"},
-               {"traffic.sidecar.istio.io/includeOutboundIPRanges", "*"},
-               {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "169.254.169.254/32"},
-               {"traffic.sidecar.istio.io/includeInboundPorts", "*"},
-               {"traffic.sidecar.istio.io/excludeInboundPorts", "15090,15021,15020"},
-               {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}}}}}});
+          tern::cni::testing::CniModePod("my-app", "web",
+                                         {{"traffic.sidecar.istio.io/excludeOutboundIPRanges", "169.254.169.254/32"},
+                                          {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}}));
   tern::WriteFileAtomically(dir + "/kubeconfig", api.Kubeconfig());
   json conf = {{"cniVersion", "1.0.0"},
                {"name", "k8s-pod-network"},

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "cni-plugin/testing/cni_mode_pod.h"
 #include "core/base/files.h"
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
@@ -30,18 +31,12 @@ using tern::testing_support::RunProcess;
 
 const std::string kToken = "cni-token";
 
+// The injector's CNI-mode pod, with one excluded outbound port and range.
 json InjectedPod(const std::string& name, json extra_annotations = json::object()) {
-  json annotations = {{"sidecar.istio.io/status", R"({"initContainers":["istio-validation","istio-proxy"]})"},
-                      {"sidecar.istio.io/interceptionMode", "REDIRECT"},
-                      {"traffic.sidecar.istio.io/includeOutboundIPRanges", "*"},
-                      {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.200.0.3/32"},
-                      {"traffic.sidecar.istio.io/includeInboundPorts", "*"},
-                      {"traffic.sidecar.istio.io/excludeInboundPorts", "15090,15021,15020"},
-                      {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}};
-  annotations.merge_patch(extra_annotations);
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"namespace", "my-app"}, {"annotations", annotations}}}};
+  json overrides = {{"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.200.0.3/32"},
+                    {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}};
+  overrides.merge_patch(extra_annotations);
+  return testing::CniModePod("my-app", name, overrides);
 }
 
 json PrevResult() {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "cni-plugin/testing/cni_mode_pod.h"
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
 #include "e2e/cni/local_node.h"
@@ -33,21 +34,9 @@ class GoCniE2e : public ::testing::Test {
     ASSERT_TRUE(node.ok()) << node.status().message();
     node_ = std::move(*node);
     // What the webhook writes in CNI mode, with one excluded port and range.
-    node_->PutPod({{"apiVersion", "v1"},
-                   {"kind", "Pod"},
-                   {"metadata",
-                    {{"name", "web"},
-                     {"namespace", "my-app"},
-                     {"annotations",
-                      {{"sidecar.istio.io/status", R"({"initContainers":["istio-validation","istio-proxy"]})"},
-                       {"sidecar.istio.io/interceptionMode", "REDIRECT"},
-                       {"traffic.sidecar.istio.io/includeOutboundIPRanges", "*"},
-                       {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.22.0.254/32"},
-                       {"traffic.sidecar.istio.io/includeInboundPorts", "*"},
-                       {"traffic.sidecar.istio.io/excludeInboundPorts", "15090,15021,15020"},
-                       {"traffic.sidecar.istio.io/includeOutboundPorts", ""},
-                       {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"},
-                       {"traffic.sidecar.istio.io/excludeInterfaces", ""}}}}}});
+    node_->PutPod(cni::testing::CniModePod("my-app", "web",
+                                           {{"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.22.0.254/32"},
+                                            {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}}));
   }
   ProcessResult GoCni(const std::string& op) { return node_->GoCni(op, "my-app", "web"); }
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/base/files.h"
+#include "core/base/object_reader.h"
 #include "core/kube/quantity.h"
 #include "core/net/ip_range.h"
 #include "core/yaml/yaml_json.h"
@@ -12,46 +13,6 @@ namespace tern {
 namespace {
 
 using nlohmann::json;
-
-// Reads one object's fields with a handler per known key; unknown keys are errors.
-class ObjectReader {
- public:
-  ObjectReader(const json& obj, std::string path, FieldErrors& errors) : obj_(obj), path_(std::move(path)), errors_(errors) {
-    if (!obj_.is_object() && !obj_.is_null()) errors_.Add(path_.empty() ? "<root>" : path_, "must be an object");
-  }
-  ~ObjectReader() {
-    if (!obj_.is_object()) return;
-    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (!seen_.count(it.key())) errors_.Add(Path(it.key()), "unknown field");
-    }
-  }
-  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-
-  const json* Get(const std::string& key) {
-    seen_.insert(key);
-    if (!obj_.is_object() || !obj_.contains(key) || obj_[key].is_null()) return nullptr;
-    return &obj_[key];
-  }
-  void String(const std::string& key, std::string& out) {
-    if (const json* v = Get(key)) {
-      if (v->is_string()) out = v->get<std::string>();
-      else errors_.Add(Path(key), "must be a string");
-    }
-  }
-  void Bool(const std::string& key, bool& out) {
-    if (const json* v = Get(key)) {
-      if (v->is_boolean()) out = v->get<bool>();
-      else errors_.Add(Path(key), "must be true or false");
-    }
-  }
-  FieldErrors& errors() { return errors_; }
-
- private:
-  const json& obj_;
-  std::string path_;
-  FieldErrors& errors_;
-  std::set<std::string> seen_;
-};
 
 void ReadQuantities(const json* v, const std::string& path, std::map<std::string, std::string>& out, FieldErrors& errors) {
   if (!v) return;

@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
-  libjemalloc-dev
+  libjemalloc-dev libre2-dev
   # The tern-cni e2e: containerd's go-cni (built with Debian's Go) and the reference plugins.
   golang-go golang-github-containerd-go-cni-dev containernetworking-plugins
 )

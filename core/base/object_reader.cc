@@ -1,6 +1,7 @@
 #include "core/base/object_reader.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace tern {
 
@@ -84,7 +85,12 @@ bool ObjectReader::Number(const std::string& key, double min, double max, double
   }
   double d = v->get<double>();
   if (!(d >= min && d <= max)) {
-    errors_.Add(Path(key), v->dump() + " is out of range [" + json(min).dump() + ", " + json(max).dump() + "]");
+    auto num = [](double x) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", x);
+      return std::string(buf);
+    };
+    errors_.Add(Path(key), v->dump() + " is out of range [" + num(min) + ", " + num(max) + "]");
     return false;
   }
   out = d;

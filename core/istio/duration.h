@@ -1,0 +1,16 @@
+// Durations as Istio's resources write them: Go's time.Duration text ("10s", "1.5s", "100ms",
+// "1h30m"; units ns, us, µs, ms, s, m, h) and the protobuf JSON form (which is "<seconds>s").
+#pragma once
+
+#include <chrono>
+#include <string_view>
+
+#include "core/base/status.h"
+
+namespace tern::istio {
+
+using Duration = std::chrono::nanoseconds;
+
+Result<Duration> ParseDuration(std::string_view text);
+
+}  // namespace tern::istio

@@ -1,0 +1,296 @@
+#include "proxy/route_table.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+
+namespace tern::proxy {
+
+using istio::StringMatch;
+
+std::string ResolveHost(std::string_view host, std::string_view ns, std::string_view domain) {
+  std::string h(host);
+  if (h.empty() || h.find('*') != std::string::npos) return h;
+  size_t dots = std::count(h.begin(), h.end(), '.');
+  std::string suffix = ".svc." + std::string(domain);
+  if (h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) return h;
+  if (dots == 0) return h + "." + std::string(ns) + suffix;             // name
+  if (dots == 1) return h + suffix;                                     // name.ns
+  if (h.size() > 4 && h.compare(h.size() - 4, 4, ".svc") == 0) return h + "." + std::string(domain);  // name.ns.svc
+  return h;  // some other FQDN (an external host)
+}
+
+namespace {
+
+std::shared_ptr<const re2::RE2> Compile(const std::string& pattern, bool ignore_case) {
+  RE2::Options o;
+  o.set_log_errors(false);
+  o.set_case_sensitive(!ignore_case);
+  auto re = std::make_shared<const re2::RE2>(pattern, o);
+  return re->ok() ? re : nullptr;  // the parser validated it; a null here never matches
+}
+
+bool Matches(const StringMatch& m, std::string_view value, const re2::RE2* re, bool ignore_case = false) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  switch (m.kind) {
+    case StringMatch::Kind::kPresent: return true;
+    case StringMatch::Kind::kExact: return ignore_case ? lower(value) == lower(m.value) : value == m.value;
+    case StringMatch::Kind::kPrefix: {
+      if (value.size() < m.value.size()) return false;
+      return ignore_case ? lower(value.substr(0, m.value.size())) == lower(m.value) : value.substr(0, m.value.size()) == m.value;
+    }
+    case StringMatch::Kind::kRegex: return re && RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *re);
+  }
+  return false;
+}
+
+// Every value of a repeated header, joined with ',' as one field value (RFC 9110 5.3): a second
+// copy of a header cannot slip past a match made against the first.
+bool HeaderValue(const RequestView& r, std::string_view name, std::string& out) {
+  bool found = false;
+  if (!r.headers) return false;
+  for (const auto& [n, v] : *r.headers) {
+    if (n != name) continue;
+    if (found) out += ",";
+    out.append(v);
+    found = true;
+  }
+  return found;
+}
+
+bool QueryValue(std::string_view path, std::string_view name, std::string& out) {
+  size_t q = path.find('?');
+  if (q == std::string_view::npos) return false;
+  std::string_view query = path.substr(q + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    size_t eq = item.find('=');
+    if (item.substr(0, eq) == name) {
+      out = eq == std::string_view::npos ? std::string() : std::string(item.substr(eq + 1));
+      return true;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+const re2::RE2* RegexFor(const CompiledMatch& m, const std::string& key) {
+  auto it = m.regexes.find(key);
+  return it == m.regexes.end() ? nullptr : it->second.get();
+}
+
+bool Accepts(const CompiledMatch& cm, const RequestView& r, const std::string& own_namespace) {
+  const istio::HttpMatchRequest& m = *cm.spec;
+  if (m.port && *m.port != r.port) return false;
+  if (!m.source_namespace.empty() && m.source_namespace != own_namespace) return false;
+  if (m.uri) {
+    std::string_view path = r.path.substr(0, r.path.find('?'));
+    if (!Matches(*m.uri, path, RegexFor(cm, "uri"), m.ignore_uri_case)) return false;
+  }
+  if (m.scheme && !Matches(*m.scheme, r.scheme, RegexFor(cm, "scheme"))) return false;
+  if (m.method && !Matches(*m.method, r.method, RegexFor(cm, "method"))) return false;
+  if (m.authority && !Matches(*m.authority, r.authority, RegexFor(cm, "authority"))) return false;
+  std::string value;
+  for (const auto& [name, match] : m.headers) {
+    value.clear();
+    if (!HeaderValue(r, name, value) || !Matches(match, value, RegexFor(cm, "h:" + name))) return false;
+  }
+  for (const auto& [name, match] : m.without_headers) {
+    value.clear();
+    if (HeaderValue(r, name, value) && Matches(match, value, RegexFor(cm, "wh:" + name))) return false;
+  }
+  for (const auto& [name, match] : m.query_params) {
+    value.clear();
+    if (!QueryValue(r.path, name, value) || !Matches(match, value, RegexFor(cm, "q:" + name))) return false;
+  }
+  for (const auto& [key, want] : m.source_labels) {
+    if (!r.source_labels) return false;
+    auto it = r.source_labels->find(key);
+    if (it == r.source_labels->end() || it->second != want) return false;
+  }
+  return true;
+}
+
+CompiledMatch CompileMatch(const istio::HttpMatchRequest& m) {
+  CompiledMatch cm;
+  cm.spec = &m;
+  auto add = [&](const std::string& key, const StringMatch& sm, bool ignore_case) {
+    if (sm.kind == StringMatch::Kind::kRegex) cm.regexes[key] = Compile(sm.value, ignore_case);
+  };
+  if (m.uri) add("uri", *m.uri, m.ignore_uri_case);
+  if (m.scheme) add("scheme", *m.scheme, false);
+  if (m.method) add("method", *m.method, false);
+  if (m.authority) add("authority", *m.authority, false);
+  for (const auto& [n, sm] : m.headers) add("h:" + n, sm, false);
+  for (const auto& [n, sm] : m.without_headers) add("wh:" + n, sm, false);
+  for (const auto& [n, sm] : m.query_params) add("q:" + n, sm, false);
+  return cm;
+}
+
+bool Selects(const std::map<std::string, std::string>& selector, const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+RouteTable::~RouteTable() = default;
+
+Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<const config::Snapshot> snapshot) {
+  std::shared_ptr<RouteTable> t(new RouteTable());
+  t->snapshot_ = std::move(snapshot);
+  const config::Snapshot& s = *t->snapshot_;
+  const std::string& own_ns = s.workload.namespace_;
+  auto ns_of = [&](const istio::Resource& r) { return r.meta.namespace_.empty() ? own_ns : r.meta.namespace_; };
+
+  std::map<std::string, const config::Service*> services;
+  for (const auto& svc : s.services) services[svc.hostname] = &svc;
+  std::map<std::string, const istio::DestinationRule*> rules;  // resolved host -> first rule
+  for (const auto& r : s.resources) {
+    if (const auto* dr = std::get_if<istio::DestinationRule>(&r.spec)) rules.emplace(ResolveHost(dr->host, ns_of(r)), dr);
+  }
+
+  auto cluster = [&](const std::string& host, uint32_t port, const std::string& subset) -> Cluster* {
+    std::string name = "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
+    if (auto it = t->clusters_by_name_.find(name); it != t->clusters_by_name_.end()) return it->second;
+    auto c = std::make_unique<Cluster>();
+    c->name = name;
+    c->host = host;
+    c->port = port;
+    c->subset = subset;
+    const std::map<std::string, std::string>* selector = nullptr;
+    if (auto dr = rules.find(host); dr != rules.end()) {
+      if (dr->second->traffic_policy) c->policy = &*dr->second->traffic_policy;
+      for (const auto& sub : dr->second->subsets) {
+        if (sub.name != subset) continue;
+        selector = &sub.labels;
+        if (sub.traffic_policy) c->policy = &*sub.traffic_policy;
+      }
+    }
+    c->known_subset = subset.empty() || selector != nullptr;
+    const config::Service* svc = services.count(host) ? services[host] : nullptr;
+    const config::ServicePort* sp = nullptr;
+    if (svc) {
+      for (const auto& p : svc->ports) {
+        if (p.port == port) sp = &p;
+      }
+    }
+    if (svc && sp && c->known_subset) {
+      for (const auto& e : s.endpoints) {
+        if (e.service != host || !e.ready || (selector && !Selects(*selector, e.labels))) continue;
+        auto named = e.ports.find(sp->name);
+        uint32_t target = named != e.ports.end() ? named->second : sp->target_port ? sp->target_port : sp->port;
+        c->endpoints.push_back({e.address, target, &e.labels});
+      }
+    }
+    Cluster* raw = c.get();
+    t->clusters_by_name_[name] = raw;
+    t->clusters_.push_back(std::move(c));
+    return raw;
+  };
+
+  for (const auto& svc : s.services) {
+    for (const auto& port : svc.ports) {
+      auto vh = std::make_unique<VirtualHost>();
+      vh->service = &svc;
+      vh->port = &port;
+      // The first VirtualService naming this host, as Istio's sidecars do.
+      for (const auto& r : s.resources) {
+        const auto* vs = std::get_if<istio::VirtualService>(&r.spec);
+        if (!vs || !vs->gateways.empty()) continue;  // gateway-only routes are not a sidecar's
+        bool names_host = std::any_of(vs->hosts.begin(), vs->hosts.end(),
+                                      [&](const std::string& h) { return ResolveHost(h, ns_of(r)) == svc.hostname; });
+        if (!names_host) continue;
+        for (const auto& hr : vs->http) {
+          Route route;
+          route.virtual_service = ns_of(r) + "/" + r.meta.name;
+          route.spec = &hr;
+          bool port_applies = hr.match.empty();
+          for (const auto& m : hr.match) {
+            if (!m.port || *m.port == port.port) {
+              route.matches.push_back(CompileMatch(m));
+              port_applies = true;
+            }
+          }
+          if (!port_applies) continue;
+          for (const auto& d : hr.route) {
+            std::string host = ResolveHost(d.destination.host, ns_of(r));
+            route.clusters.push_back({cluster(host, d.destination.port.value_or(port.port), d.destination.subset), d.weight,
+                                      &d.headers});
+          }
+          if (hr.mirror) {
+            route.mirror = cluster(ResolveHost(hr.mirror->host, ns_of(r)), hr.mirror->port.value_or(port.port), hr.mirror->subset);
+          }
+          vh->routes.push_back(std::move(route));
+        }
+        break;
+      }
+      if (vh->routes.empty()) {
+        Route fallback;
+        fallback.clusters.push_back({cluster(svc.hostname, port.port, ""), 100, nullptr});
+        vh->routes.push_back(std::move(fallback));
+      }
+      for (const auto& ip : svc.cluster_ips) t->by_ip_port_[{ip, port.port}] = vh.get();
+      t->by_host_port_[{svc.hostname, port.port}] = vh.get();
+      t->hosts_.push_back(std::move(vh));
+    }
+  }
+  return std::shared_ptr<const RouteTable>(std::move(t));
+}
+
+const VirtualHost* RouteTable::ForDestination(std::string_view ip, uint32_t port) const {
+  auto it = by_ip_port_.find({std::string(ip), port});
+  return it == by_ip_port_.end() ? nullptr : it->second;
+}
+
+const VirtualHost* RouteTable::ForAuthority(std::string_view authority, uint32_t port) const {
+  std::string_view host = authority;
+  // Strip ":port" (not inside an IPv6 literal).
+  if (size_t colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::string fqdn = ResolveHost(host, snapshot_->workload.namespace_);
+  auto it = by_host_port_.find({fqdn, port});
+  if (it != by_host_port_.end()) return it->second;
+  return ForDestination(host, port);  // an authority that is a cluster IP
+}
+
+const Route* RouteTable::Match(const VirtualHost& host, const RequestView& request) const {
+  for (const Route& route : host.routes) {
+    if (route.matches.empty()) return &route;
+    for (const CompiledMatch& m : route.matches) {
+      if (Accepts(m, request, snapshot_->workload.namespace_)) return &route;
+    }
+  }
+  return nullptr;
+}
+
+const WeightedCluster* RouteTable::Pick(const Route& route, uint64_t random) {
+  if (route.clusters.empty()) return nullptr;
+  if (route.clusters.size() == 1) return &route.clusters[0];
+  uint64_t total = 0;
+  for (const auto& c : route.clusters) total += static_cast<uint64_t>(c.weight);
+  if (total == 0) return &route.clusters[0];
+  uint64_t point = random % total;
+  for (const auto& c : route.clusters) {
+    if (point < static_cast<uint64_t>(c.weight)) return &c;
+    point -= static_cast<uint64_t>(c.weight);
+  }
+  return &route.clusters.back();
+}
+
+const Cluster* RouteTable::FindCluster(const std::string& name) const {
+  auto it = clusters_by_name_.find(name);
+  return it == clusters_by_name_.end() ? nullptr : it->second;
+}
+
+}  // namespace tern::proxy

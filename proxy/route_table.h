@@ -1,0 +1,111 @@
+// The proxy's routing state for one snapshot version, compiled once (regexes built, hosts
+// resolved, subsets turned into endpoint lists) so the request path only reads it:
+//  - which service a captured connection's original destination (cluster IP:port) or an
+//    HTTP authority names;
+//  - that service's routes (its VirtualServices' http routes in order, else one default route);
+//  - the clusters routes point at (service host + port + subset, with their endpoints).
+// Istio's semantics: short hosts resolve in the resource's namespace ("product-service" in
+// my-app is product-service.my-app.svc.cluster.local); the first matching route wins; weights
+// split traffic; a destination subset that no DestinationRule defines is a cluster without
+// endpoints (the request gets 503, flag NC), never a refused snapshot.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/base/status.h"
+#include "core/config/snapshot.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace tern::proxy {
+
+struct UpstreamEndpoint {
+  std::string address;
+  uint32_t port = 0;
+  const std::map<std::string, std::string>* labels = nullptr;
+};
+
+// Istio names clusters "outbound|<port>|<subset>|<host>"; so does Tern (metrics, logs, admin).
+struct Cluster {
+  std::string name;
+  std::string host;
+  uint32_t port = 0;
+  std::string subset;
+  bool known_subset = true;  // false: no DestinationRule defines it (NC)
+  std::vector<UpstreamEndpoint> endpoints;
+  const istio::TrafficPolicy* policy = nullptr;  // the DestinationRule's (subset's if it has one)
+};
+
+// What the router needs to know of a request; header names lower case, every value present.
+struct RequestView {
+  std::string_view method, path, authority, scheme = "http";
+  const std::vector<std::pair<std::string_view, std::string_view>>* headers = nullptr;
+  const std::map<std::string, std::string>* source_labels = nullptr;
+  uint32_t port = 0;
+};
+
+struct CompiledMatch {
+  const istio::HttpMatchRequest* spec = nullptr;
+  // Regexes compiled once, by field: "uri", "scheme", "method", "authority", "h:<name>",
+  // "wh:<name>", "q:<name>".
+  std::map<std::string, std::shared_ptr<const re2::RE2>> regexes;
+};
+
+struct WeightedCluster {
+  const Cluster* cluster = nullptr;
+  int32_t weight = 0;
+  const istio::Headers* headers = nullptr;
+};
+
+struct Route {
+  std::string virtual_service;  // namespace/name, or "" for the default route
+  const istio::HttpRoute* spec = nullptr;  // null for the default route
+  std::vector<CompiledMatch> matches;      // empty: matches every request
+  std::vector<WeightedCluster> clusters;
+  const Cluster* mirror = nullptr;
+};
+
+struct VirtualHost {
+  const config::Service* service = nullptr;
+  const config::ServicePort* port = nullptr;
+  std::vector<Route> routes;
+};
+
+class RouteTable {
+ public:
+  static Result<std::shared_ptr<const RouteTable>> Build(std::shared_ptr<const config::Snapshot> snapshot);
+  ~RouteTable();
+
+  const config::Snapshot& snapshot() const { return *snapshot_; }
+  // The service listening at a cluster IP and port (a captured connection's destination).
+  const VirtualHost* ForDestination(std::string_view ip, uint32_t port) const;
+  // The service an HTTP authority names on `port`: "name", "name.ns", "name.ns.svc", the FQDN,
+  // with or without ":port"; short names resolve in the proxy's own namespace.
+  const VirtualHost* ForAuthority(std::string_view authority, uint32_t port) const;
+  // The first route whose matches accept the request, or null (404, flag NR).
+  const Route* Match(const VirtualHost& host, const RequestView& request) const;
+  // A weighted pick; `random` is uniform over [0, 2^64).
+  static const WeightedCluster* Pick(const Route& route, uint64_t random);
+  const Cluster* FindCluster(const std::string& name) const;
+
+ private:
+  RouteTable() = default;
+  std::shared_ptr<const config::Snapshot> snapshot_;
+  std::vector<std::unique_ptr<Cluster>> clusters_;
+  std::map<std::string, Cluster*> clusters_by_name_;
+  std::vector<std::unique_ptr<VirtualHost>> hosts_;
+  std::map<std::pair<std::string, uint32_t>, VirtualHost*> by_ip_port_, by_host_port_;
+};
+
+// "product-service" in namespace "my-app" -> "product-service.my-app.svc.cluster.local".
+std::string ResolveHost(std::string_view host, std::string_view ns, std::string_view domain = "cluster.local");
+
+}  // namespace tern::proxy

@@ -140,28 +140,17 @@ class TernInitTraffic : public CaptureKernel {
   void SetUp() override {
     CaptureKernel::SetUp();
     if (IsSkipped()) return;
-    pod_ = std::make_unique<Netns>("pod");
-    peer_ = std::make_unique<Netns>("peer");
-    std::string veth = "tv" + std::to_string(getpid() % 100000);
-    Sh("ip link add " + veth + "a netns " + pod_->name() + " type veth peer name " + veth + "b netns " + peer_->name());
-    Sh("ip -n " + pod_->name() + " addr add 10.200.0.1/24 dev " + veth + "a");
-    Sh("ip -n " + pod_->name() + " addr add fd00:200::1/64 dev " + veth + "a nodad");
-    Sh("ip -n " + peer_->name() + " addr add 10.200.0.2/24 dev " + veth + "b");
-    Sh("ip -n " + peer_->name() + " addr add 10.200.0.3/24 dev " + veth + "b");
-    Sh("ip -n " + peer_->name() + " addr add fd00:200::2/64 dev " + veth + "b nodad");
-    // The validation target: a documentation address, owned here by the peer namespace.
-    Sh("ip -n " + peer_->name() + " addr add 192.0.2.1/32 dev " + veth + "b");
-    Sh("ip -n " + pod_->name() + " link set " + veth + "a up");
-    Sh("ip -n " + peer_->name() + " link set " + veth + "b up");
-    Sh("ip -n " + pod_->name() + " route add default via 10.200.0.2");
-    // Carrier comes up asynchronously; wait (bounded) so the first connections do not race it.
-    WaitLinkUp(pod_->name(), veth + "a");
-    WaitLinkUp(peer_->name(), veth + "b");
+    net_ = std::make_unique<PodAndPeer>();
+    ASSERT_EQ(net_->error(), "");
+    pod_ = &net_->pod;
+    peer_ = &net_->peer;
   }
   void Init(const std::string& flags) {
     Sh("ip netns exec " + pod_->name() + " " + std::string(TERN_BINARY_DIR) + "/init/tern-init " + flags);
   }
-  std::unique_ptr<Netns> pod_, peer_;
+  std::unique_ptr<PodAndPeer> net_;
+  Netns* pod_ = nullptr;
+  Netns* peer_ = nullptr;
 };
 
 TEST_F(TernInitTraffic, RedirectModeCapturesWhatItMustAndNothingElse) {

@@ -10,6 +10,7 @@
 #include <sys/fsuid.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -42,6 +43,30 @@ Netns::~Netns() { RunShell("ip netns del " + name_); }
 
 std::string Netns::Exec(const std::string& cmd, int* status) const {
   return RunShell("ip netns exec " + name_ + " " + cmd, status);
+}
+
+PodAndPeer::PodAndPeer(const std::string& suffix) : pod("pod" + suffix), peer("peer" + suffix) {
+  error_ = !pod.error().empty() ? pod.error() : peer.error();
+  std::string veth = "tv" + std::to_string(getpid() % 100000) + suffix;
+  const std::string p = pod.name(), q = peer.name(), a = veth + "a", b = veth + "b";
+  for (const std::string& cmd : {
+           "ip link add " + a + " netns " + p + " type veth peer name " + b + " netns " + q,
+           "ip -n " + p + " addr add 10.200.0.1/24 dev " + a,
+           "ip -n " + p + " addr add fd00:200::1/64 dev " + a + " nodad",
+           "ip -n " + q + " addr add 10.200.0.2/24 dev " + b,
+           "ip -n " + q + " addr add 10.200.0.3/24 dev " + b,
+           "ip -n " + q + " addr add fd00:200::2/64 dev " + b + " nodad",
+           "ip -n " + q + " addr add 192.0.2.1/32 dev " + b,
+           "ip -n " + p + " link set " + a + " up",
+           "ip -n " + q + " link set " + b + " up",
+           "ip -n " + p + " route add default via 10.200.0.2",
+       }) {
+    int rc = 0;
+    std::string out = RunShell(cmd, &rc);
+    if (rc != 0 && error_.empty()) error_ = cmd + ": " + out;
+  }
+  // Carrier comes up asynchronously; wait (bounded) so the first connections do not race it.
+  if (error_.empty() && (!WaitLinkUp(p, a) || !WaitLinkUp(q, b))) error_ = "the veth pair did not come up";
 }
 
 namespace {
@@ -131,6 +156,62 @@ bool Listener::Accept(Endpoint* local, Endpoint* original) {
   *original = rc == 0 ? FromAddr(orig) : *local;
   close(c);
   return true;
+}
+
+int Listener::AcceptConnection(Endpoint* local, Endpoint* peer) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, 3000) != 1) return -1;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int c = accept4(fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
+  if (c < 0) return -1;
+  *peer = FromAddr(ss);
+  len = sizeof ss;
+  getsockname(c, reinterpret_cast<sockaddr*>(&ss), &len);
+  *local = FromAddr(ss);
+  return c;
+}
+
+int ConnectSocket(const Netns& netns, const Endpoint& to, uid_t uid) {
+  int fd = SocketIn(netns, FamilyOf(to), uid, uid);
+  if (fd < 0) return -1;
+  socklen_t len;
+  sockaddr_storage ss = Addr(to, &len);
+  connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
+  pollfd p{fd, POLLOUT, 0};
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (poll(&p, 1, 3000) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+    close(fd);
+    return -1;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+bool SendAll(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string Receive(int fd, size_t n) {
+  std::string out;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  char buf[4096];
+  while (out.size() < n) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
+    pollfd p{fd, POLLIN, 0};
+    if (left <= 0 || poll(&p, 1, left) != 1) break;
+    ssize_t got = recv(fd, buf, std::min(sizeof buf, n - out.size()), 0);
+    if (got <= 0) break;
+    out.append(buf, static_cast<size_t>(got));
+  }
+  return out;
 }
 
 bool Connect(const Netns& netns, const Endpoint& to, uid_t uid) {

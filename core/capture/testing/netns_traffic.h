@@ -33,6 +33,19 @@ class Netns {
   std::string error_;
 };
 
+// Two namespaces joined by a veth pair, as a pod and the rest of the network:
+//   pod   10.200.0.1/24, fd00:200::1/64, default route via the peer;
+//   peer  10.200.0.2, 10.200.0.3, fd00:200::2 and 192.0.2.1 (tern-init's validation target).
+class PodAndPeer {
+ public:
+  explicit PodAndPeer(const std::string& suffix = "");
+  const std::string& error() const { return error_; }  // empty when everything is wired
+  Netns pod, peer;
+
+ private:
+  std::string error_;
+};
+
 struct Endpoint {
   std::string ip;
   uint16_t port = 0;
@@ -54,6 +67,9 @@ class Listener {
   bool ok() const { return ok_; }
   // The next connection within three seconds: its local address and its original destination.
   bool Accept(Endpoint* local, Endpoint* original);
+  // The same, keeping the connection: its fd (blocking; the caller closes it), or -1. `peer`
+  // gets the remote address.
+  int AcceptConnection(Endpoint* local, Endpoint* peer);
 
  private:
   int fd_ = -1;
@@ -62,6 +78,12 @@ class Listener {
 
 // Connects from `netns` as `uid`; true once the TCP handshake completed within three seconds.
 bool Connect(const Netns& netns, const Endpoint& to, uid_t uid);
+
+// A connected, blocking socket from `netns` as `uid` (three-second handshake budget), or -1.
+int ConnectSocket(const Netns& netns, const Endpoint& to, uid_t uid);
+// Writes all of `data`; reads until `n` bytes arrived, EOF or three seconds passed.
+bool SendAll(int fd, const std::string& data);
+std::string Receive(int fd, size_t n);
 
 // Waits (bounded, three seconds) until `ip link show` in `netns` reports `ifname` UP.
 bool WaitLinkUp(const std::string& netns_name, const std::string& ifname);

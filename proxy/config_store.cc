@@ -1,0 +1,42 @@
+#include "proxy/config_store.h"
+
+#include "core/yaml/yaml_json.h"
+
+namespace tern::proxy {
+
+ConfigStore::ConfigStore() {
+  current_.store(*RouteTable::Build(config::EmptySnapshot()));
+  document_ = nlohmann::json::object();
+}
+
+Status ConfigStore::Load(const std::string& text) {
+  auto doc = ParseYaml(text);
+  if (!doc.ok()) {
+    refused_++;
+    return doc.status();
+  }
+  auto snapshot = config::ParseSnapshotJson(*doc);
+  if (!snapshot.ok()) {
+    refused_++;
+    return snapshot.status();
+  }
+  auto table = RouteTable::Build(*snapshot);
+  if (!table.ok()) {
+    refused_++;
+    return table.status();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    document_ = std::move(*doc);
+  }
+  current_.store(*table, std::memory_order_release);
+  accepted_++;
+  return Status::Ok();
+}
+
+nlohmann::json ConfigStore::Dump() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return document_;
+}
+
+}  // namespace tern::proxy

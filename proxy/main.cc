@@ -1,0 +1,141 @@
+// tern-proxy: the sidecar. Starts on the empty snapshot (captured traffic passes through to its
+// original destination), loads --config when given and re-reads it when it changes (a refused
+// snapshot keeps the last good one), and serves until SIGTERM or POST /quitquitquit.
+#include <signal.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include "core/base/files.h"
+#include "core/log/logger.h"
+#include "proxy/config_store.h"
+#include "proxy/server.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: tern-proxy [flags]
+  --config FILE               config snapshot (YAML or JSON), re-read when it changes
+  --concurrency N             worker threads (2)
+  --interception-mode MODE    REDIRECT or TPROXY (env ISTIO_META_INTERCEPTION_MODE; REDIRECT)
+  --log-level LEVEL           debug|info|warn|error (info)
+  --outbound-port N --inbound-port N --admin-port N --health-port N --stats-port N
+                              (15001 15006 15000 15021 15090; 0 picks a free port)
+)";
+
+bool Number(const std::string& text, long lo, long hi, long* out) {
+  char* end = nullptr;
+  long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tern::proxy::ServerOptions options;
+  std::string config_path, level = "info";
+  const char* mode_env = std::getenv("ISTIO_META_INTERCEPTION_MODE");
+  std::string mode = mode_env ? mode_env : "REDIRECT";
+  std::map<std::string, uint16_t*> ports = {{"--outbound-port", &options.outbound_port},
+                                            {"--inbound-port", &options.inbound_port},
+                                            {"--admin-port", &options.admin_port},
+                                            {"--health-port", &options.health_port},
+                                            {"--stats-port", &options.stats_port}};
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i], value;
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (size_t eq = flag.find('='); eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      std::cerr << "tern-proxy: " << flag << ": needs a value\n" << kUsage;
+      return 2;
+    }
+    long n = 0;
+    if (flag == "--config") {
+      config_path = value;
+    } else if (flag == "--concurrency" && Number(value, 1, 256, &n)) {
+      options.workers = static_cast<int>(n);
+    } else if (flag == "--interception-mode" && (value == "REDIRECT" || value == "TPROXY")) {
+      mode = value;
+    } else if (flag == "--log-level") {
+      level = value;
+    } else if (ports.count(flag) && Number(value, 0, 65535, &n)) {
+      *ports[flag] = static_cast<uint16_t>(n);
+    } else {
+      std::cerr << "tern-proxy: " << flag << ": invalid value \"" << value << "\"\n" << kUsage;
+      return 2;
+    }
+  }
+  tern::LogLevel log_level;
+  if (!tern::ParseLogLevel(level, &log_level)) {
+    std::cerr << "tern-proxy: --log-level: \"" << level << "\" is not one of debug, info, warn, error\n";
+    return 2;
+  }
+  options.tproxy = mode == "TPROXY";
+  tern::Logger log(2, log_level);
+
+  tern::proxy::ConfigStore store;
+  tern::FileStamp stamp;
+  auto load = [&] {
+    auto text = tern::ReadFile(config_path);
+    tern::Status s = text.ok() ? store.Load(*text) : text.status();
+    if (s.ok()) {
+      log.Info("config accepted", {{"file", config_path}, {"version", store.Current()->snapshot().version}});
+    } else {
+      log.Error("config refused; the last good one stays", {{"file", config_path}, {"error", s.message()}});
+    }
+  };
+  if (!config_path.empty()) {
+    stamp = tern::StampOf(config_path);
+    load();
+  }
+
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, nullptr);  // before the workers start: they inherit the mask
+
+  tern::proxy::Server server(options, store, log);
+  tern::Status started = server.Start();
+  if (!started.ok()) {
+    std::cerr << "tern-proxy: " << started.message() << "\n";
+    return 1;
+  }
+  log.Info("serving", {{"outbound", server.port(tern::proxy::ListenerKind::kOutbound)},
+                       {"inbound", server.port(tern::proxy::ListenerKind::kInbound)},
+                       {"admin", server.port(tern::proxy::ListenerKind::kAdmin)},
+                       {"health", server.port(tern::proxy::ListenerKind::kHealth)},
+                       {"stats", server.port(tern::proxy::ListenerKind::kStats)},
+                       {"workers", options.workers},
+                       {"interception_mode", mode}});
+  // The main thread watches the config file and the signals; the workers serve.
+  while (!server.stopping()) {
+    timespec wait{0, 250 * 1000 * 1000};
+    int sig = sigtimedwait(&stop, nullptr, &wait);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log.Info("signal: stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      server.Stop();
+      break;
+    }
+    if (!config_path.empty()) {
+      tern::FileStamp now = tern::StampOf(config_path);
+      if (!(now == stamp)) {
+        stamp = now;
+        load();
+      }
+    }
+  }
+  server.Wait();
+  return 0;
+}

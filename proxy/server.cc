@@ -1,0 +1,392 @@
+#include "proxy/server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "core/metrics/registry.h"
+#include "proxy/original_dst.h"
+#include "proxy/sniff.h"
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// The destination a REDIRECTed connection was addressed to.
+bool OriginalDestination(tcp::socket& s, tcp::endpoint* out) {
+  sockaddr_storage ss{};
+  boost::system::error_code ec;
+  bool v6 = s.local_endpoint(ec).address().is_v6();
+  if (ec || !proxy::OriginalDestination(s.native_handle(), v6, &ss)) return false;
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    asio::ip::address_v6::bytes_type b;
+    std::copy(std::begin(a->sin6_addr.s6_addr), std::end(a->sin6_addr.s6_addr), b.begin());
+    *out = tcp::endpoint(asio::ip::address_v6(b), ntohs(a->sin6_port));
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    *out = tcp::endpoint(asio::ip::address_v4(ntohl(a->sin_addr.s_addr)), ntohs(a->sin_port));
+  }
+  return true;
+}
+
+std::string ToString(const tcp::endpoint& e) {
+  return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
+                             : e.address().to_string() + ":" + std::to_string(e.port());
+}
+
+struct Worker {
+  asio::io_context io{1};
+  std::thread thread;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  ConfigStore& config;
+  Logger& log;
+  Registry metrics;
+  Family<Counter>& opened = metrics.AddCounter("istio_tcp_connections_opened_total",
+                                               "TCP connections opened", {"reporter", "destination_service"});
+  Family<Counter>& closed = metrics.AddCounter("istio_tcp_connections_closed_total", "TCP connections closed",
+                                               {"reporter", "destination_service", "response_flags"});
+  Family<Counter>& sent = metrics.AddCounter("istio_tcp_sent_bytes_total", "Bytes sent to the downstream",
+                                             {"reporter", "destination_service"});
+  Family<Counter>& received = metrics.AddCounter("istio_tcp_received_bytes_total",
+                                                 "Bytes received from the downstream", {"reporter", "destination_service"});
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::array<uint16_t, 5> ports{};
+  std::atomic<bool> serving{false};
+  std::atomic<bool> stopping{false};
+
+  Impl(ServerOptions o, ConfigStore& c, Logger& l) : options(o), config(c), log(l) {}
+
+  Status Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional);
+  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind);
+  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound);
+  asio::awaitable<void> Admin(tcp::socket s, ListenerKind kind);
+  void StopAll();
+};
+
+Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional) {
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(address, ec);
+  auto acceptor = std::make_unique<tcp::acceptor>(w.io);
+  tcp::endpoint ep(ip, port);
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) {
+    acceptor->set_option(asio::socket_base::reuse_address(true));
+    int one = 1;
+    // Every worker accepts on its own socket; the kernel spreads connections over them.
+    setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true));
+    if (kind == ListenerKind::kInbound && options.tproxy) {
+      setsockopt(acceptor->native_handle(), ip.is_v6() ? SOL_IPV6 : SOL_IP, ip.is_v6() ? IPV6_TRANSPARENT : IP_TRANSPARENT,
+                 &one, sizeof one);
+    }
+    acceptor->bind(ep, ec);
+  }
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    if (optional) return Status::Ok();
+    return Status::Error("cannot listen on " + ToString(ep) + ": " + ec.message());
+  }
+  ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
+  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind), asio::detached);
+  w.acceptors.push_back(std::move(acceptor));
+  return Status::Ok();
+}
+
+asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind) {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) co_return;
+      continue;  // EMFILE and friends: keep accepting
+    }
+    socket.set_option(tcp::no_delay(true));
+    auto ex = acceptor.get_executor();
+    switch (kind) {
+      case ListenerKind::kOutbound:
+      case ListenerKind::kInbound:
+        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound), asio::detached);
+        break;
+      default:
+        asio::co_spawn(ex, Admin(std::move(socket), kind), asio::detached);
+    }
+  }
+}
+
+namespace {
+
+// Copies one direction until EOF or error, then half-closes the other side.
+asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) {
+  std::array<char, 16384> buf;
+  for (;;) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kNoThrow);
+    if (ec) break;
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kNoThrow);
+    if (wec) break;
+    bytes += wn;
+  }
+  boost::system::error_code ignored;
+  to.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace
+
+asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound) {
+  auto start = std::chrono::steady_clock::now();
+  auto ex = downstream.get_executor();
+  boost::system::error_code ec;
+  tcp::endpoint peer = downstream.remote_endpoint(ec), local = downstream.local_endpoint(ec), original;
+  if (!OriginalDestination(downstream, &original)) {
+    if (!inbound || !options.tproxy) co_return;  // not a captured connection
+    original = local;  // TPROXY keeps the destination as the socket's own address
+  }
+  // A connection made to the listener itself (not redirected) would loop back into it.
+  if (original == local) co_return;
+
+  std::shared_ptr<const RouteTable> table = config.Current();  // this connection's snapshot
+  std::string flags = "-", service = "unknown", cluster_name;
+  tcp::endpoint upstream_ep = original;
+  config::Protocol declared = config::Protocol::kSniff;
+  if (!inbound) {
+    const VirtualHost* vh = table->ForDestination(original.address().to_string(), original.port());
+    if (vh) {
+      service = vh->service->hostname;
+      declared = vh->port->protocol;
+      cluster_name = "outbound|" + std::to_string(vh->port->port) + "||" + service;
+      const Cluster* cluster = table->FindCluster(cluster_name);
+      if (!cluster || cluster->endpoints.empty()) {
+        flags = "UH";  // no healthy upstream
+      } else {
+        // Each worker thread draws from its own generator: nothing shared on the connection path.
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        size_t pick = rng() % cluster->endpoints.size();
+        const UpstreamEndpoint& e = cluster->endpoints[pick];
+        upstream_ep = tcp::endpoint(asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port));
+        if (ec) flags = "UH";
+      }
+    } else if (table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
+      flags = "NR";  // no route: the destination is not in the registry
+      cluster_name = "BlackHoleCluster";
+    } else {
+      cluster_name = "PassthroughCluster";
+    }
+  } else {
+    cluster_name = "InboundPassthroughCluster";
+    service = ToString(original);
+  }
+  const char* reporter = inbound ? "destination" : "source";
+  opened.With({reporter, service}).Inc();
+
+  // Protocol: declared, or sniffed from what the client sends first (bounded wait).
+  std::string head;
+  Sniffed sniffed = Sniffed::kTcp;
+  if (flags == "-" && declared == config::Protocol::kSniff) {
+    asio::steady_timer timer(ex);
+    timer.expires_after(options.sniff_timeout);
+    std::array<char, 4096> buf;
+    sniffed = Sniffed::kNeedMore;
+    while (sniffed == Sniffed::kNeedMore && head.size() < 8192) {
+      auto result = co_await (downstream.async_read_some(asio::buffer(buf), kNoThrow) || timer.async_wait(kNoThrow));
+      if (result.index() == 1) break;  // the client waits for the server to speak first: TCP
+      auto [rec, n] = std::get<0>(result);
+      if (rec) break;
+      head.append(buf.data(), n);
+      sniffed = SniffProtocol(head);
+    }
+    if (sniffed == Sniffed::kNeedMore) sniffed = Sniffed::kTcp;
+  }
+
+  uint64_t up = 0, down = 0;
+  tcp::socket upstream(ex);
+  if (flags == "-") {
+    upstream.open(upstream_ep.protocol(), ec);
+    if (!ec && inbound) {
+      // The capture rules let 127.0.0.6 / ::6 reach the app without being captured again.
+      int one = 1;
+      if (upstream_ep.address().is_v6()) setsockopt(upstream.native_handle(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
+      else setsockopt(upstream.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof one);
+      upstream.bind(tcp::endpoint(asio::ip::make_address(upstream_ep.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
+    }
+    if (ec) {
+      flags = "UF";
+    } else {
+      asio::steady_timer timer(ex);
+      timer.expires_after(options.connect_timeout);
+      auto result = co_await (upstream.async_connect(upstream_ep, kNoThrow) || timer.async_wait(kNoThrow));
+      if (result.index() == 1 || std::get<0>(std::get<0>(result))) flags = result.index() == 1 ? "UF,URX" : "UF";
+    }
+  }
+  if (flags == "-") {
+    upstream.set_option(tcp::no_delay(true), ec);
+    if (!head.empty()) {
+      auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(head), kNoThrow);
+      up += wn;
+      if (wec) flags = "UC";
+    }
+    if (flags == "-") co_await (Pipe(downstream, upstream, up) && Pipe(upstream, downstream, down));
+  }
+  received.With({reporter, service}).Inc(up);
+  sent.With({reporter, service}).Inc(down);
+  closed.With({reporter, service, flags}).Inc();
+  log.Info("access", {{"listener", inbound ? "inbound" : "outbound"},
+                      {"downstream", ToString(peer)},
+                      {"original_dst", ToString(original)},
+                      {"service", service},
+                      {"cluster", cluster_name},
+                      {"upstream", flags == "-" || flags == "UC" ? ToString(upstream_ep) : ""},
+                      {"protocol", SniffedName(sniffed)},
+                      {"bytes_received", up},
+                      {"bytes_sent", down},
+                      {"response_flags", flags},
+                      {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - start).count()},
+                      {"config_version", table->snapshot().version}});
+}
+
+asio::awaitable<void> Server::Impl::Admin(tcp::socket s, ListenerKind kind) {
+  boost::beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(64 * 1024);
+    auto [ec, n] = co_await http::async_read(s, buffer, parser, kNoThrow);
+    if (ec) co_return;
+    auto& req = parser.get();
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "text/plain");
+    std::string target(req.target());
+    std::string path = target.substr(0, target.find('?'));
+    bool quit = false;
+    if (kind == ListenerKind::kHealth && path == "/healthz/ready") {
+      res.result(serving ? http::status::ok : http::status::service_unavailable);
+      res.body() = serving ? "ok\n" : "not ready\n";
+    } else if ((kind == ListenerKind::kStats || kind == ListenerKind::kAdmin) && path == "/stats/prometheus") {
+      res.set(http::field::content_type, "text/plain; version=0.0.4");
+      res.body() = metrics.Expose();
+    } else if (kind == ListenerKind::kAdmin && path == "/ready") {
+      res.result(serving ? http::status::ok : http::status::service_unavailable);
+      res.body() = serving ? "LIVE\n" : "PRE_INITIALIZING\n";
+    } else if (kind == ListenerKind::kAdmin && path == "/config_dump") {
+      res.set(http::field::content_type, "application/json");
+      nlohmann::json dump = {{"snapshot", config.Dump()},
+                             {"accepted", config.accepted()},
+                             {"refused", config.refused()}};
+      res.body() = dump.dump(2) + "\n";
+    } else if (kind == ListenerKind::kAdmin && path == "/quitquitquit" && req.method() == http::verb::post) {
+      res.body() = "OK\n";
+      quit = true;
+    } else if (kind == ListenerKind::kAdmin && path == "/logging" && req.method() == http::verb::post) {
+      std::string level = target.find("level=") == std::string::npos ? "" : target.substr(target.find("level=") + 6);
+      LogLevel parsed;
+      if (ParseLogLevel(level, &parsed)) {
+        log.set_level(parsed);
+        res.body() = "level " + level + "\n";
+      } else {
+        res.result(http::status::bad_request);
+        res.body() = "level must be one of debug, info, warn, error\n";
+      }
+    } else {
+      res.result(http::status::not_found);
+      res.body() = "not found\n";
+    }
+    res.keep_alive(req.keep_alive() && !quit);
+    res.prepare_payload();
+    auto [wec, wn] = co_await http::async_write(s, res, kNoThrow);
+    if (quit) {
+      log.Info("quitquitquit: stopping", nlohmann::json::object());
+      StopAll();
+      co_return;
+    }
+    if (wec || !res.keep_alive()) co_return;
+  }
+}
+
+void Server::Impl::StopAll() {
+  if (stopping.exchange(true)) return;
+  serving = false;
+  for (auto& w : workers) {
+    asio::post(w->io, [w = w.get()] {
+      for (auto& a : w->acceptors) {
+        boost::system::error_code ignored;
+        a->close(ignored);
+      }
+      w->io.stop();
+    });
+  }
+}
+
+Server::Server(ServerOptions options, ConfigStore& config, Logger& log)
+    : impl_(std::make_unique<Impl>(options, config, log)) {}
+
+Server::~Server() {
+  Stop();
+  Wait();
+}
+
+Status Server::Start() {
+  Impl& im = *impl_;
+  int n = std::max(1, im.options.workers);
+  for (int i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Worker>());
+  const ServerOptions& o = im.options;
+  // The captured listeners on every worker (the first bind picks an ephemeral port for the rest).
+  for (auto [kind, requested] : {std::pair{ListenerKind::kOutbound, o.outbound_port},
+                                 std::pair{ListenerKind::kInbound, o.inbound_port}}) {
+    for (auto& w : im.workers) {
+      uint16_t port = requested ? requested : im.ports[static_cast<size_t>(kind)];
+      Status s = im.Listen(*w, kind, "0.0.0.0", port, false);
+      if (!s.ok()) return s;
+      s = im.Listen(*w, kind, "::", im.ports[static_cast<size_t>(kind)], true);  // IPv6 when the pod has it
+      if (!s.ok()) return s;
+    }
+  }
+  Worker& first = *im.workers[0];
+  for (auto [kind, address, port] : {std::tuple{ListenerKind::kAdmin, "127.0.0.1", o.admin_port},
+                                     std::tuple{ListenerKind::kHealth, "0.0.0.0", o.health_port},
+                                     std::tuple{ListenerKind::kStats, "0.0.0.0", o.stats_port}}) {
+    Status s = im.Listen(first, kind, address, port, false);
+    if (!s.ok()) return s;
+  }
+  for (auto& w : im.workers) {
+    w->thread = std::thread([w = w.get()] {
+      auto guard = asio::make_work_guard(w->io);
+      w->io.run();
+    });
+  }
+  im.serving = true;
+  return Status::Ok();
+}
+
+void Server::Stop() { impl_->StopAll(); }
+
+void Server::Wait() {
+  for (auto& w : impl_->workers) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+uint16_t Server::port(ListenerKind kind) const { return impl_->ports[static_cast<size_t>(kind)]; }
+
+bool Server::stopping() const { return impl_->stopping; }
+
+}  // namespace tern::proxy

@@ -1,0 +1,59 @@
+// tern-proxy's listeners and connection handling. One io_context per worker thread, shared
+// nothing: every worker accepts on its own SO_REUSEPORT socket for the captured listeners, and
+// a connection lives and dies on the worker that accepted it.
+//   outbound 15001  captured outbound traffic; the original destination (SO_ORIGINAL_DST) names
+//                   the service; its protocol is declared or sniffed (bounded wait); today every
+//                   protocol is relayed as TCP to one of the service's endpoints, or to the
+//                   original destination itself when it is no service (ALLOW_ANY; REGISTRY_ONLY
+//                   refuses it);
+//   inbound 15006   captured inbound traffic, relayed to the app from 127.0.0.6 (::6), the source
+//                   the capture rules exempt, so the proxy's own connection is not captured again;
+//   admin 15000     (127.0.0.1) /ready, /config_dump, /quitquitquit, /logging?level=;
+//   health 15021    /healthz/ready;   stats 15090  /stats/prometheus.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/base/status.h"
+#include "core/log/logger.h"
+#include "proxy/config_store.h"
+
+namespace tern::proxy {
+
+struct ServerOptions {
+  // 0 binds an ephemeral port (tests); bound ports are reported by Server::port().
+  uint16_t outbound_port = 15001, inbound_port = 15006, admin_port = 15000, health_port = 15021, stats_port = 15090;
+  int workers = 2;
+  bool tproxy = false;  // inbound arrives by TPROXY: the accepted socket's own address is the destination
+  std::chrono::milliseconds sniff_timeout{100};
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+enum class ListenerKind { kOutbound, kInbound, kAdmin, kHealth, kStats };
+
+class Server {
+ public:
+  Server(ServerOptions options, ConfigStore& config, Logger& log);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listener (an error names the port) and starts the workers.
+  Status Start();
+  // Stops accepting and ends the workers; open connections are closed. Safe from any thread.
+  void Stop();
+  // Blocks until Stop() (or /quitquitquit) has ended every worker.
+  void Wait();
+  uint16_t port(ListenerKind kind) const;
+  // True once Stop() or /quitquitquit asked the workers to end.
+  bool stopping() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::proxy

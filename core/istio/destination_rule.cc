@@ -9,20 +9,7 @@ namespace {
 
 using nlohmann::json;
 
-std::optional<Duration> ReadDuration(ObjectReader& r, const std::string& key) {
-  std::string text;
-  if (!r.String(key, text)) return std::nullopt;
-  auto d = ParseDuration(text);
-  if (!d.ok()) {
-    r.errors().Add(r.Path(key), d.status().message());
-    return std::nullopt;
-  }
-  if (*d < std::chrono::milliseconds(1)) {
-    r.errors().Add(r.Path(key), "must be at least 1ms");
-    return std::nullopt;
-  }
-  return *d;
-}
+std::optional<Duration> ReadDuration(ObjectReader& r, const std::string& key) { return ReadDurationField(r, key, false); }
 
 std::optional<int64_t> ReadCount(ObjectReader& r, const std::string& key, int64_t min = 0,
                                  int64_t max = INT32_MAX) {

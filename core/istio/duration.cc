@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "core/base/object_reader.h"
+
 namespace tern::istio {
 
 Result<Duration> ParseDuration(std::string_view text) {
@@ -49,6 +51,21 @@ Result<Duration> ParseDuration(std::string_view text) {
     rest.remove_prefix(i);
   }
   return Duration(static_cast<int64_t>(std::llround(static_cast<double>(total))));
+}
+
+std::optional<Duration> ReadDurationField(ObjectReader& r, const std::string& key, bool allow_zero) {
+  std::string text;
+  if (!r.String(key, text)) return std::nullopt;
+  auto d = ParseDuration(text);
+  if (!d.ok()) {
+    r.errors().Add(r.Path(key), d.status().message());
+    return std::nullopt;
+  }
+  if (*d < std::chrono::milliseconds(1) && !(allow_zero && d->count() == 0)) {
+    r.errors().Add(r.Path(key), allow_zero ? "must be 0 or at least 1ms" : "must be at least 1ms");
+    return std::nullopt;
+  }
+  return *d;
 }
 
 }  // namespace tern::istio

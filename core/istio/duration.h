@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "core/base/status.h"
@@ -12,5 +14,17 @@ namespace tern::istio {
 using Duration = std::chrono::nanoseconds;
 
 Result<Duration> ParseDuration(std::string_view text);
+
+}  // namespace tern::istio
+
+namespace tern {
+class ObjectReader;
+}
+
+namespace tern::istio {
+
+// A duration field of a resource: absent -> nullopt; malformed, or below 1ms (0 allowed only
+// when `allow_zero`) -> an error at the field's path and nullopt.
+std::optional<Duration> ReadDurationField(ObjectReader& r, const std::string& key, bool allow_zero);
 
 }  // namespace tern::istio

@@ -138,20 +138,7 @@ double ReadPercentage(ObjectReader& r, const std::string& key, double fallback) 
   return value;
 }
 
-std::optional<Duration> ReadDuration(ObjectReader& r, const std::string& key) {
-  std::string text;
-  if (!r.String(key, text)) return std::nullopt;
-  auto d = ParseDuration(text);
-  if (!d.ok()) {
-    r.errors().Add(r.Path(key), d.status().message());
-    return std::nullopt;
-  }
-  if (*d < std::chrono::milliseconds(1) && d->count() != 0) {
-    r.errors().Add(r.Path(key), "must be at least 1ms");
-    return std::nullopt;
-  }
-  return *d;
-}
+std::optional<Duration> ReadDuration(ObjectReader& r, const std::string& key) { return ReadDurationField(r, key, true); }
 
 // Envoy's retry-on policies that Istio passes through, plus plain status codes.
 bool IsRetryPolicy(const std::string& p) {

@@ -10,25 +10,36 @@
 
 namespace tern::testing_support {
 
+namespace {
+
+// argv and envp for execve, pointing into strings this object owns.
+struct ExecArrays {
+  ExecArrays(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  std::vector<std::string> env_strings;
+  std::vector<char*> args, envp;
+};
+
+}  // namespace
+
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                          const std::string& stdin_bytes, std::chrono::milliseconds deadline) {
   ProcessResult r;
   auto start = std::chrono::steady_clock::now();
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return r;
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (auto& e : env_strings) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
+  ExecArrays exec(argv, env);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
-    execve(cargv[0], cargv.data(), cenv.data());
+    execve(exec.args[0], exec.args.data(), exec.envp.data());
     _exit(127);
   }
   close(in[0]);
@@ -87,13 +98,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<st
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
             const std::string& log_file) {
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (auto& e : env_strings) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
+  ExecArrays exec(argv, env);
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -103,7 +108,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, st
       dup2(fd, 2);
     }
     if (devnull >= 0) dup2(devnull, 0);
-    execve(cargv[0], cargv.data(), cenv.data());
+    execve(exec.args[0], exec.args.data(), exec.envp.data());
     _exit(127);
   }
   return pid;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/metrics/registry.h"
+#include "proxy/http1_session.h"
 #include "proxy/original_dst.h"
 #include "proxy/sniff.h"
 
@@ -168,8 +169,9 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   std::string flags = "-", service = "unknown", cluster_name;
   tcp::endpoint upstream_ep = original;
   config::Protocol declared = config::Protocol::kSniff;
+  const VirtualHost* vh = nullptr;
   if (!inbound) {
-    const VirtualHost* vh = table->ForDestination(original.address().to_string(), original.port());
+    vh = table->ForDestination(original.address().to_string(), original.port());
     if (vh) {
       service = vh->service->hostname;
       declared = vh->port->protocol;
@@ -215,6 +217,15 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
       sniffed = SniffProtocol(head);
     }
     if (sniffed == Sniffed::kNeedMore) sniffed = Sniffed::kTcp;
+  }
+  // HTTP/1 to a known service is routed request by request.
+  if (vh && (declared == config::Protocol::kHttp || sniffed == Sniffed::kHttp1)) {
+    opened.With({reporter, service}).Inc(0);
+    Http1Context ctx{.table = table, .host = vh, .original = original, .log = &log,
+                     .connect_timeout = options.connect_timeout};
+    co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
+    closed.With({reporter, service, "-"}).Inc();
+    co_return;
   }
 
   uint64_t up = 0, down = 0;

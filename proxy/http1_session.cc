@@ -20,12 +20,6 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 struct RelayError {
   error_code ec;
   bool reading = false;  // the error came from the side being read (a malformed body, a reset)
@@ -141,6 +135,10 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
   thread_local std::minstd_rand rng{std::random_device{}()};
   error_code ignored;
   const tcp::endpoint peer = down.remote_endpoint(ignored);
+  std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
+  // Keep-alive clients repeat their Host: the last authority's service is remembered.
+  std::string last_authority;
+  const VirtualHost* last_host = nullptr;
 
   for (;;) {
     auto start = std::chrono::steady_clock::now();
@@ -181,22 +179,30 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
       co_return;
     }
     std::string method(req.method_string()), target(req.target()), authority(req[http::field::host]);
-    std::vector<std::pair<std::string, std::string>> owned;
-    for (const auto& f : req) owned.emplace_back(Lower(f.name_string()), std::string(f.value()));
-    std::vector<std::pair<std::string_view, std::string_view>> headers;
-    for (const auto& [n, v] : owned) headers.emplace_back(n, v);
+    // Views into the parser's own storage (valid while `req` lives); the router compares names
+    // case-insensitively.
+    headers.clear();
+    for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
     const auto& own_labels = ctx.table->snapshot().workload.labels;
     RequestView view{.method = method, .path = target, .authority = authority, .headers = &headers,
                      .source_labels = &own_labels, .port = static_cast<uint32_t>(ctx.original.port())};
 
     // Route: the service the authority names, else the one the connection was addressed to.
-    const VirtualHost* vh = authority.empty() ? nullptr : ctx.table->ForAuthority(authority, ctx.original.port());
+    const VirtualHost* vh = nullptr;
+    if (!authority.empty()) {
+      if (authority != last_authority) {
+        last_authority = authority;
+        last_host = ctx.table->ForAuthority(authority, ctx.original.port());
+      }
+      vh = last_host;
+    }
     if (!vh) vh = ctx.host;
     const Route* route = vh ? ctx.table->Match(*vh, view) : nullptr;
     std::string flags = "-", cluster_name, upstream_str;
     unsigned code = 0;
     bool keep_alive = req.keep_alive() && req_p.is_done();  // a body we do not read ends the connection
     auto log_line = [&] {
+      if (!ctx.log->Enabled(LogLevel::kInfo)) return;  // the JSON is not built for nothing
       ctx.log->Info("access", {{"downstream", EndpointString(peer)},
                                {"method", method},
                                {"path", target},

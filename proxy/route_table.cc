@@ -48,13 +48,21 @@ bool Matches(const StringMatch& m, std::string_view value, const re2::RE2* re, b
   return false;
 }
 
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
 // Every value of a repeated header, joined with ',' as one field value (RFC 9110 5.3): a second
-// copy of a header cannot slip past a match made against the first.
+// copy of a header cannot slip past a match made against the first. Names compare without case.
 bool HeaderValue(const RequestView& r, std::string_view name, std::string& out) {
   bool found = false;
   if (!r.headers) return false;
   for (const auto& [n, v] : *r.headers) {
-    if (n != name) continue;
+    if (!IEquals(n, name)) continue;
     if (found) out += ",";
     out.append(v);
     found = true;

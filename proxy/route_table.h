@@ -44,7 +44,7 @@ struct Cluster {
   const istio::TrafficPolicy* policy = nullptr;  // the DestinationRule's (subset's if it has one)
 };
 
-// What the router needs to know of a request; header names lower case, every value present.
+// What the router needs to know of a request; every header value present, names in any case.
 struct RequestView {
   std::string_view method, path, authority, scheme = "http";
   const std::vector<std::pair<std::string_view, std::string_view>>* headers = nullptr;

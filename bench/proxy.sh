@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# tern-proxy against HAProxy and nginx, interleaved in one run, HTTP/1.1 keep-alive with wrk.
+# Everything runs inside one network namespace made here ("the pod"): an nginx backend on
+# 127.0.0.1:18080; HAProxy (:18081) and nginx (:18082) proxying to it directly; tern-proxy as
+# the sidecar it is, uid 1337 behind tern-init's capture, reached by calling the service's
+# cluster IP 10.96.0.20:8080 (so tern also pays the NAT redirect the others do not). One worker
+# each, keep-alive upstreams. Prints requests/s, p50/p99 latency, CPU seconds per 10,000
+# requests and peak RSS, and tern/HAProxy ratios.
+#   bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+rounds=${2:-2}
+./scripts/install-deps.sh
+for p in haproxy nginx wrk; do command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null; }; done
+cmake --preset release >/dev/null
+cmake --build --preset release >/dev/null
+build=$PWD/build/release
+ns=tern-bench-$$
+work=$(mktemp -d /tmp/tern-proxy-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$ns-peer" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+# The service's cluster IP must route somewhere for the capture to see the connection.
+ip netns add "$ns-peer"
+ip link add "tb$$a" netns "$ns" type veth peer name "tb$$b" netns "$ns-peer"
+ip -n "$ns" addr add 10.200.0.1/24 dev "tb$$a"
+ip -n "$ns" link set "tb$$a" up
+ip -n "$ns-peer" link set "tb$$b" up
+ip -n "$ns" route add default via 10.200.0.2
+run() { ip netns exec "$ns" "$@"; }
+
+cat > "$work/backend.conf" <<CONF
+worker_processes 1; daemon off; pid $work/backend.pid; error_log stderr error;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18080; location / { return 200 "hello from the backend\n"; } } }
+CONF
+cat > "$work/nginx-proxy.conf" <<CONF
+worker_processes 1; daemon off; pid $work/nginx-proxy.pid; error_log stderr error;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:18080; keepalive 128; }
+  server { listen 127.0.0.1:18082;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:18081
+  default_backend be
+backend be
+  server s1 127.0.0.1:18080
+CONF
+cat > "$work/snapshot.yaml" <<CONF
+apiVersion: tern.dev/v1alpha1
+kind: ProxySnapshot
+version: bench
+workload: {name: bench, namespace: default}
+services:
+- hostname: backend.default.svc.cluster.local
+  clusterIPs: [10.96.0.20]
+  ports: [{name: http, port: 8080}]
+endpoints:
+- {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
+CONF
+
+run nginx -c "$work/backend.conf" & pids+=($!)
+run nginx -c "$work/nginx-proxy.conf" & pids+=($!)
+run haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
+run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
+run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" \
+  --concurrency 1 --log-level error & pids+=($!)
+sleep 1
+
+# pid of each measured process (one worker each)
+tern_pid=$(pgrep -n -f "$build/proxy/tern-proxy --config $work" || true)
+haproxy_pid=$(pgrep -n -f "haproxy -f $work/haproxy.cfg" || true)
+nginx_pid=$(pgrep -n -P "$(cat "$work/nginx-proxy.pid")" || true)
+if [[ -z "$tern_pid" || -z "$haproxy_pid" || -z "$nginx_pid" ]]; then
+  echo "bench/proxy.sh: a proxy did not start (tern-proxy '$tern_pid', haproxy '$haproxy_pid', nginx '$nginx_pid')" >&2
+  exit 1
+fi
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/ [nginx]=http://127.0.0.1:18082/)
+declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid)
+declare -A rps p50 p99 cpu
+echo "idle RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"
+for conns in 16 64; do
+  for round in $(seq "$rounds"); do
+    for target in direct tern haproxy nginx; do
+      p=${pid[$target]}
+      before=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
+      out=$(run wrk -t2 -c"$conns" -d"${duration}s" --latency "${url[$target]}")
+      after=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
+      reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+      r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+      l50=$(awk '$1=="50%" {print $2}' <<<"$out")
+      l99=$(awk '$1=="99%" {print $2}' <<<"$out")
+      c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+      key="$target/$conns"
+      rps[$key]="${rps[$key]:-} $r"; p50[$key]="${p50[$key]:-} $l50"; p99[$key]="${p99[$key]:-} $l99"; cpu[$key]="${cpu[$key]:-} $c"
+    done
+  done
+done
+
+to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 } printf "%.3f", v }' <<<"$1"; }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf "\n%-8s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
+for conns in 16 64; do
+  for target in direct tern haproxy nginx; do
+    key="$target/$conns"
+    m50=$(for v in ${p50[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
+    m99=$(for v in ${p99[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
+    printf "%-8s %5s %12s %10s %10s %16s\n" "$target" "$conns" "$(median "${rps[$key]}")" "$(median "$m50")" "$(median "$m99")" "$(median "${cpu[$key]}")"
+  done
+  t=$(median "${rps[tern/$conns]}"); h=$(median "${rps[haproxy/$conns]}")
+  t99=$(median "$(for v in ${p99[tern/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
+  h99=$(median "$(for v in ${p99[haproxy/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
+  awk -v t="$t" -v h="$h" -v t99="$t99" -v h99="$h99" -v c="$conns" \
+    'BEGIN { printf "tern/HAProxy at %s connections: throughput %.2fx (goal >= 1.1), p99 %.2fx (goal <= 1.0)\n", c, t/h, t99/h99 }'
+done
+echo "peak RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"

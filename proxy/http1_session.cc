@@ -1,6 +1,7 @@
 #include "proxy/http1_session.h"
 
 #include <array>
+#include <span>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
@@ -26,33 +27,37 @@ struct RelayError {
   explicit operator bool() const { return static_cast<bool>(ec); }
 };
 
-// Streams a message whose header `p` has read from `in` to `out`: header, then the body in
-// chunks as they arrive (the serializer re-frames chunked bodies).
+// Streams a message whose header `p` has read from `in` to `out`, the body in chunks as they
+// arrive (the serializer re-frames chunked bodies). When body bytes are already buffered, the
+// header goes out with them in one gather write (a small message costs one write); when none
+// are, the header goes out alone at once, so a streaming answer is not held back.
 template <bool isRequest>
 asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  tcp::socket& out) {
+                                  tcp::socket& out, std::span<char> chunk) {
   http::serializer<isRequest, http::buffer_body> sr{p.get()};
-  auto [hec, hn] = co_await http::async_write_header(out, sr, kNoThrow);
-  if (hec) co_return RelayError{hec, false};
-  std::array<char, 16384> chunk;
-  do {
-    if (!p.is_done()) {
-      p.get().body().data = chunk.data();
-      p.get().body().size = chunk.size();
+  auto& body = p.get().body();
+  bool first = true;
+  for (;;) {
+    if (!p.is_done() && (!first || buffer.size() > 0)) {
+      body.data = chunk.data();
+      body.size = chunk.size();
       auto [rec, rn] = co_await http::async_read(in, buffer, p, kNoThrow);
       if (rec == http::error::need_buffer) rec = {};
       if (rec) co_return RelayError{rec, true};
-      p.get().body().size = chunk.size() - p.get().body().size;
-      p.get().body().data = chunk.data();
-      p.get().body().more = !p.is_done();
+      body.size = chunk.size() - body.size;
+      body.data = chunk.data();
+      body.more = !p.is_done();
     } else {
-      p.get().body().data = nullptr;
-      p.get().body().size = 0;
+      body.data = nullptr;
+      body.size = 0;
+      body.more = !p.is_done();
     }
+    first = false;
     auto [wec, wn] = co_await http::async_write(out, sr, kNoThrow);
     if (wec == http::error::need_buffer) wec = {};
     if (wec) co_return RelayError{wec, false};
-  } while (!p.is_done() && !sr.is_done());
+    if (sr.is_done()) break;
+  }
   co_return RelayError{};
 }
 
@@ -136,6 +141,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
   error_code ignored;
   const tcp::endpoint peer = down.remote_endpoint(ignored);
   std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
+  std::vector<char> chunk(16384);  // the body relay buffer, one per connection
   // Keep-alive clients repeat their Host: the last authority's service is remembered.
   std::string last_authority;
   const VirtualHost* last_host = nullptr;
@@ -200,7 +206,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
     const Route* route = vh ? ctx.table->Match(*vh, view) : nullptr;
     std::string flags = "-", cluster_name, upstream_str;
     unsigned code = 0;
-    bool keep_alive = req.keep_alive() && req_p.is_done();  // a body we do not read ends the connection
+    bool keep_alive = req.keep_alive();
     auto log_line = [&] {
       if (!ctx.log->Enabled(LogLevel::kInfo)) return;  // the JSON is not built for nothing
       ctx.log->Info("access", {{"downstream", EndpointString(peer)},
@@ -219,6 +225,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
     auto local = [&](http::status status, std::string body, std::string f, std::string location = "") -> asio::awaitable<bool> {
       flags = std::move(f);
       code = static_cast<unsigned>(status);
+      if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
       error_code ec = co_await LocalReply(down, req.version(), status, std::move(body), keep_alive, location);
       log_line();
       co_return !ec && keep_alive;
@@ -275,7 +282,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
       ApplyHeaderOps(req.base(), spec->headers.request);
     }
     if (wc->headers) ApplyHeaderOps(req.base(), wc->headers->request);
-    RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot);
+    RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot, chunk);
     if (rec) {
       slot.reset();  // it holds a partial request
       keep_alive = false;
@@ -309,7 +316,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
     if (wc->headers) ApplyHeaderOps(res.base(), wc->headers->response);
     bool upstream_keep = res.keep_alive();
     res.keep_alive(keep_alive);
-    RelayError wec = co_await Relay<false>(*slot, *ubuf, res_p, down);
+    RelayError wec = co_await Relay<false>(*slot, *ubuf, res_p, down, chunk);
     if (wec || !upstream_keep) slot.reset();
     if (wec && wec.reading) flags = "UPE";  // the upstream's body broke off or was malformed
     log_line();

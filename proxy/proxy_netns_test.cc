@@ -77,8 +77,22 @@ class Backend {
           std::string request_line = buf.substr(0, buf.find("\r\n"));
           std::string headers = buf.substr(0, end);
           buf.erase(0, end + 4);
+          // A request body by Content-Length is read whole and counted.
+          size_t received = 0;
+          if (size_t cl = headers.find("Content-Length: "); cl != std::string::npos) {
+            size_t want = std::stoul(headers.substr(cl + 16));
+            while (buf.size() < want) {
+              ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+              if (n <= 0) break;
+              buf.append(chunk, static_cast<size_t>(n));
+            }
+            received = std::min(want, buf.size());
+            buf.erase(0, received);
+          }
           std::string body = name_ + " " + request_line;
           if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
+          if (received) body += " received " + std::to_string(received);
+          if (request_line.find(" /big ") != std::string::npos) body += std::string(300000, 'b');
           std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nx-backend: " + name_ +
                             "\r\n\r\n" + body;
           if (!nettest::SendAll(fd, res)) {
@@ -284,6 +298,26 @@ TEST_F(ProxyInPod, HttpRequestsFollowTheSeedsCanaryRouting) {
   close(app);
   EXPECT_NE(Log().find("\"route\":\"my-app/product-service\""), std::string::npos);
   EXPECT_NE(Log().find("\"cluster\":\"outbound|8080|v2|product-service.my-app.svc.cluster.local\""), std::string::npos);
+}
+
+TEST_F(ProxyInPod, LargeBodiesStreamBothWays) {
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", SeedSnapshot()).ok());
+  ASSERT_TRUE(WaitFor([&] { return Admin("GET /config_dump").find("\"version\": \"seed\"") != std::string::npos; }));
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  std::string upload(200000, 'u');
+  for (int i = 0; i < 3; ++i) {  // several on one keep-alive connection
+    std::string res = Exchange(app, "POST /upload HTTP/1.1\r\nHost: product-service\r\nContent-Length: 200000\r\n\r\n" + upload);
+    ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res.substr(0, 200);
+    EXPECT_NE(res.find("received 200000"), std::string::npos) << res.substr(0, 300);
+    res = Exchange(app, "GET /big HTTP/1.1\r\nHost: product-service\r\n\r\n");
+    ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos);
+    size_t body = res.find("\r\n\r\n");
+    EXPECT_EQ(res.size() - body - 4, std::string("v1 GET /big HTTP/1.1").size() + 300000) << "the whole body, in order";
+    EXPECT_EQ(res.find_first_not_of('b', res.find(" HTTP/1.1", body) + 9), std::string::npos);
+  }
+  close(app);
 }
 
 TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {

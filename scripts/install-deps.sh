@@ -10,6 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
   libjemalloc-dev libre2-dev
+  # tern-proxy: Asio and Beast (headers).
+  libboost1.81-dev
   # The tern-cni e2e: containerd's go-cni (built with Debian's Go) and the reference plugins.
   golang-go golang-github-containerd-go-cni-dev containernetworking-plugins
 )

@@ -9,6 +9,8 @@
 #include <map>
 #include <random>
 
+#include "proxy/http1_request.h"
+
 namespace tern::proxy {
 
 namespace asio = boost::asio;
@@ -61,8 +63,6 @@ asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, h
   co_return RelayError{};
 }
 
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
-
 // Reads until the buffer holds a whole header section ("\r\n\r\n"), within `limit` bytes.
 // The raw bytes are checked before any parser sees them (see RawHeaderProblem).
 asio::awaitable<error_code> ReadRawHeader(tcp::socket& s, beast::flat_buffer& buf, size_t limit) {
@@ -77,19 +77,6 @@ asio::awaitable<error_code> ReadRawHeader(tcp::socket& s, beast::flat_buffer& bu
   }
 }
 
-// What request smuggling and header-splitting rely on, refused before parsing: obs-fold
-// (a line starting with SP/HTAB), a bare CR, a bare LF (RFC 9112 2.2, 5.2).
-std::string RawHeaderProblem(std::string_view header) {
-  for (size_t i = 0; i < header.size(); ++i) {
-    char c = header[i];
-    if (c == '\r' && (i + 1 >= header.size() || header[i + 1] != '\n')) return "bare CR in the header";
-    if (c == '\n') {
-      if (i == 0 || header[i - 1] != '\r') return "bare LF in the header";
-      if (i + 1 < header.size() && (header[i + 1] == ' ' || header[i + 1] == '\t')) return "obs-fold (a folded header line)";
-    }
-  }
-  return "";
-}
 
 asio::awaitable<error_code> LocalReply(tcp::socket& s, unsigned version, http::status status, std::string body,
                                        bool keep_alive, const std::string& location = "") {
@@ -149,8 +136,7 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
   for (;;) {
     auto start = std::chrono::steady_clock::now();
     http::request_parser<http::buffer_body> req_p;
-    req_p.header_limit(64 * 1024);
-    req_p.body_limit(boost::none);  // streamed, never held whole
+    LimitRequestParser(req_p);
     asio::steady_timer header_timer(ex);
     header_timer.expires_after(ctx.header_timeout);
     auto got = co_await (ReadRawHeader(down, dbuf, kMaxHeaderBytes) || header_timer.async_wait(kNoThrow));
@@ -179,9 +165,8 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
       co_return;
     }
     auto& req = req_p.get();
-    // Request smuggling: a length two ways is refused outright (RFC 9112 6.3).
-    if (req.count(http::field::content_length) && req.count(http::field::transfer_encoding)) {
-      co_await LocalReply(down, req.version(), http::status::bad_request, "bad request: Content-Length with Transfer-Encoding\n", false);
+    if (const char* problem = FramingProblem(req)) {
+      co_await LocalReply(down, req.version(), http::status::bad_request, std::string("bad request: ") + problem + "\n", false);
       co_return;
     }
     std::string method(req.method_string()), target(req.target()), authority(req[http::field::host]);

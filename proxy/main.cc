@@ -8,10 +8,12 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/base/files.h"
 #include "core/log/logger.h"
 #include "proxy/config_store.h"
+#include "proxy/pod_settings.h"
 #include "proxy/server.h"
 
 namespace {
@@ -21,6 +23,9 @@ constexpr const char* kUsage = R"(usage: tern-proxy [flags]
   --concurrency N             worker threads (2)
   --interception-mode MODE    REDIRECT or TPROXY (env ISTIO_META_INTERCEPTION_MODE; REDIRECT)
   --log-level LEVEL           debug|info|warn|error (info)
+  --pod-annotations FILE      the pod's annotations as the downward API mounts them
+                              (/etc/istio/pod/annotations): proxy.istio.io/config concurrency,
+                              sidecar.istio.io/logLevel; flags given here win
   --outbound-port N --inbound-port N --admin-port N --health-port N --stats-port N
                               (15001 15006 15000 15021 15090; 0 picks a free port)
 )";
@@ -37,7 +42,8 @@ bool Number(const std::string& text, long lo, long hi, long* out) {
 
 int main(int argc, char** argv) {
   tern::proxy::ServerOptions options;
-  std::string config_path, level = "info";
+  std::string config_path, level = "info", pod_annotations = "/etc/istio/pod/annotations";
+  bool concurrency_flag = false, level_flag = false;
   const char* mode_env = std::getenv("ISTIO_META_INTERCEPTION_MODE");
   std::string mode = mode_env ? mode_env : "REDIRECT";
   std::map<std::string, uint16_t*> ports = {{"--outbound-port", &options.outbound_port},
@@ -65,10 +71,14 @@ int main(int argc, char** argv) {
       config_path = value;
     } else if (flag == "--concurrency" && Number(value, 1, 256, &n)) {
       options.workers = static_cast<int>(n);
+      concurrency_flag = true;
     } else if (flag == "--interception-mode" && (value == "REDIRECT" || value == "TPROXY")) {
       mode = value;
     } else if (flag == "--log-level") {
       level = value;
+      level_flag = true;
+    } else if (flag == "--pod-annotations") {
+      pod_annotations = value;
     } else if (ports.count(flag) && Number(value, 0, 65535, &n)) {
       *ports[flag] = static_cast<uint16_t>(n);
     } else {
@@ -83,6 +93,16 @@ int main(int argc, char** argv) {
   }
   options.tproxy = mode == "TPROXY";
   tern::Logger log(2, log_level);
+
+  // The pod's own tuning; a bad value is reported and ignored.
+  if (auto text = tern::ReadFile(pod_annotations); text.ok()) {
+    std::vector<std::string> problems;
+    tern::proxy::PodSettings pod = tern::proxy::SettingsFromAnnotations(tern::proxy::ParseDownwardApiFile(*text, &problems));
+    for (const auto& p : pod.problems) problems.push_back(p);
+    for (const auto& p : problems) log.Warn("pod annotation ignored", {{"file", pod_annotations}, {"problem", p}});
+    if (pod.concurrency && !concurrency_flag) options.workers = *pod.concurrency;
+    if (pod.log_level && !level_flag) log.set_level(*pod.log_level);
+  }
 
   tern::proxy::ConfigStore store;
   tern::FileStamp stamp;

@@ -1,0 +1,27 @@
+// Per-pod tuning, read from the pod's annotations as the downward API mounts them
+// (/etc/istio/pod/annotations: one `key="value"` line per annotation, the value quoted as Go's
+// %q does). proxy.istio.io/config gives concurrency; sidecar.istio.io/logLevel the log level.
+// Bad values are reported and ignored, never fatal: the proxy starts with its defaults.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/log/logger.h"
+
+namespace tern::proxy {
+
+// The downward API's annotations file; lines that do not parse are reported in `problems`.
+std::map<std::string, std::string> ParseDownwardApiFile(const std::string& text, std::vector<std::string>* problems);
+
+struct PodSettings {
+  std::optional<int> concurrency;
+  std::optional<LogLevel> log_level;
+  std::vector<std::string> problems;  // "<annotation>: <why>", each ignored
+};
+
+PodSettings SettingsFromAnnotations(const std::map<std::string, std::string>& annotations);
+
+}  // namespace tern::proxy

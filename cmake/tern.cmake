@@ -16,7 +16,7 @@ function(tern_test name)
     ENVIRONMENT "${T_ENV}")
 endfunction()
 
-# tern_fuzz(NAME SOURCES a.cc LIBS x CORPUS dir)
+# tern_fuzz(NAME SOURCES a.cc LIBS x CORPUS dir-or-file ...)
 # A libFuzzer target. In the `fuzz` preset (clang, TERN_FUZZ=ON) it links libFuzzer; in every
 # other build it links core/testing/fuzz_driver.cc and its corpus runs as a unit test.
 option(TERN_FUZZ "Build fuzz targets with clang's libFuzzer" OFF)
@@ -26,7 +26,7 @@ if(TERN_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
 function(tern_fuzz name)
-  cmake_parse_arguments(F "" "CORPUS" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(F "" "" "SOURCES;LIBS;CORPUS" ${ARGN})
   if(TERN_FUZZ)
     add_executable(${name} ${F_SOURCES})
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer)

@@ -1,9 +1,9 @@
 #include "cni-plugin/cni_version.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <charconv>
+
+#include "core/net/ip_range.h"
 
 namespace tern::cni {
 
@@ -38,22 +38,6 @@ bool VersionLess(std::string_view a, std::string_view b) {
 
 namespace {
 
-// "10.22.0.5/24" or "fd00::5/64": the address part parses as IPv4 or IPv6 and a prefix follows.
-int CidrFamily(const std::string& cidr) {
-  size_t slash = cidr.find('/');
-  if (slash == std::string::npos || slash + 1 == cidr.size()) return 0;
-  std::string ip = cidr.substr(0, slash);
-  unsigned char buf[16];
-  int family = ip.find(':') != std::string::npos ? AF_INET6 : AF_INET;
-  if (inet_pton(family, ip.c_str(), buf) != 1) return 0;
-  int prefix = -1;
-  auto [end, ec] = std::from_chars(cidr.data() + slash + 1, cidr.data() + cidr.size(), prefix);
-  if (ec != std::errc() || end != cidr.data() + cidr.size() || prefix < 0 || prefix > (family == AF_INET ? 32 : 128)) {
-    return 0;
-  }
-  return family;
-}
-
 Error Invalid(const std::string& path, const std::string& what) { return {kInvalidConfig, path + ": " + what, ""}; }
 
 }  // namespace
@@ -82,8 +66,8 @@ std::optional<Error> ConvertResult(const json& result, const std::string& result
       json& ip = ips[i];
       if (!ip.is_object()) return Invalid(at, "must be an object");
       if (!ip.contains("address") || !ip["address"].is_string()) return Invalid(at + ".address", "required string");
-      int family = CidrFamily(ip["address"].get<std::string>());
-      if (family == 0) {
+      auto cidr = ParseIpRange(ip["address"].get<std::string>());  // keeps the host bits, as results do
+      if (!cidr.ok()) {
         return Invalid(at + ".address", "\"" + ip["address"].get<std::string>() + "\" is not an address in CIDR form");
       }
       if (ip.contains("interface") && !ip["interface"].is_number_unsigned()) {
@@ -91,7 +75,7 @@ std::optional<Error> ConvertResult(const json& result, const std::string& result
       }
       // 0.3.x and 0.4.0 name each address's family; 1.0.0 dropped the field.
       if (target_version.starts_with("0.")) {
-        ip["version"] = family == AF_INET ? "4" : "6";
+        ip["version"] = cidr->v6 ? "6" : "4";
       } else {
         ip.erase("version");
       }

@@ -190,7 +190,7 @@ PluginOutput Del(const NetConf& conf, const CniEnv& env) {
   return {0, "", "tern-cni: DEL " + PodName(env) + ": capture removed"};
 }
 
-PluginOutput Status(const NetConf& conf) {
+PluginOutput StatusCommand(const NetConf& conf) {
   if (VersionLess(conf.cni_version, "1.1.0")) {
     return Fail({kIncompatibleVersion, "cniVersion: STATUS needs 1.1.0, the configuration says " + conf.cni_version, ""},
                 conf.cni_version, "STATUS");
@@ -229,7 +229,7 @@ PluginOutput RunPlugin(const EnvLookup& env_lookup, std::string_view stdin_bytes
     case Command::kDel:
       return Del(conf, env);
     case Command::kStatus:
-      return Status(conf);
+      return StatusCommand(conf);
     case Command::kGc:
       // Capture lives in each pod's own network namespace and goes with it: nothing to collect.
       if (VersionLess(conf.cni_version, "1.1.0")) {

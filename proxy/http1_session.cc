@@ -111,12 +111,12 @@ std::string RewritePath(std::string_view target, const Route& route, const istio
   return *rewrite.uri + (q == std::string_view::npos ? "" : std::string(target.substr(q)));
 }
 
+}  // namespace
+
 std::string EndpointString(const tcp::endpoint& e) {
   return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
                              : e.address().to_string() + ":" + std::to_string(e.port());
 }
-
-}  // namespace
 
 asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Context ctx) {
   auto ex = down.get_executor();

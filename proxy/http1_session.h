@@ -27,6 +27,9 @@ struct Http1Context {
   std::chrono::milliseconds connect_timeout{10000};
 };
 
+// "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.
+std::string EndpointString(const boost::asio::ip::tcp::endpoint& e);
+
 // `head`: bytes already read from the client (by the sniffer).
 boost::asio::awaitable<void> ServeHttp1(boost::asio::ip::tcp::socket downstream, std::string head, Http1Context ctx);
 

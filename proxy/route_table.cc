@@ -88,34 +88,29 @@ bool QueryValue(std::string_view path, std::string_view name, std::string& out) 
   return false;
 }
 
-const re2::RE2* RegexFor(const CompiledMatch& m, const std::string& key) {
-  auto it = m.regexes.find(key);
-  return it == m.regexes.end() ? nullptr : it->second.get();
-}
-
 bool Accepts(const CompiledMatch& cm, const RequestView& r, const std::string& own_namespace) {
   const istio::HttpMatchRequest& m = *cm.spec;
   if (m.port && *m.port != r.port) return false;
   if (!m.source_namespace.empty() && m.source_namespace != own_namespace) return false;
   if (m.uri) {
     std::string_view path = r.path.substr(0, r.path.find('?'));
-    if (!Matches(*m.uri, path, RegexFor(cm, "uri"), m.ignore_uri_case)) return false;
+    if (!Matches(*m.uri, path, cm.uri.get(), m.ignore_uri_case)) return false;
   }
-  if (m.scheme && !Matches(*m.scheme, r.scheme, RegexFor(cm, "scheme"))) return false;
-  if (m.method && !Matches(*m.method, r.method, RegexFor(cm, "method"))) return false;
-  if (m.authority && !Matches(*m.authority, r.authority, RegexFor(cm, "authority"))) return false;
+  if (m.scheme && !Matches(*m.scheme, r.scheme, cm.scheme.get())) return false;
+  if (m.method && !Matches(*m.method, r.method, cm.method.get())) return false;
+  if (m.authority && !Matches(*m.authority, r.authority, cm.authority.get())) return false;
   std::string value;
-  for (const auto& [name, match] : m.headers) {
+  for (const auto& h : cm.headers) {
     value.clear();
-    if (!HeaderValue(r, name, value) || !Matches(match, value, RegexFor(cm, "h:" + name))) return false;
+    if (!HeaderValue(r, *h.name, value) || !Matches(*h.match, value, h.regex.get())) return false;
   }
-  for (const auto& [name, match] : m.without_headers) {
+  for (const auto& h : cm.without_headers) {
     value.clear();
-    if (HeaderValue(r, name, value) && Matches(match, value, RegexFor(cm, "wh:" + name))) return false;
+    if (HeaderValue(r, *h.name, value) && Matches(*h.match, value, h.regex.get())) return false;
   }
-  for (const auto& [name, match] : m.query_params) {
+  for (const auto& q : cm.query_params) {
     value.clear();
-    if (!QueryValue(r.path, name, value) || !Matches(match, value, RegexFor(cm, "q:" + name))) return false;
+    if (!QueryValue(r.path, *q.name, value) || !Matches(*q.match, value, q.regex.get())) return false;
   }
   for (const auto& [key, want] : m.source_labels) {
     if (!r.source_labels) return false;
@@ -128,16 +123,19 @@ bool Accepts(const CompiledMatch& cm, const RequestView& r, const std::string& o
 CompiledMatch CompileMatch(const istio::HttpMatchRequest& m) {
   CompiledMatch cm;
   cm.spec = &m;
-  auto add = [&](const std::string& key, const StringMatch& sm, bool ignore_case) {
-    if (sm.kind == StringMatch::Kind::kRegex) cm.regexes[key] = Compile(sm.value, ignore_case);
+  auto regex = [](const std::optional<StringMatch>& sm, bool ignore_case) -> std::shared_ptr<const re2::RE2> {
+    return sm && sm->kind == StringMatch::Kind::kRegex ? Compile(sm->value, ignore_case) : nullptr;
   };
-  if (m.uri) add("uri", *m.uri, m.ignore_uri_case);
-  if (m.scheme) add("scheme", *m.scheme, false);
-  if (m.method) add("method", *m.method, false);
-  if (m.authority) add("authority", *m.authority, false);
-  for (const auto& [n, sm] : m.headers) add("h:" + n, sm, false);
-  for (const auto& [n, sm] : m.without_headers) add("wh:" + n, sm, false);
-  for (const auto& [n, sm] : m.query_params) add("q:" + n, sm, false);
+  cm.uri = regex(m.uri, m.ignore_uri_case);
+  cm.scheme = regex(m.scheme, false);
+  cm.method = regex(m.method, false);
+  cm.authority = regex(m.authority, false);
+  auto named = [&](const std::map<std::string, StringMatch>& in, std::vector<CompiledStringMatch>& out) {
+    for (const auto& [name, sm] : in) out.push_back({&name, &sm, regex(sm, false)});
+  };
+  named(m.headers, cm.headers);
+  named(m.without_headers, cm.without_headers);
+  named(m.query_params, cm.query_params);
   return cm;
 }
 

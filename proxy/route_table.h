@@ -52,11 +52,18 @@ struct RequestView {
   uint32_t port = 0;
 };
 
+// One name-keyed condition (a header, a query parameter) with its regex compiled.
+struct CompiledStringMatch {
+  const std::string* name = nullptr;  // owned by the snapshot
+  const istio::StringMatch* match = nullptr;
+  std::shared_ptr<const re2::RE2> regex;  // set for regex matches
+};
+
+// A match with every regex compiled once, so the request path builds nothing.
 struct CompiledMatch {
   const istio::HttpMatchRequest* spec = nullptr;
-  // Regexes compiled once, by field: "uri", "scheme", "method", "authority", "h:<name>",
-  // "wh:<name>", "q:<name>".
-  std::map<std::string, std::shared_ptr<const re2::RE2>> regexes;
+  std::shared_ptr<const re2::RE2> uri, scheme, method, authority;
+  std::vector<CompiledStringMatch> headers, without_headers, query_params;
 };
 
 struct WeightedCluster {

@@ -46,11 +46,6 @@ bool OriginalDestination(tcp::socket& s, tcp::endpoint* out) {
   return true;
 }
 
-std::string ToString(const tcp::endpoint& e) {
-  return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
-                             : e.address().to_string() + ":" + std::to_string(e.port());
-}
-
 struct Worker {
   asio::io_context io{1};
   std::thread thread;
@@ -107,7 +102,7 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     if (optional) return Status::Ok();
-    return Status::Error("cannot listen on " + ToString(ep) + ": " + ec.message());
+    return Status::Error("cannot listen on " + EndpointString(ep) + ": " + ec.message());
   }
   ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
   asio::co_spawn(w.io, AcceptLoop(*acceptor, kind), asio::detached);
@@ -195,7 +190,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
     }
   } else {
     cluster_name = "InboundPassthroughCluster";
-    service = ToString(original);
+    service = EndpointString(original);
   }
   const char* reporter = inbound ? "destination" : "source";
   opened.With({reporter, service}).Inc();
@@ -220,7 +215,6 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   }
   // HTTP/1 to a known service is routed request by request.
   if (vh && (declared == config::Protocol::kHttp || sniffed == Sniffed::kHttp1)) {
-    opened.With({reporter, service}).Inc(0);
     Http1Context ctx{.table = table, .host = vh, .original = original, .log = &log,
                      .connect_timeout = options.connect_timeout};
     co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
@@ -261,11 +255,11 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   sent.With({reporter, service}).Inc(down);
   closed.With({reporter, service, flags}).Inc();
   log.Info("access", {{"listener", inbound ? "inbound" : "outbound"},
-                      {"downstream", ToString(peer)},
-                      {"original_dst", ToString(original)},
+                      {"downstream", EndpointString(peer)},
+                      {"original_dst", EndpointString(original)},
                       {"service", service},
                       {"cluster", cluster_name},
-                      {"upstream", flags == "-" || flags == "UC" ? ToString(upstream_ep) : ""},
+                      {"upstream", flags == "-" || flags == "UC" ? EndpointString(upstream_ep) : ""},
                       {"protocol", SniffedName(sniffed)},
                       {"bytes_received", up},
                       {"bytes_sent", down},

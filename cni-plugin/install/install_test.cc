@@ -4,7 +4,6 @@
 // on SIGTERM.
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -196,20 +195,7 @@ bool Eventually(F done) {
 
 TEST_F(Install, TheDaemonKeepsTheChainAndUndoesEverythingOnSigterm) {
   ASSERT_TRUE(WriteFileAtomically(dir_ + "/conf/10-bridge.conflist", Bridge().dump(2)).ok());
-  std::vector<std::string> argv = Argv("");
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : Env()) env_strings.push_back(k + "=" + v);
-  std::vector<char*> cenv;
-  for (auto& e : env_strings) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    execve(cargv[0], cargv.data(), cenv.data());
-    _exit(127);
-  }
+  pid_t pid = testing_support::Spawn(Argv(""), Env(), dir_ + "/daemon.log");
   ASSERT_GT(pid, 0);
   auto chained = [&] {
     auto text = ReadFile(dir_ + "/conf/10-bridge.conflist");
@@ -222,14 +208,10 @@ TEST_F(Install, TheDaemonKeepsTheChainAndUndoesEverythingOnSigterm) {
   EXPECT_TRUE(Eventually(chained));
 
   kill(pid, SIGTERM);
-  int status = 0;
-  bool exited = Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; });
-  if (!exited) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  ASSERT_TRUE(exited);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  int code = testing_support::WaitExit(pid, 5000ms);
+  if (code == -1) testing_support::Stop(pid);  // did not exit in time: end it by its pid
+  ASSERT_NE(code, -1) << "the installer did not exit within 5 s of SIGTERM";
+  EXPECT_EQ(code, 0) << *ReadFile(dir_ + "/daemon.log");
   EXPECT_EQ(Conf("10-bridge.conflist"), Bridge());
   EXPECT_FALSE(Exists("/bin/tern-cni"));
   EXPECT_FALSE(Exists("/conf/tern-cni.kubeconfig"));

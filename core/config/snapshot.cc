@@ -1,10 +1,9 @@
 #include "core/config/snapshot.h"
 
-#include <arpa/inet.h>
-
 #include <set>
 
 #include "core/base/object_reader.h"
+#include "core/net/ip_range.h"
 #include "core/yaml/yaml_json.h"
 
 namespace tern::config {
@@ -44,11 +43,6 @@ Protocol DetectProtocol(const std::string& port_name, const std::string& app_pro
 
 namespace {
 
-bool IsIp(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
 uint32_t ReadPortNumber(ObjectReader& r, const std::string& key, bool required) {
   int64_t n = 0;
   if (r.Int(key, 1, 65535, n)) return static_cast<uint32_t>(n);
@@ -70,7 +64,7 @@ Service ReadService(const json& v, const std::string& path, FieldErrors& errors)
   }
   r.StringList("clusterIPs", s.cluster_ips);
   for (size_t i = 0; i < s.cluster_ips.size(); ++i) {
-    if (!IsIp(s.cluster_ips[i])) {
+    if (!IsIpAddress(s.cluster_ips[i])) {
       errors.Add(r.Path("clusterIPs") + "[" + std::to_string(i) + "]", "\"" + s.cluster_ips[i] + "\" is not an IP address");
     }
   }
@@ -100,7 +94,7 @@ Endpoint ReadEndpoint(const json& v, const std::string& path, FieldErrors& error
   ObjectReader r(v, path, errors);
   Endpoint e;
   if (!r.String("service", e.service) || e.service.empty()) errors.Add(r.Path("service"), "required");
-  if (!r.String("address", e.address) || !IsIp(e.address)) errors.Add(r.Path("address"), "required: an IP address");
+  if (!r.String("address", e.address) || !IsIpAddress(e.address)) errors.Add(r.Path("address"), "required: an IP address");
   if (const json* ports = r.Get("ports")) {
     ObjectReader pr(*ports, r.Path("ports"), errors);
     if (ports->is_object()) {

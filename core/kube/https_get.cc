@@ -15,6 +15,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/net/ip_range.h"
+
 namespace tern::kube {
 
 namespace {
@@ -43,12 +45,10 @@ struct Fd {
 };
 
 // A non-blocking TCP connection to the first address that answers before the deadline.
-Result<int> Connect(const HttpsTarget& t, Clock::time_point end, const std::string& where) {
+Result<int> Connect(const HttpsTarget& t, bool literal, Clock::time_point end, const std::string& where) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   // An IP literal (the usual KUBERNETES_SERVICE_HOST) needs no resolver and no interface dump.
-  in6_addr probe;
-  bool literal = inet_pton(AF_INET, t.host.c_str(), &probe) == 1 || inet_pton(AF_INET6, t.host.c_str(), &probe) == 1;
   hints.ai_flags = literal ? AI_NUMERICHOST : AI_ADDRCONFIG;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(t.host.c_str(), std::to_string(t.port).c_str(), &hints, &res);
@@ -181,7 +181,8 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
                                size_t max_body) {
   const std::string where = "GET " + path;
   const Clock::time_point end = Clock::now() + deadline;
-  auto fd_or = Connect(target, end, where);
+  const bool is_ip = IsIpAddress(target.host);
+  auto fd_or = Connect(target, is_ip, end, where);
   if (!fd_or.ok()) return fd_or.status();
   Fd fd{*fd_or};
 
@@ -190,9 +191,6 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
   SSL_set_fd(ssl.get(), fd.fd);
   // The server must prove it is `host`: an IP literal is matched against the certificate's IP
   // SANs, a name against its DNS SANs (and sent as SNI).
-  in6_addr ip6;
-  in_addr ip4;
-  bool is_ip = inet_pton(AF_INET, target.host.c_str(), &ip4) == 1 || inet_pton(AF_INET6, target.host.c_str(), &ip6) == 1;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
   if (is_ip) {
     X509_VERIFY_PARAM_set1_ip_asc(param, target.host.c_str());

@@ -54,6 +54,12 @@ Result<IpRange> ParseIpRange(std::string_view text) {
   return r;
 }
 
+bool IsIpAddress(std::string_view text) {
+  std::string addr(text);
+  std::array<uint8_t, 16> buf;
+  return inet_pton(AF_INET, addr.c_str(), buf.data()) == 1 || inet_pton(AF_INET6, addr.c_str(), buf.data()) == 1;
+}
+
 Result<IpRangeList> ParseIpRangeList(std::string_view text, bool allow_wildcard) {
   IpRangeList list;
   for (const auto& item : SplitList(text)) {

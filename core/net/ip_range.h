@@ -24,6 +24,9 @@ struct IpRange {
 // "10.0.0.0/8" or "fd00::/8".
 Result<IpRange> ParseIpRange(std::string_view text);
 
+// Whether `text` is an IPv4 or IPv6 address literal (no prefix, no brackets).
+bool IsIpAddress(std::string_view text);
+
 // A comma-separated list; "*" (alone) means every address. Empty text is an empty list.
 struct IpRangeList {
   bool all = false;

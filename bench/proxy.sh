@@ -21,9 +21,12 @@ work=$(mktemp -d /tmp/tern-proxy-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # `run ... &` leaves a subshell's pid in $!; the servers themselves are every pid in the
+  # bench's namespace, which `ip netns pids` lists.
+  local all=("${pids[@]}" $(ip netns pids "$ns" 2>/dev/null))
+  for p in "${all[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.3
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${all[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   ip netns del "$ns" 2>/dev/null || true
   ip netns del "$ns-peer" 2>/dev/null || true
   rm -rf "$work"

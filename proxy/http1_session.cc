@@ -1,15 +1,20 @@
 #include "proxy/http1_session.h"
 
-#include <array>
-#include <span>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <map>
 #include <random>
+#include <span>
+#include <sstream>
 
+#include "proxy/access_log.h"
 #include "proxy/http1_request.h"
+#include "proxy/mesh_headers.h"
+#include "proxy/mirror.h"
+#include "proxy/route_decision.h"
+#include "proxy/upstream_connect.h"
 
 namespace tern::proxy {
 
@@ -33,9 +38,24 @@ struct RelayError {
 // arrive (the serializer re-frames chunked bodies). When body bytes are already buffered, the
 // header goes out with them in one gather write (a small message costs one write); when none
 // are, the header goes out alone at once, so a streaming answer is not held back.
+// A copy of a request body kept for its mirror, up to kMaxMirroredBody.
+struct Tee {
+  std::string body;
+  bool overflow = false;
+  void Add(const char* data, size_t n) {
+    if (overflow) return;
+    if (body.size() + n > kMaxMirroredBody) {
+      overflow = true;
+      body.clear();
+      return;
+    }
+    body.append(data, n);
+  }
+};
+
 template <bool isRequest>
 asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  tcp::socket& out, std::span<char> chunk) {
+                                  tcp::socket& out, std::span<char> chunk, Tee* tee = nullptr) {
   http::serializer<isRequest, http::buffer_body> sr{p.get()};
   auto& body = p.get().body();
   bool first = true;
@@ -48,6 +68,7 @@ asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, h
       if (rec) co_return RelayError{rec, true};
       body.size = chunk.size() - body.size;
       body.data = chunk.data();
+      if (tee) tee->Add(chunk.data(), body.size);
       body.more = !p.is_done();
     } else {
       body.data = nullptr;
@@ -97,186 +118,185 @@ void ApplyHeaderOps(http::fields& h, const istio::HeaderOperations& ops) {
   for (const auto& [name, value] : ops.add) h.insert(name, value);
 }
 
-// Envoy's prefix rewrite: the matched uri prefix (or exact uri) is replaced.
-std::string RewritePath(std::string_view target, const Route& route, const istio::HttpRewrite& rewrite) {
-  if (!rewrite.uri) return std::string(target);
-  for (const auto& m : route.matches) {
-    const auto& uri = m.spec->uri;
-    if (uri && uri->kind != istio::StringMatch::Kind::kRegex && target.substr(0, uri->value.size()) == uri->value) {
-      return *rewrite.uri + std::string(target.substr(uri->value.size()));
+// Removes what a request must not carry past the proxy: from outside (inbound) every steering
+// header, from the app (outbound) a claimed client certificate.
+void StripMeshHeaders(http::fields& h, bool inbound) {
+  for (auto it = h.begin(); it != h.end();) {
+    bool strip = inbound ? IsSteeringHeader(it->name_string()) : IsClientCertHeader(it->name_string());
+    it = strip ? h.erase(it) : std::next(it);
+  }
+}
+
+// The request as the mirror gets it: the authority suffixed "-shadow", the body only when it was
+// kept whole.
+std::string MirrorRequest(const http::request<http::buffer_body>& req, const std::string& body) {
+  http::request<http::string_body> copy{req.method(), req.target(), 11};
+  for (const auto& f : req) {
+    if (f.name() != http::field::transfer_encoding && f.name() != http::field::content_length &&
+        f.name() != http::field::connection) {
+      copy.insert(f.name_string(), f.value());
     }
   }
-  // No prefix to replace (a regex or header match): the path is replaced, the query kept.
-  size_t q = target.find('?');
-  return *rewrite.uri + (q == std::string_view::npos ? "" : std::string(target.substr(q)));
+  std::string host(req[http::field::host]);
+  size_t colon = host.rfind(':');
+  if (colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+    host.insert(colon, "-shadow");
+  } else {
+    host += "-shadow";
+  }
+  copy.set(http::field::host, host);
+  copy.body() = body;
+  copy.keep_alive(false);
+  copy.prepare_payload();
+  std::ostringstream out;
+  out << copy;
+  return out.str();
 }
 
 }  // namespace
 
-std::string EndpointString(const tcp::endpoint& e) {
-  return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
-                             : e.address().to_string() + ":" + std::to_string(e.port());
-}
-
-asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Context ctx) {
+asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
   std::map<tcp::endpoint, std::unique_ptr<tcp::socket>> upstreams;  // kept alive between requests
   std::map<tcp::endpoint, std::unique_ptr<beast::flat_buffer>> ubufs;
   thread_local std::minstd_rand rng{std::random_device{}()};
-  error_code ignored;
-  const tcp::endpoint peer = down.remote_endpoint(ignored);
   std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
   std::vector<char> chunk(16384);  // the body relay buffer, one per connection
   // Keep-alive clients repeat their Host: the last authority's service is remembered.
   std::string last_authority;
   const VirtualHost* last_host = nullptr;
+  const bool registry_only = ctx.table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY";
+  const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
+  asio::steady_timer header_timer(ex);
 
   for (;;) {
-    auto start = std::chrono::steady_clock::now();
+    AccessEntry entry;
     http::request_parser<http::buffer_body> req_p;
     LimitRequestParser(req_p);
-    asio::steady_timer header_timer(ex);
     header_timer.expires_after(ctx.header_timeout);
     auto got = co_await (ReadRawHeader(down, dbuf, kMaxHeaderBytes) || header_timer.async_wait(kNoThrow));
     if (got.index() == 1) co_return;  // slow header: cut
     error_code hec = std::get<0>(got);
     if (hec == asio::error::eof || hec == asio::error::connection_reset) co_return;
+    std::string problem;
     if (!hec) {
       std::string_view data(static_cast<const char*>(dbuf.data().data()), dbuf.size());
-      std::string problem = RawHeaderProblem(data.substr(0, data.find("\r\n\r\n") + 2));
-      if (!problem.empty()) {
-        co_await LocalReply(down, 11, http::status::bad_request, "bad request: " + problem + "\n", false);
-        ctx.log->Info("access", {{"downstream", EndpointString(peer)}, {"response_code", 400}, {"response_flags", "DPE"},
-                                 {"error", problem}});
-        co_return;
-      }
+      problem = RawHeaderProblem(data.substr(0, data.find("\r\n\r\n") + 2));
       // The whole header is buffered: this parses it without reading.
-      auto [pec, pn] = co_await http::async_read_header(down, dbuf, req_p, kNoThrow);
-      hec = pec;
+      if (problem.empty()) hec = std::get<0>(co_await http::async_read_header(down, dbuf, req_p, kNoThrow));
     }
-    if (hec) {
-      co_await LocalReply(down, 11, hec == http::error::header_limit ? http::status::request_header_fields_too_large
-                                                                      : http::status::bad_request,
-                          "bad request: " + hec.message() + "\n", false);
-      ctx.log->Info("access", {{"downstream", EndpointString(peer)}, {"response_code", 400}, {"response_flags", "DPE"},
-                               {"error", hec.message()}});
+    if (hec || !problem.empty()) {
+      if (problem.empty()) problem = hec.message();
+      entry.code = hec == http::error::header_limit ? 431 : 400;
+      entry.flags = "DPE";
+      co_await LocalReply(down, 11, static_cast<http::status>(entry.code), "bad request: " + problem + "\n", false);
+      LogAccess(ctx, entry);
       co_return;
     }
     auto& req = req_p.get();
-    if (const char* problem = FramingProblem(req)) {
-      co_await LocalReply(down, req.version(), http::status::bad_request, std::string("bad request: ") + problem + "\n", false);
+    if (const char* framing = FramingProblem(req)) {
+      entry.code = 400;
+      entry.flags = "DPE";
+      co_await LocalReply(down, req.version(), http::status::bad_request, std::string("bad request: ") + framing + "\n", false);
+      LogAccess(ctx, entry);
       co_return;
     }
-    std::string method(req.method_string()), target(req.target()), authority(req[http::field::host]);
-    // Views into the parser's own storage (valid while `req` lives); the router compares names
-    // case-insensitively.
-    headers.clear();
-    for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
-    const auto& own_labels = ctx.table->snapshot().workload.labels;
-    RequestView view{.method = method, .path = target, .authority = authority, .headers = &headers,
-                     .source_labels = &own_labels, .port = static_cast<uint32_t>(ctx.original.port())};
-
-    // Route: the service the authority names, else the one the connection was addressed to.
-    const VirtualHost* vh = nullptr;
-    if (!authority.empty()) {
-      if (authority != last_authority) {
-        last_authority = authority;
-        last_host = ctx.table->ForAuthority(authority, ctx.original.port());
-      }
-      vh = last_host;
-    }
-    if (!vh) vh = ctx.host;
-    const Route* route = vh ? ctx.table->Match(*vh, view) : nullptr;
-    std::string flags = "-", cluster_name, upstream_str;
-    unsigned code = 0;
+    entry.method = req.method_string();
+    entry.path = req.target();
+    entry.authority = req[http::field::host];
+    StripMeshHeaders(req.base(), ctx.inbound);
     bool keep_alive = req.keep_alive();
-    auto log_line = [&] {
-      if (!ctx.log->Enabled(LogLevel::kInfo)) return;  // the JSON is not built for nothing
-      ctx.log->Info("access", {{"downstream", EndpointString(peer)},
-                               {"method", method},
-                               {"path", target},
-                               {"authority", authority},
-                               {"route", route && route->spec ? route->virtual_service : ""},
-                               {"cluster", cluster_name},
-                               {"upstream", upstream_str},
-                               {"response_code", code},
-                               {"response_flags", flags},
-                               {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::steady_clock::now() - start).count()},
-                               {"config_version", ctx.table->snapshot().version}});
-    };
-    auto local = [&](http::status status, std::string body, std::string f, std::string location = "") -> asio::awaitable<bool> {
-      flags = std::move(f);
-      code = static_cast<unsigned>(status);
+
+    // Where it goes: inbound to the app; outbound by route.
+    RouteDecision d;
+    tcp::endpoint uep;
+    if (ctx.inbound) {
+      entry.cluster = inbound_cluster;
+      uep = ctx.original;
+    } else {
+      // Views into the parser's own storage (valid while `req` lives); the router compares
+      // names case-insensitively.
+      headers.clear();
+      for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
+      RequestView view{.method = entry.method, .path = entry.path, .authority = entry.authority, .headers = &headers,
+                       .source_labels = &ctx.table->snapshot().workload.labels,
+                       .port = static_cast<uint32_t>(ctx.original.port())};
+      // The service the authority names, else the one the connection was addressed to.
+      const VirtualHost* vh = nullptr;
+      if (!entry.authority.empty()) {
+        if (entry.authority != last_authority) {
+          last_authority = entry.authority;
+          last_host = ctx.table->ForAuthority(entry.authority, ctx.original.port());
+        }
+        vh = last_host;
+      }
+      if (!vh) vh = ctx.host;
+      d = Decide(vh, *ctx.table, view, rng);
+      if (!vh && registry_only) {  // neither the destination nor the authority is in the registry
+        d.local_status = 502;
+        d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
+        entry.cluster = "BlackHoleCluster";
+      }
+      if (d.route && d.route->spec) entry.route = d.route->virtual_service;
+      if (d.cluster) entry.cluster = d.cluster->name;
+      if (d.endpoint) {
+        error_code aec;
+        uep = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
+      }
+    }
+    auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "") -> asio::awaitable<bool> {
+      entry.flags = std::move(flags);
+      entry.code = status;
       if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
-      error_code ec = co_await LocalReply(down, req.version(), status, std::move(body), keep_alive, location);
-      log_line();
+      error_code ec = co_await LocalReply(down, req.version(), static_cast<http::status>(status), std::move(body), keep_alive, location);
+      LogAccess(ctx, entry);
       co_return !ec && keep_alive;
     };
-    if (!route) {
-      if (!co_await local(http::status::not_found, "no route\n", "NR")) co_return;
+    if (d.local_status) {
+      if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location)) co_return;
       continue;
     }
-    const istio::HttpRoute* spec = route->spec;
-    if (spec && spec->direct_response) {
-      if (!co_await local(static_cast<http::status>(spec->direct_response->status), spec->direct_response->body, "-")) co_return;
-      continue;
-    }
-    if (spec && spec->redirect) {
-      const auto& r = *spec->redirect;
-      std::string location = (r.scheme.empty() ? "http" : r.scheme) + "://" + (r.authority.empty() ? authority : r.authority) +
-                             (r.uri.empty() ? target : r.uri);
-      if (!co_await local(static_cast<http::status>(r.redirect_code), "", "-", location)) co_return;
-      continue;
-    }
-    const WeightedCluster* wc = RouteTable::Pick(*route, rng() | (static_cast<uint64_t>(rng()) << 32));
-    const Cluster* cluster = wc ? wc->cluster : nullptr;
-    if (cluster) cluster_name = cluster->name;
-    if (!cluster || cluster->endpoints.empty()) {
-      std::string f = cluster && !cluster->known_subset ? "NC" : "UH";
-      if (!co_await local(http::status::service_unavailable, "no healthy upstream\n", f)) co_return;
-      continue;
-    }
-    const UpstreamEndpoint& e = cluster->endpoints[rng() % cluster->endpoints.size()];
-    error_code aec;
-    tcp::endpoint uep(asio::ip::make_address(e.address, aec), static_cast<uint16_t>(e.port));
-    upstream_str = EndpointString(uep);
+    entry.upstream = EndpointString(uep);
     auto& slot = upstreams[uep];
     auto& ubuf = ubufs[uep];
     if (!slot || !slot->is_open()) {
       slot = std::make_unique<tcp::socket>(ex);
       ubuf = std::make_unique<beast::flat_buffer>();
-      asio::steady_timer timer(ex);
-      timer.expires_after(ctx.connect_timeout);
-      auto c = co_await (slot->async_connect(uep, kNoThrow) || timer.async_wait(kNoThrow));
-      if (c.index() == 1 || std::get<0>(std::get<0>(c))) {
+      if (co_await ConnectUpstream(*slot, uep, ctx.inbound, ctx.connect_timeout) != ConnectResult::kOk) {
         slot.reset();
-        if (!co_await local(http::status::service_unavailable, "upstream connect error\n", "UF")) co_return;
+        if (!co_await local(503, "upstream connect error\n", "UF")) co_return;
         continue;
       }
-      slot->set_option(tcp::no_delay(true), aec);
     }
     // The request as the upstream gets it.
+    const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
     if (spec) {
       if (spec->rewrite) {
-        req.target(RewritePath(target, *route, *spec->rewrite));
+        req.target(RewritePath(entry.path, *d.route, *spec->rewrite));
         if (spec->rewrite->authority) req.set(http::field::host, *spec->rewrite->authority);
       }
       ApplyHeaderOps(req.base(), spec->headers.request);
     }
-    if (wc->headers) ApplyHeaderOps(req.base(), wc->headers->request);
-    RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot, chunk);
+    if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
+    Tee tee;
+    RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot, chunk, d.mirror ? &tee : nullptr);
     if (rec) {
       slot.reset();  // it holds a partial request
       keep_alive = false;
       if (rec.reading) {
-        co_await local(http::status::bad_request, "bad request: " + rec.ec.message() + "\n", "DPE");
+        co_await local(400, "bad request: " + rec.ec.message() + "\n", "DPE");
         co_return;
       }
-      if (!co_await local(http::status::service_unavailable, "upstream reset before response\n", "UC")) co_return;
+      if (!co_await local(503, "upstream reset before response\n", "UC")) co_return;
       continue;
+    }
+    if (d.mirror && !tee.overflow) {
+      const UpstreamEndpoint& m = d.mirror->endpoints[rng() % d.mirror->endpoints.size()];
+      error_code aec;
+      tcp::endpoint mep(asio::ip::make_address(m.address, aec), static_cast<uint16_t>(m.port));
+      if (!aec) SendMirror(ex, mep, MirrorRequest(req, tee.body), ctx.connect_timeout);
     }
     http::response_parser<http::buffer_body> res_p;
     res_p.header_limit(64 * 1024);
@@ -288,23 +308,22 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, Http1Contex
       // A parse error (not a closed or reset connection) means the upstream spoke something else.
       bool garbage = uec.category() == error_code(http::error::bad_version).category() && uec != http::error::end_of_stream &&
                      uec != http::error::partial_message;
-      if (!co_await local(garbage ? http::status::bad_gateway : http::status::service_unavailable,
-                          garbage ? "upstream answered garbage\n" : "upstream reset before response\n",
+      if (!co_await local(garbage ? 502 : 503, garbage ? "upstream answered garbage\n" : "upstream reset before response\n",
                           garbage ? "UPE" : "UC")) {
         co_return;
       }
       continue;
     }
     auto& res = res_p.get();
-    code = res.result_int();
+    entry.code = res.result_int();
     if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
-    if (wc->headers) ApplyHeaderOps(res.base(), wc->headers->response);
+    if (d.picked && d.picked->headers) ApplyHeaderOps(res.base(), d.picked->headers->response);
     bool upstream_keep = res.keep_alive();
     res.keep_alive(keep_alive);
     RelayError wec = co_await Relay<false>(*slot, *ubuf, res_p, down, chunk);
     if (wec || !upstream_keep) slot.reset();
-    if (wec && wec.reading) flags = "UPE";  // the upstream's body broke off or was malformed
-    log_line();
+    if (wec && wec.reading) entry.flags = "UPE";  // the upstream's body broke off or was malformed
+    LogAccess(ctx, entry);
     if (wec || !keep_alive) co_return;
   }
 }

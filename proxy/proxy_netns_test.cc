@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -54,6 +55,11 @@ class Backend {
     for (auto& t : conns_) t.join();
   }
   bool ok() const { return listener_.ok(); }
+  // Every request's header block, in arrival order.
+  std::vector<std::string> seen() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
 
  private:
   void Serve() {
@@ -77,6 +83,10 @@ class Backend {
           std::string request_line = buf.substr(0, buf.find("\r\n"));
           std::string headers = buf.substr(0, end);
           buf.erase(0, end + 4);
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            seen_.push_back(headers);
+          }
           // A request body by Content-Length is read whole and counted.
           size_t received = 0;
           if (size_t cl = headers.find("Content-Length: "); cl != std::string::npos) {
@@ -93,6 +103,7 @@ class Backend {
           if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
           if (received) body += " received " + std::to_string(received);
           if (request_line.find(" /big ") != std::string::npos) body += std::string(300000, 'b');
+          if (request_line.find(" /headers ") != std::string::npos) body += "\n" + headers;
           std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nx-backend: " + name_ +
                             "\r\n\r\n" + body;
           if (!nettest::SendAll(fd, res)) {
@@ -105,6 +116,8 @@ class Backend {
   }
   Listener listener_;
   std::string name_;
+  mutable std::mutex mu_;
+  std::vector<std::string> seen_;
   std::atomic<bool> done_{false};
   std::thread thread_;
   std::vector<std::thread> conns_;
@@ -256,10 +269,9 @@ TEST_F(ProxyInPod, InboundReachesTheAppFromThePassthroughAddress) {
 
 // The seed's product-service: its VirtualService and DestinationRule verbatim (from
 // core/config/testdata/seed.yaml), v1 and v2 endpoints on the peer.
-std::string SeedSnapshot() {
-  std::string seed = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
-  std::string resources = seed.substr(seed.find("resources:"));
-  return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: seed\n"
+std::string ProductSnapshot(const std::string& version, const std::string& policy, const std::string& resources) {
+  return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: " + version + "\n"
+         "mesh: {outboundTrafficPolicy: " + policy + "}\n"
          "workload: {name: web-1, namespace: my-app, labels: {app: web}}\n"
          "services:\n"
          "- hostname: product-service.my-app.svc.cluster.local\n"
@@ -269,6 +281,11 @@ std::string SeedSnapshot() {
          "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: 8080}, labels: {version: v1}}\n"
          "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3, ports: {http: 8080}, labels: {version: v2}}\n" +
          resources;
+}
+
+std::string SeedSnapshot() {
+  std::string seed = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
+  return ProductSnapshot("seed", "ALLOW_ANY", seed.substr(seed.find("resources:")));
 }
 
 TEST_F(ProxyInPod, HttpRequestsFollowTheSeedsCanaryRouting) {
@@ -347,6 +364,100 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
   ASSERT_GE(app, 0);
   EXPECT_NE(Exchange(app, "GET / HTTP/1.1\r\nHost: product-service\r\n\r\n").find("HTTP/1.1 200"), std::string::npos);
   close(app);
+}
+
+// Loads `snapshot` and waits until the admin port shows `version`.
+#define LOAD_SNAPSHOT(snapshot, version)                                                                       \
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", snapshot).ok());                                    \
+  ASSERT_TRUE(WaitFor([&] { return Admin("GET /config_dump").find("\"version\": \"" version "\"") != std::string::npos; })) \
+      << Log()
+
+TEST_F(ProxyInPod, InboundHttpReachesTheAppWithoutSteeringHeaders) {
+  Backend app(net_->pod, {"0.0.0.0", 9080}, "app");
+  ASSERT_TRUE(app.ok());
+  int client = nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9080}, 0);
+  ASSERT_GE(client, 0);
+  std::string res = Exchange(client, "GET /headers HTTP/1.1\r\nHost: web\r\nx-envoy-retry-on: 5xx\r\n"
+                                     "X-Envoy-Upstream-Rq-Timeout-Ms: 1\r\nx-forwarded-client-cert: By=spiffe://evil\r\n"
+                                     "x-tern-internal: 1\r\nx-request-id: abc\r\n\r\n");
+  ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res << Log();
+  EXPECT_NE(res.find("x-request-id: abc"), std::string::npos) << res;
+  for (const char* stripped : {"x-envoy-retry-on", "X-Envoy-Upstream", "x-forwarded-client-cert", "x-tern-internal"}) {
+    EXPECT_EQ(res.find(stripped), std::string::npos) << stripped << " reached the app:\n" << res;
+  }
+  close(client);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("\"cluster\":\"inbound|9080||\"") != std::string::npos; })) << Log();
+}
+
+TEST_F(ProxyInPod, TheAppCannotClaimAClientCertificateButMaySteerItsOwnCalls) {
+  LOAD_SNAPSHOT(SeedSnapshot(), "seed");
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  std::string res = Exchange(app, "GET /headers HTTP/1.1\r\nHost: product-service\r\nx-forwarded-client-cert: By=x\r\n"
+                                  "x-envoy-upstream-rq-timeout-ms: 500\r\n\r\n");
+  ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res;
+  EXPECT_EQ(res.find("x-forwarded-client-cert"), std::string::npos) << res;
+  EXPECT_NE(res.find("x-envoy-upstream-rq-timeout-ms: 500"), std::string::npos) << res;
+  close(app);
+}
+
+TEST_F(ProxyInPod, RegistryOnlyAnswersHttpToUnknownHostsWith502) {
+  LOAD_SNAPSHOT(ProductSnapshot("ro", "REGISTRY_ONLY", ""), "ro");
+  Listener other(net_->peer, {"10.200.0.3", 9000});
+  ASSERT_TRUE(other.ok());
+  int app = nettest::ConnectSocket(net_->pod, {"10.200.0.3", 9000}, 1000);
+  ASSERT_GE(app, 0);
+  std::string res = Exchange(app, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 502") << res;
+  EXPECT_NE(res.find("REGISTRY_ONLY"), std::string::npos) << res;
+  close(app);
+  Endpoint l, o;
+  EXPECT_FALSE(other.Accept(&l, &o)) << "nothing reached the unknown destination";
+  EXPECT_NE(Log().find("\"cluster\":\"BlackHoleCluster\""), std::string::npos) << Log();
+}
+
+TEST_F(ProxyInPod, MirroredRequestsReachTheShadowAndTheClientOnlySeesThePrimary) {
+  const std::string resources = R"(resources:
+- apiVersion: networking.istio.io/v1beta1
+  kind: VirtualService
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    hosts: [product-service]
+    http:
+    - route:
+      - destination: {host: product-service, subset: v1}
+      mirror: {host: product-service, subset: v2}
+      mirrorPercentage: {value: 50}
+- apiVersion: networking.istio.io/v1beta1
+  kind: DestinationRule
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    host: product-service
+    subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: v2, labels: {version: v2}}
+)";
+  LOAD_SNAPSHOT(ProductSnapshot("mirror", "ALLOW_ANY", resources), "mirror");
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  const int kRequests = 200;
+  for (int i = 0; i < kRequests; ++i) {
+    std::string res = Exchange(app, "POST /orders HTTP/1.1\r\nHost: product-service:8080\r\nContent-Length: 5\r\n\r\nhello");
+    ASSERT_NE(res.find("x-backend: v1"), std::string::npos) << res;
+  }
+  close(app);
+  // Mirrors are fire and forget: wait until they have landed (bounded).
+  WaitFor([&] { return v2.seen().size() >= 70; });
+  auto shadow = v2.seen();
+  // 50% of 200: 100 expected, sd ~7; within five sd.
+  EXPECT_GE(shadow.size(), 65u);
+  EXPECT_LE(shadow.size(), 135u);
+  ASSERT_FALSE(shadow.empty());
+  EXPECT_NE(shadow[0].find("POST /orders HTTP/1.1"), std::string::npos) << shadow[0];
+  EXPECT_NE(shadow[0].find("product-service-shadow:8080"), std::string::npos) << shadow[0];
+  EXPECT_NE(shadow[0].find("Content-Length: 5"), std::string::npos) << shadow[0];
 }
 
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {

@@ -17,6 +17,7 @@
 #include "proxy/http1_session.h"
 #include "proxy/original_dst.h"
 #include "proxy/sniff.h"
+#include "proxy/upstream_connect.h"
 
 namespace tern::proxy {
 
@@ -195,10 +196,13 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   const char* reporter = inbound ? "destination" : "source";
   opened.With({reporter, service}).Inc();
 
-  // Protocol: declared, or sniffed from what the client sends first (bounded wait).
+  // Protocol: declared, or sniffed from what the client sends first (bounded wait). Under
+  // REGISTRY_ONLY an unknown destination is still sniffed: an HTTP request may name a known
+  // service by its authority, and anything else gets an HTTP answer instead of a reset.
   std::string head;
   Sniffed sniffed = Sniffed::kTcp;
-  if (flags == "-" && declared == config::Protocol::kSniff) {
+  bool blackhole = flags == "NR";
+  if ((flags == "-" || blackhole) && declared == config::Protocol::kSniff) {
     asio::steady_timer timer(ex);
     timer.expires_after(options.sniff_timeout);
     std::array<char, 4096> buf;
@@ -213,10 +217,11 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
     }
     if (sniffed == Sniffed::kNeedMore) sniffed = Sniffed::kTcp;
   }
-  // HTTP/1 to a known service is routed request by request.
-  if (vh && (declared == config::Protocol::kHttp || sniffed == Sniffed::kHttp1)) {
-    Http1Context ctx{.table = table, .host = vh, .original = original, .log = &log,
-                     .connect_timeout = options.connect_timeout};
+  // HTTP/1 is handled request by request: outbound to a known service (or any destination
+  // under REGISTRY_ONLY, where the authority decides), inbound to the app.
+  if ((vh || blackhole || inbound) && (declared == config::Protocol::kHttp || sniffed == Sniffed::kHttp1)) {
+    HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
+                    .connect_timeout = options.connect_timeout};
     co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
     closed.With({reporter, service, "-"}).Inc();
     co_return;
@@ -225,25 +230,13 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   uint64_t up = 0, down = 0;
   tcp::socket upstream(ex);
   if (flags == "-") {
-    upstream.open(upstream_ep.protocol(), ec);
-    if (!ec && inbound) {
-      // The capture rules let 127.0.0.6 / ::6 reach the app without being captured again.
-      int one = 1;
-      if (upstream_ep.address().is_v6()) setsockopt(upstream.native_handle(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
-      else setsockopt(upstream.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof one);
-      upstream.bind(tcp::endpoint(asio::ip::make_address(upstream_ep.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
-    }
-    if (ec) {
-      flags = "UF";
-    } else {
-      asio::steady_timer timer(ex);
-      timer.expires_after(options.connect_timeout);
-      auto result = co_await (upstream.async_connect(upstream_ep, kNoThrow) || timer.async_wait(kNoThrow));
-      if (result.index() == 1 || std::get<0>(std::get<0>(result))) flags = result.index() == 1 ? "UF,URX" : "UF";
+    switch (co_await ConnectUpstream(upstream, upstream_ep, inbound, options.connect_timeout)) {
+      case ConnectResult::kOk: break;
+      case ConnectResult::kFailed: flags = "UF"; break;
+      case ConnectResult::kTimedOut: flags = "UF,URX"; break;
     }
   }
   if (flags == "-") {
-    upstream.set_option(tcp::no_delay(true), ec);
     if (!head.empty()) {
       auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(head), kNoThrow);
       up += wn;

@@ -1,0 +1,29 @@
+#include "proxy/access_log.h"
+
+#include <nlohmann/json.hpp>
+
+namespace tern::proxy {
+
+std::string EndpointString(const boost::asio::ip::tcp::endpoint& e) {
+  return e.address().is_v6() ? "[" + e.address().to_string() + "]:" + std::to_string(e.port())
+                             : e.address().to_string() + ":" + std::to_string(e.port());
+}
+
+void LogAccess(const HttpContext& ctx, const AccessEntry& e) {
+  if (!ctx.log->Enabled(LogLevel::kInfo)) return;
+  ctx.log->Info("access", {{"downstream", EndpointString(ctx.peer)},
+                           {"protocol", e.protocol},
+                           {"method", e.method},
+                           {"path", e.path},
+                           {"authority", e.authority},
+                           {"route", e.route},
+                           {"cluster", e.cluster},
+                           {"upstream", e.upstream},
+                           {"response_code", e.code},
+                           {"response_flags", e.flags},
+                           {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - e.start).count()},
+                           {"config_version", ctx.table->snapshot().version}});
+}
+
+}  // namespace tern::proxy

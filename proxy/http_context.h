@@ -1,0 +1,29 @@
+// What an HTTP session (HTTP/1.1 or HTTP/2) on a captured connection knows of where it is.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <memory>
+
+#include "core/log/logger.h"
+#include "proxy/route_table.h"
+
+namespace tern::proxy {
+
+struct HttpContext {
+  std::shared_ptr<const RouteTable> table;  // the snapshot this connection started on
+  const VirtualHost* host = nullptr;        // the service the original destination names (may be null)
+  boost::asio::ip::tcp::endpoint original;
+  boost::asio::ip::tcp::endpoint peer;      // the downstream client
+  Logger* log = nullptr;
+  // Inbound: the request came from outside the pod and goes to the app at the original
+  // destination (no routing); steering headers are stripped.
+  bool inbound = false;
+  std::chrono::milliseconds header_timeout{15000};  // a client must send a whole header within it
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+// "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.
+std::string EndpointString(const boost::asio::ip::tcp::endpoint& e);
+
+}  // namespace tern::proxy

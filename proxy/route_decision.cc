@@ -1,0 +1,62 @@
+#include "proxy/route_decision.h"
+
+namespace tern::proxy {
+
+RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng) {
+  RouteDecision d;
+  d.route = host ? table.Match(*host, request) : nullptr;
+  if (!d.route) {
+    d.local_status = 404;
+    d.local_body = "no route\n";
+    d.flags = "NR";
+    return d;
+  }
+  const istio::HttpRoute* spec = d.route->spec;
+  if (spec && spec->direct_response) {
+    d.local_status = static_cast<unsigned>(spec->direct_response->status);
+    d.local_body = spec->direct_response->body;
+    return d;
+  }
+  if (spec && spec->redirect) {
+    const auto& r = *spec->redirect;
+    d.local_status = static_cast<unsigned>(r.redirect_code);
+    std::string authority(r.authority.empty() ? request.authority : r.authority);
+    if (r.port) {  // the port replaces the authority's own (an IPv6 literal keeps its brackets)
+      size_t colon = authority.rfind(':');
+      if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) authority.resize(colon);
+      authority += ":" + std::to_string(*r.port);
+    }
+    d.location = (r.scheme.empty() ? std::string(request.scheme) : r.scheme) + "://" + authority +
+                 std::string(r.uri.empty() ? request.path : r.uri);
+    return d;
+  }
+  d.picked = RouteTable::Pick(*d.route, rng() | (static_cast<uint64_t>(rng()) << 32));
+  d.cluster = d.picked ? d.picked->cluster : nullptr;
+  if (!d.cluster || d.cluster->endpoints.empty()) {
+    d.local_status = 503;
+    d.local_body = "no healthy upstream\n";
+    d.flags = d.cluster && !d.cluster->known_subset ? "NC" : "UH";
+    return d;
+  }
+  d.endpoint = &d.cluster->endpoints[rng() % d.cluster->endpoints.size()];
+  if (d.route->mirror && !d.route->mirror->endpoints.empty()) {
+    // mirrorPercentage in [0, 100], drawn in millionths.
+    double pct = spec ? spec->mirror_percentage : 100;
+    if (static_cast<double>(rng() % 1000000) < pct * 10000) d.mirror = d.route->mirror;
+  }
+  return d;
+}
+
+std::string RewritePath(std::string_view path, const Route& route, const istio::HttpRewrite& rewrite) {
+  if (!rewrite.uri) return std::string(path);
+  for (const auto& m : route.matches) {
+    const auto& uri = m.spec->uri;
+    if (uri && uri->kind != istio::StringMatch::Kind::kRegex && path.substr(0, uri->value.size()) == uri->value) {
+      return *rewrite.uri + std::string(path.substr(uri->value.size()));
+    }
+  }
+  size_t q = path.find('?');
+  return *rewrite.uri + (q == std::string_view::npos ? "" : std::string(path.substr(q)));
+}
+
+}  // namespace tern::proxy

@@ -1,0 +1,43 @@
+#include "proxy/upstream_connect.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<ConnectResult> ConnectUpstream(tcp::socket& socket, const tcp::endpoint& to, bool from_passthrough_address,
+                                               std::chrono::milliseconds timeout) {
+  constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+  boost::system::error_code ec;
+  socket.open(to.protocol(), ec);
+  if (!ec && from_passthrough_address) {
+    // The address need not be configured on an interface: FREEBIND lets the bind succeed.
+    int one = 1;
+    if (to.address().is_v6()) setsockopt(socket.native_handle(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
+    else setsockopt(socket.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof one);
+    socket.bind(tcp::endpoint(asio::ip::make_address(to.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
+  }
+  if (ec) co_return ConnectResult::kFailed;
+  asio::steady_timer timer(socket.get_executor());
+  timer.expires_after(timeout);
+  auto result = co_await (socket.async_connect(to, kNoThrow) || timer.async_wait(kNoThrow));
+  if (result.index() == 1) {
+    socket.close(ec);
+    co_return ConnectResult::kTimedOut;
+  }
+  if (std::get<0>(std::get<0>(result))) {
+    socket.close(ec);
+    co_return ConnectResult::kFailed;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  co_return ConnectResult::kOk;
+}
+
+}  // namespace tern::proxy

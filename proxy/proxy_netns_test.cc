@@ -19,193 +19,20 @@
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
 #include "core/testing/subprocess.h"
+#include "proxy/testing/proxy_in_pod.h"
 
 namespace tern::proxy {
 namespace {
 
-using namespace std::chrono_literals;
 using nettest::Endpoint;
 using nettest::Listener;
-
-const std::string kBin = TERN_BINARY_DIR;
-
-std::string Snapshot(const std::string& version, const std::string& endpoint, const std::string& policy) {
-  return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: \"" + version + "\"\n"
-         "mesh: {outboundTrafficPolicy: " + policy + "}\n"
-         "workload: {name: app-1, namespace: my-app, labels: {app: app}}\n"
-         "services:\n"
-         "- hostname: db.my-app.svc.cluster.local\n"
-         "  clusterIPs: [10.96.0.20]\n"
-         "  ports: [{name: tcp-db, port: 8080}]\n"
-         "endpoints:\n"
-         "- {service: db.my-app.svc.cluster.local, address: " + endpoint + ", ports: {tcp-db: 8080}}\n";
-}
-
-// A tiny HTTP/1.1 backend on the peer: answers every request on a connection (keep-alive) with
-// its name and the request line, until the client closes. One thread per connection, bounded
-// by the test's own requests.
-class Backend {
- public:
-  Backend(const nettest::Netns& ns, const Endpoint& at, std::string name) : listener_(ns, at), name_(std::move(name)) {
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~Backend() {
-    done_ = true;
-    thread_.join();
-    for (auto& t : conns_) t.join();
-  }
-  bool ok() const { return listener_.ok(); }
-  // Every request's header block, in arrival order.
-  std::vector<std::string> seen() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
-  }
-
- private:
-  void Serve() {
-    while (!done_) {
-      Endpoint local, peer;
-      int fd = listener_.AcceptConnection(&local, &peer);  // waits at most three seconds
-      if (fd < 0) continue;
-      conns_.emplace_back([this, fd] {
-        std::string buf;
-        char chunk[4096];
-        for (;;) {
-          size_t end;
-          while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-            ssize_t n = recv(fd, chunk, sizeof chunk, 0);
-            if (n <= 0) {
-              close(fd);
-              return;
-            }
-            buf.append(chunk, static_cast<size_t>(n));
-          }
-          std::string request_line = buf.substr(0, buf.find("\r\n"));
-          std::string headers = buf.substr(0, end);
-          buf.erase(0, end + 4);
-          {
-            std::lock_guard<std::mutex> lock(mu_);
-            seen_.push_back(headers);
-          }
-          // A request body by Content-Length is read whole and counted.
-          size_t received = 0;
-          if (size_t cl = headers.find("Content-Length: "); cl != std::string::npos) {
-            size_t want = std::stoul(headers.substr(cl + 16));
-            while (buf.size() < want) {
-              ssize_t n = recv(fd, chunk, sizeof chunk, 0);
-              if (n <= 0) break;
-              buf.append(chunk, static_cast<size_t>(n));
-            }
-            received = std::min(want, buf.size());
-            buf.erase(0, received);
-          }
-          std::string body = name_ + " " + request_line;
-          if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
-          if (received) body += " received " + std::to_string(received);
-          if (request_line.find(" /big ") != std::string::npos) body += std::string(300000, 'b');
-          if (request_line.find(" /headers ") != std::string::npos) body += "\n" + headers;
-          std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nx-backend: " + name_ +
-                            "\r\n\r\n" + body;
-          if (!nettest::SendAll(fd, res)) {
-            close(fd);
-            return;
-          }
-        }
-      });
-    }
-  }
-  Listener listener_;
-  std::string name_;
-  mutable std::mutex mu_;
-  std::vector<std::string> seen_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-  std::vector<std::thread> conns_;
-};
-
-// Sends one HTTP/1.1 request on `fd` and returns the whole response (by Content-Length).
-std::string Exchange(int fd, const std::string& request) {
-  if (!nettest::SendAll(fd, request)) return "";
-  std::string out;
-  for (int i = 0; i < 70000; ++i) {  // byte by byte up to the header's end: the limit is 64 KiB
-    std::string more = nettest::Receive(fd, 1);
-    if (more.empty()) break;
-    out += more;
-    size_t end = out.find("\r\n\r\n");
-    if (end == std::string::npos) continue;
-    size_t cl = out.find("Content-Length: ");
-    if (cl == std::string::npos || cl > end) break;
-    size_t length = std::stoul(out.substr(cl + 16));
-    if (out.size() < end + 4 + length) out += nettest::Receive(fd, end + 4 + length - out.size());
-    break;
-  }
-  return out;
-}
-
-class ProxyInPod : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
-    net_ = std::make_unique<nettest::PodAndPeer>("px");
-    ASSERT_EQ(net_->error(), "");
-    char tmpl[] = "/tmp/tern-proxy-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    chmod(dir_.c_str(), 0755);
-    ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", Snapshot("1", "10.200.0.2", "ALLOW_ANY")).ok());
-    ASSERT_TRUE(nettest::Sh("ip netns exec " + net_->pod.name() + " " + kBin +
-                            "/init/tern-init -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' "
-                            "-d 15090,15021,15020"));
-    // The sidecar as injected: uid/gid 1337, its own ports.
-    proxy_ = testing_support::Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid",
-                                     "1337", "--regid", "1337", "--clear-groups", kBin + "/proxy/tern-proxy",
-                                     "--config", dir_ + "/snapshot.yaml", "--concurrency", "2"},
-                                    {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/proxy.log");
-    ASSERT_GT(proxy_, 0);
-    ASSERT_TRUE(WaitFor([&] { return Admin("GET /ready").find("LIVE") != std::string::npos; })) << Log();
-  }
-  void TearDown() override {
-    testing_support::Stop(proxy_);
-    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
-  }
-
-  // One request to the admin port from inside the pod (localhost is never captured).
-  std::string Admin(const std::string& request_line) {
-    int fd = nettest::ConnectSocket(net_->pod, {"127.0.0.1", 15000}, 0);
-    if (fd < 0) return "";
-    nettest::SendAll(fd, request_line + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    std::string out = nettest::Receive(fd, 1 << 20);
-    close(fd);
-    return out;
-  }
-  template <class F>
-  static bool WaitFor(F done) {
-    for (int i = 0; i < 100; ++i) {
-      if (done()) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-  std::string Log() const { return *ReadFile(dir_ + "/proxy.log"); }
-
-  // app (uid 1000) -> `to`, then a round trip of bytes with whoever accepts on `server`.
-  void RoundTrip(const Endpoint& to, Listener& server, Endpoint* accepted_at, Endpoint* accepted_from) {
-    int app = nettest::ConnectSocket(net_->pod, to, 1000);
-    ASSERT_GE(app, 0);
-    int srv = server.AcceptConnection(accepted_at, accepted_from);
-    ASSERT_GE(srv, 0) << Log();
-    ASSERT_TRUE(nettest::SendAll(app, "ping from the app"));
-    EXPECT_EQ(nettest::Receive(srv, 17), "ping from the app");
-    ASSERT_TRUE(nettest::SendAll(srv, "pong"));
-    EXPECT_EQ(nettest::Receive(app, 4), "pong");
-    close(app);
-    EXPECT_EQ(nettest::Receive(srv, 1), "") << "the app's close reaches the server";
-    close(srv);
-  }
-
-  std::unique_ptr<nettest::PodAndPeer> net_;
-  std::string dir_;
-  pid_t proxy_ = -1;
-};
+using testing_support::Backend;
+using testing_support::Exchange;
+using testing_support::ProductSnapshot;
+using testing_support::ProxyInPod;
+using testing_support::SeedSnapshot;
+using testing_support::Snapshot;
+using namespace std::chrono_literals;
 
 TEST_F(ProxyInPod, AServiceCallGoesThroughTheProxyToAnEndpoint) {
   Listener db(net_->peer, {"10.200.0.2", 8080});
@@ -265,27 +92,6 @@ TEST_F(ProxyInPod, InboundReachesTheAppFromThePassthroughAddress) {
   EXPECT_EQ(nettest::Receive(srv, 7), "inbound");
   close(client);
   close(srv);
-}
-
-// The seed's product-service: its VirtualService and DestinationRule verbatim (from
-// core/config/testdata/seed.yaml), v1 and v2 endpoints on the peer.
-std::string ProductSnapshot(const std::string& version, const std::string& policy, const std::string& resources) {
-  return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: " + version + "\n"
-         "mesh: {outboundTrafficPolicy: " + policy + "}\n"
-         "workload: {name: web-1, namespace: my-app, labels: {app: web}}\n"
-         "services:\n"
-         "- hostname: product-service.my-app.svc.cluster.local\n"
-         "  clusterIPs: [10.96.0.20]\n"
-         "  ports: [{name: http, port: 8080}]\n"
-         "endpoints:\n"
-         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: 8080}, labels: {version: v1}}\n"
-         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3, ports: {http: 8080}, labels: {version: v2}}\n" +
-         resources;
-}
-
-std::string SeedSnapshot() {
-  std::string seed = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
-  return ProductSnapshot("seed", "ALLOW_ANY", seed.substr(seed.find("resources:")));
 }
 
 TEST_F(ProxyInPod, HttpRequestsFollowTheSeedsCanaryRouting) {
@@ -365,12 +171,6 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
   EXPECT_NE(Exchange(app, "GET / HTTP/1.1\r\nHost: product-service\r\n\r\n").find("HTTP/1.1 200"), std::string::npos);
   close(app);
 }
-
-// Loads `snapshot` and waits until the admin port shows `version`.
-#define LOAD_SNAPSHOT(snapshot, version)                                                                       \
-  ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", snapshot).ok());                                    \
-  ASSERT_TRUE(WaitFor([&] { return Admin("GET /config_dump").find("\"version\": \"" version "\"") != std::string::npos; })) \
-      << Log()
 
 TEST_F(ProxyInPod, InboundHttpReachesTheAppWithoutSteeringHeaders) {
   Backend app(net_->pod, {"0.0.0.0", 9080}, "app");

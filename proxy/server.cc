@@ -15,6 +15,7 @@
 
 #include "core/metrics/registry.h"
 #include "proxy/http1_session.h"
+#include "proxy/http2_session.h"
 #include "proxy/original_dst.h"
 #include "proxy/sniff.h"
 #include "proxy/upstream_connect.h"
@@ -202,7 +203,10 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   std::string head;
   Sniffed sniffed = Sniffed::kTcp;
   bool blackhole = flags == "NR";
-  if ((flags == "-" || blackhole) && declared == config::Protocol::kSniff) {
+  // A port declared http is still told apart from HTTP/2 prior knowledge (Istio's listeners
+  // accept both on an http port). A known service is sniffed even when its default cluster has
+  // no endpoint (UH for TCP): HTTP routes by VirtualService to subsets of their own.
+  if ((flags == "-" || blackhole || vh) && (declared == config::Protocol::kSniff || declared == config::Protocol::kHttp)) {
     asio::steady_timer timer(ex);
     timer.expires_after(options.sniff_timeout);
     std::array<char, 4096> buf;
@@ -219,10 +223,14 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   }
   // HTTP/1 is handled request by request: outbound to a known service (or any destination
   // under REGISTRY_ONLY, where the authority decides), inbound to the app.
-  if ((vh || blackhole || inbound) && (declared == config::Protocol::kHttp || sniffed == Sniffed::kHttp1)) {
+  // HTTP/2 (prior knowledge) likewise, stream by stream.
+  bool http1 = (declared == config::Protocol::kHttp && sniffed != Sniffed::kHttp2) || sniffed == Sniffed::kHttp1;
+  bool http2 = declared == config::Protocol::kHttp2 || declared == config::Protocol::kGrpc || sniffed == Sniffed::kHttp2;
+  if ((vh || blackhole || inbound) && (http1 || http2)) {
     HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
                     .connect_timeout = options.connect_timeout};
-    co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
+    if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
+    else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
     closed.With({reporter, service, "-"}).Inc();
     co_return;
   }

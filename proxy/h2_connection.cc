@@ -1,0 +1,135 @@
+#include "proxy/h2_connection.h"
+
+#include <array>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kWriteBatch = 64 * 1024;
+
+H2Connection& Conn(void* user_data) { return *static_cast<H2Connection*>(user_data); }
+H2Handler& HandlerOf(void* user_data) { return Conn(user_data).handler(); }
+
+// nghttp2's callbacks, made once: they reach the handler through the connection.
+struct Callbacks {
+  nghttp2_session_callbacks* cbs = nullptr;
+  Callbacks() {
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame_hd* hd, void* u) { return HandlerOf(u).OnBeginFrame(Conn(u), *hd); });
+    nghttp2_session_callbacks_set_on_begin_headers_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return HandlerOf(u).OnBeginHeaders(Conn(u), *f); });
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen, const uint8_t* value,
+                size_t valuelen, uint8_t, void* u) {
+          return HandlerOf(u).OnHeader(Conn(u), *f, {reinterpret_cast<const char*>(name), namelen},
+                                       {reinterpret_cast<const char*>(value), valuelen});
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) { return HandlerOf(u).OnFrameRecv(Conn(u), *f); });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t stream, const uint8_t* data, size_t len, void* u) {
+          return HandlerOf(u).OnData(Conn(u), stream, data, len);
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, int32_t stream, uint32_t code, void* u) { return HandlerOf(u).OnStreamClose(Conn(u), stream, code); });
+  }
+  ~Callbacks() { nghttp2_session_callbacks_del(cbs); }
+};
+
+struct Options {
+  nghttp2_option* opt = nullptr;
+  Options() {
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+  }
+  ~Options() { nghttp2_option_del(opt); }
+};
+
+}  // namespace
+
+H2Connection::H2Connection(tcp::socket socket, Role role, H2Handler& handler)
+    : socket_(std::move(socket)), handler_(handler), wake_(socket_.get_executor()) {
+  static const Callbacks callbacks;
+  static const Options options;
+  if (role == Role::kServer) nghttp2_session_server_new2(&session_, callbacks.cbs, this, options.opt);
+  else nghttp2_session_client_new2(&session_, callbacks.cbs, this, options.opt);
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  // A server must not send ENABLE_PUSH; a client announces it does not want pushes.
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, role == Role::kServer ? 3 : 4);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+}
+
+H2Connection::~H2Connection() { nghttp2_session_del(session_); }
+
+void H2Connection::Kick() { wake_.cancel(); }
+
+void H2Connection::Close() {
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  wake_.cancel();
+}
+
+bool H2Connection::Feed(const uint8_t* data, size_t size) {
+  ssize_t n = nghttp2_session_mem_recv(session_, data, size);
+  return n >= 0;
+}
+
+asio::awaitable<void> H2Connection::Run(std::string initial) {
+  if (!initial.empty() && !Feed(reinterpret_cast<const uint8_t*>(initial.data()), initial.size())) {
+    // A bad preface or first frame: nghttp2 has queued its GOAWAY; the writer sends it.
+    closed_ = true;
+  }
+  co_await (ReadLoop() && WriteLoop());
+}
+
+asio::awaitable<void> H2Connection::ReadLoop() {
+  while (!closed_) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), kNoThrow);
+    if (ec || !Feed(in_.data(), n)) {
+      closed_ = true;
+    }
+    Kick();
+    if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) break;
+  }
+}
+
+asio::awaitable<void> H2Connection::WriteLoop() {
+  for (;;) {
+    out_.clear();
+    while (out_.size() < kWriteBatch) {
+      const uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n <= 0) break;  // nothing more now (or a fatal error: the session is over)
+      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (!out_.empty() && socket_.is_open()) {
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
+      if (!ec) continue;
+      closed_ = true;
+    }
+    bool over = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+    if (closed_ || over) break;
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await wake_.async_wait(kNoThrow);
+  }
+  // The session is over: end the reader too.
+  Close();
+}
+
+}  // namespace tern::proxy

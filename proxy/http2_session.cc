@@ -1,0 +1,478 @@
+#include "proxy/http2_session.h"
+
+#include <boost/asio.hpp>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "proxy/access_log.h"
+#include "proxy/h2_connection.h"
+#include "proxy/mesh_headers.h"
+#include "proxy/route_decision.h"
+#include "proxy/upstream_connect.h"
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr size_t kMaxHeaderListBytes = 64 * 1024;  // counted as HPACK does: name + value + 32
+constexpr size_t kMaxHeaderFields = 100;
+constexpr size_t kMaxHeaderBlockBytes = 256 * 1024;  // encoded, HEADERS + CONTINUATION
+constexpr int kMaxContinuationFrames = 6;  // 64 KiB of headers needs 4 at the default frame size
+constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only past this many streams
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Bytes received on one side, waiting for the other side's writer.
+class ByteQueue {
+ public:
+  size_t size() const { return data_.size() - off_; }
+  void Append(const uint8_t* p, size_t n) { data_.append(reinterpret_cast<const char*>(p), n); }
+  void Append(const std::string& s) { data_ += s; }
+  size_t Take(uint8_t* out, size_t max) {
+    size_t n = std::min(max, size());
+    std::memcpy(out, data_.data() + off_, n);
+    off_ += n;
+    if (off_ == data_.size()) {
+      data_.clear();
+      off_ = 0;
+    }
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t off_ = 0;
+};
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops) {
+  auto erase = [&](const std::string& name) {
+    std::erase_if(h, [&](const auto& f) { return f.first == name; });
+  };
+  for (const auto& name : ops.remove) erase(Lower(name));
+  for (const auto& [name, value] : ops.set) {
+    erase(Lower(name));
+    h.emplace_back(Lower(name), value);
+  }
+  for (const auto& [name, value] : ops.add) h.emplace_back(Lower(name), value);
+}
+
+std::vector<nghttp2_nv> NameValues(const Headers& h) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(h.size());
+  for (const auto& [n, v] : h) {
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
+                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nva;
+}
+
+// One request: the client's stream and the upstream stream it is bridged to.
+struct Exchange {
+  int32_t down_id = 0;
+  H2Connection* up = nullptr;  // null when answered locally or once the upstream is gone
+  int32_t up_id = -1;
+  Headers request, request_trailers;
+  size_t header_bytes = 0;
+  bool too_large = false;  // the header list is over the bounds: 431
+  ByteQueue request_body;
+  bool request_end = false;
+  Headers response, response_trailers;
+  bool interim = false;          // the upstream's current header block is a 1xx
+  bool response_started = false;  // final headers submitted to the client
+  ByteQueue response_body;
+  bool response_end = false;
+  bool down_closed = false, up_closed = false, client_reset = false;
+  const istio::HttpRoute* spec = nullptr;
+  const WeightedCluster* picked = nullptr;
+  AccessEntry entry;
+};
+
+class Bridge final : public H2Handler {
+ public:
+  Bridge(tcp::socket socket, HttpContext ctx)
+      : ctx_(std::move(ctx)),
+        ex_(socket.get_executor()),
+        down_(std::make_unique<H2Connection>(std::move(socket), H2Connection::Role::kServer, *this)),
+        upstreams_gone_(ex_),
+        inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||") {}
+
+  asio::awaitable<void> Serve(std::string head) {
+    co_await down_->Run(std::move(head));
+    // The client is gone: end every upstream connection and wait for their coroutines.
+    for (auto& up : upstreams_) up->Close();
+    while (live_upstreams_ > 0) {
+      upstreams_gone_.expires_at(asio::steady_timer::time_point::max());
+      co_await upstreams_gone_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  // --- H2Handler ---
+  int OnBeginFrame(H2Connection& c, const nghttp2_frame_hd& hd) override {
+    if (&c != down_.get()) return 0;
+    // The CONTINUATION flood: a header block is bounded in frames and bytes before HPACK runs.
+    if (hd.type == NGHTTP2_HEADERS) {
+      block_bytes_ = hd.length;
+      continuations_ = 0;
+    } else if (hd.type == NGHTTP2_CONTINUATION) {
+      block_bytes_ += hd.length;
+      if (++continuations_ > kMaxContinuationFrames || block_bytes_ > kMaxHeaderBlockBytes) {
+        ctx_.log->Warn("http2: header block too long, connection ended",
+                       {{"downstream", EndpointString(ctx_.peer)}, {"frames", continuations_}, {"bytes", block_bytes_}});
+        // GOAWAY is queued for the writer; the failure stops reading the block here.
+        nghttp2_session_terminate_session(c.session(), NGHTTP2_ENHANCE_YOUR_CALM);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+    }
+    return 0;
+  }
+
+  int OnBeginHeaders(H2Connection& c, const nghttp2_frame& f) override {
+    if (&c != down_.get() || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto ex = std::make_unique<Exchange>();
+    ex->down_id = f.hd.stream_id;
+    ex->entry.protocol = "HTTP/2";
+    nghttp2_session_set_stream_user_data(c.session(), f.hd.stream_id, ex.get());
+    exchanges_[f.hd.stream_id] = std::move(ex);
+    ++streams_opened_;
+    return 0;
+  }
+
+  int OnHeader(H2Connection& c, const nghttp2_frame& f, std::string_view name, std::string_view value) override {
+    if (f.hd.type != NGHTTP2_HEADERS) return 0;
+    auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), f.hd.stream_id));
+    if (!ex) return 0;
+    if (&c == down_.get()) {
+      bool trailers = f.headers.cat != NGHTTP2_HCAT_REQUEST;
+      Headers& into = trailers ? ex->request_trailers : ex->request;
+      ex->header_bytes += name.size() + value.size() + 32;
+      if (ex->header_bytes > kMaxHeaderListBytes || into.size() >= kMaxHeaderFields) {
+        ex->too_large = true;
+        return 0;  // keep decoding (HPACK state must advance); store nothing more
+      }
+      into.emplace_back(name, value);
+      return 0;
+    }
+    // Upstream: a 1xx block is dropped; the final block is the response; a later one, trailers.
+    if (name == ":status" && !value.empty() && value[0] == '1') ex->interim = true;
+    if (ex->interim) return 0;
+    (ex->response_started ? ex->response_trailers : ex->response).emplace_back(name, value);
+    return 0;
+  }
+
+  int OnFrameRecv(H2Connection& c, const nghttp2_frame& f) override {
+    auto* ex = f.hd.stream_id ? static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), f.hd.stream_id))
+                              : nullptr;
+    bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (&c == down_.get()) {
+      if (f.hd.type == NGHTTP2_RST_STREAM && ex && !ex->response_end) ex->client_reset = true;
+      if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
+      if (end) ex->request_end = true;
+      if (f.hd.type == NGHTTP2_HEADERS && f.headers.cat == NGHTTP2_HCAT_REQUEST) {
+        Start(*ex);
+      } else if (ex->up && !ex->up_closed && end) {
+        nghttp2_session_resume_data(ex->up->session(), ex->up_id);
+        ex->up->Kick();
+      }
+      return 0;
+    }
+    if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
+    if (f.hd.type == NGHTTP2_HEADERS && ex->interim) {
+      ex->interim = false;
+      ex->response.clear();
+      return 0;
+    }
+    if (end) ex->response_end = true;
+    if (f.hd.type == NGHTTP2_HEADERS && !ex->response_started) {
+      if (!ex->down_closed) SubmitResponse(*ex);
+    } else if (!ex->down_closed && end) {
+      nghttp2_session_resume_data(down_->session(), ex->down_id);
+      down_->Kick();
+    }
+    return 0;
+  }
+
+  int OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) override {
+    auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
+    if (&c == down_.get()) {
+      if (!ex || !ex->up || ex->up_closed) {
+        nghttp2_session_consume(c.session(), stream, size);  // nobody will read it: acknowledge and drop
+        return 0;
+      }
+      ex->request_body.Append(data, size);
+      nghttp2_session_resume_data(ex->up->session(), ex->up_id);
+      ex->up->Kick();
+      return 0;
+    }
+    if (!ex || ex->down_closed) {
+      nghttp2_session_consume(c.session(), stream, size);
+      return 0;
+    }
+    ex->response_body.Append(data, size);
+    nghttp2_session_resume_data(down_->session(), ex->down_id);
+    down_->Kick();
+    return 0;
+  }
+
+  int OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) override {
+    auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
+    if (!ex) return 0;
+    if (&c == down_.get()) {
+      ex->down_closed = true;
+      if (ex->client_reset) {
+        ex->entry.flags = "DR";  // the downstream reset the stream
+        if (++client_resets_ * 2 > streams_opened_ && streams_opened_ >= kRapidResetMinStreams) {
+          ctx_.log->Warn("http2: rapid reset, connection ended",
+                         {{"downstream", EndpointString(ctx_.peer)}, {"streams", streams_opened_}, {"resets", client_resets_}});
+          nghttp2_session_terminate_session(c.session(), NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+      }
+      LogAccess(ctx_, ex->entry);
+      if (ex->up && !ex->up_closed) {
+        nghttp2_submit_rst_stream(ex->up->session(), NGHTTP2_FLAG_NONE, ex->up_id, NGHTTP2_CANCEL);
+        ex->up->Kick();
+      }
+    } else {
+      ex->up_closed = true;
+      UpstreamEnded(*ex, error_code != NGHTTP2_NO_ERROR);
+    }
+    if (ex->down_closed && (!ex->up || ex->up_closed)) {
+      if (ex->up && !ex->up->closed()) nghttp2_session_set_stream_user_data(ex->up->session(), ex->up_id, nullptr);
+      exchanges_.erase(ex->down_id);
+    }
+    return 0;
+  }
+
+ private:
+  // The request's headers are complete: route it and open its upstream stream.
+  void Start(Exchange& ex) {
+    if (ex.too_large) return Local(ex, 431, "request headers too large\n", "DPE");
+    std::string_view method, path, authority, scheme = "http";
+    headers_.clear();
+    for (const auto& [n, v] : ex.request) {
+      if (n == ":method") method = v;
+      else if (n == ":path") path = v;
+      else if (n == ":authority") authority = v;
+      else if (n == ":scheme") scheme = v;
+      else if (n == "host" && authority.empty()) authority = v;
+      if (n[0] != ':') headers_.emplace_back(n, v);
+    }
+    ex.entry.method = method;
+    ex.entry.path = path;
+    ex.entry.authority = authority;
+    if (method == "CONNECT") return Local(ex, 501, "CONNECT is not proxied\n", "DPE");
+    RouteDecision d;
+    tcp::endpoint to;
+    if (ctx_.inbound) {
+      ex.entry.cluster = inbound_cluster_;
+      to = ctx_.original;
+    } else {
+      RequestView view{.method = method, .path = path, .authority = authority, .scheme = scheme, .headers = &headers_,
+                       .source_labels = &ctx_.table->snapshot().workload.labels,
+                       .port = static_cast<uint32_t>(ctx_.original.port())};
+      const VirtualHost* vh = authority.empty() ? nullptr : ctx_.table->ForAuthority(authority, ctx_.original.port());
+      if (!vh) vh = ctx_.host;
+      d = Decide(vh, *ctx_.table, view, rng_);
+      if (!vh && ctx_.table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
+        d.local_status = 502;
+        d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
+        ex.entry.cluster = "BlackHoleCluster";
+      }
+      if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
+      if (d.cluster) ex.entry.cluster = d.cluster->name;
+      if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location);
+      boost::system::error_code aec;
+      to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
+      ex.spec = d.route->spec;
+      ex.picked = d.picked;
+    }
+    ex.entry.upstream = EndpointString(to);
+
+    // The request as the upstream gets it: pseudo-headers first (rewritten), then the rest.
+    Headers out;
+    std::string new_path(path), new_authority(authority);
+    if (ex.spec && ex.spec->rewrite) {
+      new_path = RewritePath(path, *d.route, *ex.spec->rewrite);
+      if (ex.spec->rewrite->authority) new_authority = *ex.spec->rewrite->authority;
+    }
+    out.emplace_back(":method", method);
+    out.emplace_back(":scheme", scheme);
+    out.emplace_back(":authority", new_authority);
+    out.emplace_back(":path", new_path);
+    for (const auto& [n, v] : ex.request) {
+      if (n[0] == ':' || n == "host") continue;
+      if (ctx_.inbound ? IsSteeringHeader(n) : IsClientCertHeader(n)) continue;
+      out.emplace_back(n, v);
+    }
+    if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
+    if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
+
+    H2Connection& up = UpstreamFor(to);
+    auto nva = NameValues(out);
+    nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadRequestBody};
+    ex.up = &up;
+    ex.up_id = nghttp2_submit_request(up.session(), nullptr, nva.data(), nva.size(), ex.request_end ? nullptr : &body, &ex);
+    if (ex.up_id < 0) {
+      ex.up = nullptr;
+      return Local(ex, 503, "upstream refused the stream\n", "UO");
+    }
+    up.Kick();
+  }
+
+  // The open upstream connection to `to`, or a new one (connected in the background; the
+  // requests submitted meanwhile go out once it is up).
+  H2Connection& UpstreamFor(const tcp::endpoint& to) {
+    auto it = by_endpoint_.find(to);
+    if (it != by_endpoint_.end() && !it->second->closed() && nghttp2_session_check_request_allowed(it->second->session())) {
+      return *it->second;
+    }
+    upstreams_.push_back(std::make_unique<H2Connection>(tcp::socket(ex_), H2Connection::Role::kClient, *this));
+    H2Connection* conn = upstreams_.back().get();
+    by_endpoint_[to] = conn;
+    ++live_upstreams_;
+    asio::co_spawn(ex_, RunUpstream(conn, to), asio::detached);
+    return *conn;
+  }
+
+  asio::awaitable<void> RunUpstream(H2Connection* conn, tcp::endpoint to) {
+    bool connected = co_await ConnectUpstream(conn->socket(), to, ctx_.inbound, ctx_.connect_timeout) == ConnectResult::kOk;
+    if (connected && !conn->closed()) co_await conn->Run("");
+    conn->Close();
+    // Every stream still bridged to this connection fails: 503 before its response, a reset after.
+    for (auto it = exchanges_.begin(); it != exchanges_.end();) {
+      Exchange& ex = *it->second;
+      if (ex.up == conn && !ex.up_closed) {
+        ex.up_closed = true;
+        UpstreamEnded(ex, true, connected ? "UC" : "UF");
+        ex.up = nullptr;
+      }
+      if (ex.up == conn) ex.up = nullptr;
+      it = ex.down_closed && !ex.up ? exchanges_.erase(it) : std::next(it);
+    }
+    if (by_endpoint_.count(to) && by_endpoint_[to] == conn) by_endpoint_.erase(to);
+    std::erase_if(upstreams_, [&](const auto& p) { return p.get() == conn; });
+    if (--live_upstreams_ == 0) upstreams_gone_.cancel();
+  }
+
+  // The upstream stream is over. Before the response: the client gets 503. After it began but
+  // before its end: the client's stream is reset (never a truncated answer presented as whole).
+  void UpstreamEnded(Exchange& ex, bool failed, const char* flags = "UC") {
+    if (ex.down_closed) return;
+    if (!ex.response_started) {
+      ex.up = nullptr;
+      Local(ex, 503, std::string("upstream ") + (std::string_view(flags) == "UF" ? "connect error" : "reset before response") + "\n",
+            flags);
+    } else if (failed && !ex.response_end) {
+      ex.entry.flags = "UPE";
+      nghttp2_submit_rst_stream(down_->session(), NGHTTP2_FLAG_NONE, ex.down_id, NGHTTP2_INTERNAL_ERROR);
+      down_->Kick();
+    }
+  }
+
+  void SubmitResponse(Exchange& ex) {
+    ex.response_started = true;
+    Headers out;
+    for (auto& [n, v] : ex.response) {
+      if (n == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
+      out.emplace_back(std::move(n), std::move(v));
+    }
+    if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);
+    if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->response);
+    auto nva = NameValues(out);
+    nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadResponseBody};
+    bool no_body = ex.response_end && ex.response_body.size() == 0 && ex.response_trailers.empty();
+    nghttp2_submit_response(down_->session(), ex.down_id, nva.data(), nva.size(), no_body ? nullptr : &body);
+    down_->Kick();
+  }
+
+  void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
+    ex.entry.flags = flags;
+    ex.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
+    if (!location.empty()) ex.response.emplace_back("location", location);
+    ex.response_body.Append(body);
+    ex.response_end = true;
+    ex.spec = nullptr;
+    ex.picked = nullptr;
+    SubmitResponse(ex);
+  }
+
+  // Data providers: what one side received, written on the other; the receiving side's window
+  // is opened by as much as was taken.
+  static ssize_t ReadRequestBody(nghttp2_session*, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
+                                 nghttp2_data_source* source, void* user_data) {
+    auto& ex = *static_cast<Exchange*>(source->ptr);
+    auto& self = static_cast<Bridge&>(static_cast<H2Connection*>(user_data)->handler());
+    size_t n = ex.request_body.Take(buf, length);
+    if (n > 0 && !ex.down_closed) {
+      nghttp2_session_consume(self.down_->session(), ex.down_id, n);
+      self.down_->Kick();
+    }
+    if (ex.request_body.size() == 0) {
+      if (!ex.request_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!ex.request_trailers.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        auto nva = NameValues(ex.request_trailers);
+        nghttp2_submit_trailer(static_cast<H2Connection*>(user_data)->session(), stream, nva.data(), nva.size());
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  static ssize_t ReadResponseBody(nghttp2_session* session, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
+                                  nghttp2_data_source* source, void*) {
+    auto& ex = *static_cast<Exchange*>(source->ptr);
+    size_t n = ex.response_body.Take(buf, length);
+    if (n > 0 && ex.up && !ex.up_closed) {
+      nghttp2_session_consume(ex.up->session(), ex.up_id, n);
+      ex.up->Kick();
+    } else if (n > 0 && ex.up && !ex.up->closed()) {
+      nghttp2_session_consume_connection(ex.up->session(), n);  // the stream is gone; the connection window is not
+      ex.up->Kick();
+    }
+    if (ex.response_body.size() == 0) {
+      if (!ex.response_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!ex.response_trailers.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        auto nva = NameValues(ex.response_trailers);
+        nghttp2_submit_trailer(session, stream, nva.data(), nva.size());
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  HttpContext ctx_;
+  asio::any_io_executor ex_;
+  std::unique_ptr<H2Connection> down_;
+  std::vector<std::unique_ptr<H2Connection>> upstreams_;
+  std::map<tcp::endpoint, H2Connection*> by_endpoint_;
+  std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
+  int live_upstreams_ = 0;
+  asio::steady_timer upstreams_gone_;
+  const std::string inbound_cluster_;
+  std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
+  std::minstd_rand rng_{std::random_device{}()};
+  size_t block_bytes_ = 0;
+  int continuations_ = 0;
+  uint64_t streams_opened_ = 0, client_resets_ = 0;
+};
+
+}  // namespace
+
+asio::awaitable<void> ServeHttp2(tcp::socket downstream, std::string head, HttpContext ctx) {
+  Bridge bridge(std::move(downstream), std::move(ctx));
+  co_await bridge.Serve(std::move(head));
+}
+
+}  // namespace tern::proxy

@@ -1,0 +1,366 @@
+// HTTP/2 through tern-proxy behind the capture, as in a pod: nghttp (prior knowledge) calling
+// nghttpd backends by cluster IP under the seed's VirtualService and DestinationRule; gRPC end to
+// end (unary, both streaming directions, trailers, an error status) between real grpcio client
+// and server; and what a hostile client sends (bad pseudo-headers, a CONTINUATION flood, rapid
+// reset), each refused while the proxy keeps serving.
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/base/files.h"
+#include "core/capture/testing/netns_traffic.h"
+#include "core/testing/subprocess.h"
+#include "proxy/testing/proxy_in_pod.h"
+
+namespace tern::proxy {
+namespace {
+
+using namespace std::chrono_literals;
+using nettest::Endpoint;
+using nettest::Listener;
+using testing_support::ProductSnapshot;
+using testing_support::ProxyInPod;
+using testing_support::SeedSnapshot;
+
+const std::map<std::string, std::string> kEnv = {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}};
+
+// Runs `argv` in `ns` as `uid` (0: root) and returns what it printed.
+tern::testing_support::ProcessResult RunIn(const nettest::Netns& ns, int uid, std::vector<std::string> argv,
+                                     std::chrono::milliseconds deadline = 20000ms) {
+  std::vector<std::string> full = {"/usr/bin/env", "ip", "netns", "exec", ns.name()};
+  if (uid) {
+    std::string id = std::to_string(uid);
+    full.insert(full.end(), {"setpriv", "--reuid", id, "--regid", id, "--clear-groups"});
+  }
+  full.insert(full.end(), argv.begin(), argv.end());
+  return tern::testing_support::RunProcess(full, kEnv, "", deadline);
+}
+
+// An HTTP/2 backend on the peer: nghttpd serving `name` at /who, echoing uploads.
+class H2Backend {
+ public:
+  H2Backend(const nettest::Netns& ns, const std::string& dir, const std::string& address, const std::string& name)
+      : docs_(dir + "/" + name) {
+    std::system(("mkdir -p " + docs_).c_str());
+    EXPECT_TRUE(WriteFileAtomically(docs_ + "/who", name).ok());
+    pid_ = tern::testing_support::Spawn({"/usr/bin/env", "ip", "netns", "exec", ns.name(), "nghttpd", "--no-tls", "--echo-upload",
+                                   "-a", address, "-d", docs_, "8080"},
+                                  kEnv, dir + "/" + name + ".log");
+  }
+  ~H2Backend() { tern::testing_support::Stop(pid_); }
+
+ private:
+  std::string docs_;
+  pid_t pid_ = -1;
+};
+
+// A minimal HTTP/2 client over a blocking socket (nghttp2 sends the preface itself), for what
+// nghttp cannot send: it does not check
+// the headers it sends (NO_HTTP_MESSAGING), so malformed requests go out as written.
+class RawH2Client {
+ public:
+  explicit RawH2Client(int fd) : fd_(fd) {
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t,
+                void* u) {
+          auto* self = static_cast<RawH2Client*>(u);
+          if (std::string_view(reinterpret_cast<const char*>(n), nl) == ":status") {
+            self->status[f->hd.stream_id] = std::string(reinterpret_cast<const char*>(v), vl);
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+      auto* self = static_cast<RawH2Client*>(u);
+      if (f->hd.type == NGHTTP2_RST_STREAM) self->reset[f->hd.stream_id] = f->rst_stream.error_code;
+      if (f->hd.type == NGHTTP2_GOAWAY) self->goaway = static_cast<int>(f->goaway.error_code);
+      return 0;
+    });
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+        cbs, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* u) {
+          static_cast<RawH2Client*>(u)->body[id].append(reinterpret_cast<const char*>(d), n);
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, [](nghttp2_session*, int32_t id, uint32_t, void* u) {
+      static_cast<RawH2Client*>(u)->closed.push_back(id);
+      return 0;
+    });
+    nghttp2_option* opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_http_messaging(opt, 1);
+    nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);  // send what a peer may refuse
+    nghttp2_session_client_new2(&session_, cbs, this, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, nullptr, 0);
+  }
+  ~RawH2Client() {
+    nghttp2_session_del(session_);
+    close(fd_);
+  }
+
+  int32_t Request(const std::vector<std::pair<std::string, std::string>>& headers) {
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [n, v] : headers) {
+      nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
+                     n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    return nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), nullptr, nullptr);
+  }
+  void Reset(int32_t stream) { nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL); }
+  // Writes what the session has queued; false once the peer is gone.
+  bool Flush() {
+    for (;;) {
+      const uint8_t* data;
+      ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n <= 0) return n == 0;
+      if (!SendRaw(std::string(reinterpret_cast<const char*>(data), static_cast<size_t>(n)))) return false;
+    }
+  }
+  bool SendRaw(const std::string& bytes) { return send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()); }
+  // Flushes and reads until `done()` or the peer closes, for at most `deadline`.
+  bool Pump(const std::function<bool()>& done, std::chrono::milliseconds deadline = 5000ms) {
+    auto end = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < end) {
+      if (!Flush()) eof = true;
+      if (done()) return true;
+      if (eof) return false;
+      pollfd p{fd_, POLLIN, 0};
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (poll(&p, 1, static_cast<int>(std::clamp<int64_t>(left.count(), 0, 50))) <= 0) continue;
+      char buf[16384];
+      ssize_t n = recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        eof = true;
+        continue;
+      }
+      if (nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(n)) < 0) eof = true;
+    }
+    return done();
+  }
+  bool Closed(int32_t id) const { return std::find(closed.begin(), closed.end(), id) != closed.end(); }
+
+  std::map<int32_t, std::string> status, body;
+  std::map<int32_t, uint32_t> reset;
+  std::vector<int32_t> closed;
+  int goaway = -1;
+  bool eof = false;
+
+ private:
+  int fd_;
+  nghttp2_session* session_ = nullptr;
+};
+
+std::vector<std::pair<std::string, std::string>> Get(const std::string& path, const std::string& authority = "product-service:8080") {
+  return {{":method", "GET"}, {":scheme", "http"}, {":authority", authority}, {":path", path}};
+}
+
+// An HTTP/2 frame header + payload.
+std::string Frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  f.push_back(static_cast<char>(payload.size() >> 16));
+  f.push_back(static_cast<char>(payload.size() >> 8));
+  f.push_back(static_cast<char>(payload.size()));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>(stream >> shift));
+  return f + payload;
+}
+
+// HPACK "literal header field without indexing, new name", lengths under 127 or encoded.
+std::string Literal(const std::string& name, const std::string& value) {
+  auto length = [](size_t n) {
+    std::string out;
+    if (n < 127) return std::string(1, static_cast<char>(n));
+    out.push_back(127);
+    n -= 127;
+    while (n >= 128) {
+      out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+      n >>= 7;
+    }
+    out.push_back(static_cast<char>(n));
+    return out;
+  };
+  return std::string(1, '\0') + length(name.size()) + name + length(value.size()) + value;
+}
+
+class ProxyH2 : public ProxyInPod {
+ protected:
+  void LoadSeed() { LOAD_SNAPSHOT(SeedSnapshot(), "seed"); }
+  int ConnectApp() { return nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000); }
+};
+
+TEST_F(ProxyH2, PriorKnowledgeHttp2FollowsTheSeedsRoutesAndStreamsBodies) {
+  LoadSeed();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);  // nghttpd binds
+  auto canary = RunIn(net_->pod, 1000, {"nghttp", "-H", "x-canary: true", "http://10.96.0.20:8080/who"});
+  EXPECT_EQ(canary.out, "v2") << canary.err << Log();
+  // Ten streams on one connection (multiplexed): 90/10 lands mostly on v1; all answered.
+  auto many = RunIn(net_->pod, 1000, {"nghttp", "-m", "10", "http://10.96.0.20:8080/who"});
+  EXPECT_EQ(many.exit_code, 0) << many.err;
+  EXPECT_EQ(many.out.size(), 20u) << many.out;
+  // 300 KB up and back, through both flow-control windows.
+  std::string upload(300000, 'u');
+  for (size_t i = 0; i < upload.size(); i += 1000) upload[i] = static_cast<char>('a' + (i / 1000) % 26);
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/upload", upload).ok());
+  auto echo = RunIn(net_->pod, 1000, {"nghttp", "-d", dir_ + "/upload", "http://10.96.0.20:8080/who"});
+  EXPECT_EQ(echo.out.size(), upload.size()) << echo.err;
+  EXPECT_TRUE(echo.out == upload) << "the body came back whole and in order";
+  ASSERT_TRUE(WaitFor([&] { return Log().find("\"protocol\":\"HTTP/2\"") != std::string::npos; })) << Log();
+  EXPECT_NE(Log().find("\"cluster\":\"outbound|8080|v2|product-service.my-app.svc.cluster.local\""), std::string::npos);
+}
+
+TEST_F(ProxyH2, GrpcWorksEndToEndUnaryStreamingTrailersAndErrors) {
+  const std::string snapshot = R"(apiVersion: tern.dev/v1alpha1
+kind: ProxySnapshot
+version: grpc
+workload: {name: web-1, namespace: my-app}
+services:
+- hostname: echo.my-app.svc.cluster.local
+  clusterIPs: [10.96.0.21]
+  ports: [{name: grpc, port: 9090}]
+endpoints:
+- {service: echo.my-app.svc.cluster.local, address: 10.200.0.2, ports: {grpc: 9090}}
+)";
+  LOAD_SNAPSHOT(snapshot, "grpc");
+  const std::string script = std::string(TERN_SOURCE_DIR) + "/proxy/testing/grpc_echo.py";
+  pid_t server = tern::testing_support::Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), "/usr/bin/python3", script,
+                                         "serve", "10.200.0.2:9090", "echo-1"},
+                                        kEnv, dir_ + "/grpc-server.log");
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir_ + "/grpc-server.log").ok() && ReadFile(dir_ + "/grpc-server.log")->find("serving") != std::string::npos; }))
+      << *ReadFile(dir_ + "/grpc-server.log");
+  auto call = RunIn(net_->pod, 1000, {"/usr/bin/python3", script, "call", "10.96.0.21:9090"});
+  tern::testing_support::Stop(server);
+  EXPECT_EQ(call.exit_code, 0) << call.err << Log();
+  EXPECT_NE(call.out.find("unary echo-1:hello echo-1\n"), std::string::npos) << call.out << call.err;
+  EXPECT_NE(call.out.find("server_stream 50 echo-1:49 50\n"), std::string::npos) << call.out;
+  EXPECT_NE(call.out.find("client_stream echo-1:300000\n"), std::string::npos) << call.out;
+  EXPECT_NE(call.out.find("bidi echo-1:a,echo-1:b,echo-1:c\n"), std::string::npos) << call.out;
+  EXPECT_NE(call.out.find("fail FAILED_PRECONDITION refused by echo-1\n"), std::string::npos) << call.out;
+  EXPECT_NE(Log().find("\"cluster\":\"outbound|9090||echo.my-app.svc.cluster.local\""), std::string::npos) << Log();
+}
+
+TEST_F(ProxyH2, MalformedPseudoHeadersAreRefusedNeverForwarded) {
+  LoadSeed();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  int fd = ConnectApp();
+  ASSERT_GE(fd, 0);
+  RawH2Client c(fd);
+  const std::vector<std::vector<std::pair<std::string, std::string>>> bad = {
+      {{":method", "GET /who HTTP/1.1\r\nx: y"}, {":scheme", "http"}, {":authority", "product-service"}, {":path", "/who"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "product-service"}, {":path", "/who HTTP/1.1"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "product-service"}},                       // no :path
+      {{":method", "GET"}, {":method", "POST"}, {":scheme", "http"}, {":path", "/who"}},                   // two :method
+      {{":method", "GET"}, {":scheme", "http"}, {":path", "/who"}, {":authority", "a b"}},
+      {{":method", "G T"}, {":scheme", "http"}, {":path", "/who"}, {":authority", "product-service"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":path", "who"}, {":authority", "product-service"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":path", "/a\x7f"}, {":authority", "product-service"}},
+  };
+  std::vector<int32_t> ids;
+  for (const auto& h : bad) ids.push_back(c.Request(h));
+  int32_t good = c.Request(Get("/who"));
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(good); })) << Log();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    ASSERT_TRUE(c.reset.count(ids[i])) << "status " << c.status[ids[i]];
+    EXPECT_EQ(c.reset[ids[i]], NGHTTP2_PROTOCOL_ERROR);
+    EXPECT_EQ(c.status[ids[i]], "") << "no answer: the stream was refused before routing";
+  }
+  EXPECT_EQ(c.status[good], "200") << "the same connection still serves a good request";
+  EXPECT_EQ(c.body[good], "v1");
+  // Header lists over the bounds: 64 KiB decoded, or 100 fields.
+  auto big = Get("/who");
+  for (int i = 0; i < 120; ++i) big.emplace_back("x-big-" + std::to_string(i), std::string(600, 'b'));
+  auto many = Get("/who");
+  for (int i = 0; i < 101; ++i) many.emplace_back("x-n-" + std::to_string(i), "1");
+  int32_t big_id = c.Request(big), many_id = c.Request(many);
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(big_id) && c.Closed(many_id); })) << Log();
+  EXPECT_EQ(c.status[big_id], "431") << "reset " << (c.reset.count(big_id) ? static_cast<int>(c.reset[big_id]) : -1) << " goaway " << c.goaway;
+  EXPECT_EQ(c.status[many_id], "431");
+}
+
+TEST_F(ProxyH2, AContinuationFloodEndsTheConnection) {
+  LoadSeed();
+  int fd = ConnectApp();
+  ASSERT_GE(fd, 0);
+  RawH2Client c(fd);
+  ASSERT_TRUE(c.Flush());
+  // HEADERS without END_HEADERS, then CONTINUATION frames that never end the block.
+  std::string first = Literal(":method", "GET") + Literal(":path", "/") + Literal(":scheme", "http");
+  ASSERT_TRUE(c.SendRaw(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM, 1, first)));
+  int sent = 0;
+  for (; sent < 2000; ++sent) {
+    if (!c.SendRaw(Frame(NGHTTP2_CONTINUATION, 0, 1, Literal("x-flood-" + std::to_string(sent), std::string(1000, 'f'))))) break;
+    if (sent % 50 == 49 && c.Pump([&] { return c.eof; }, 10ms)) break;
+  }
+  EXPECT_TRUE(c.Pump([&] { return c.eof; }, 3000ms)) << "the proxy ends the connection";
+  EXPECT_LT(sent, 2000) << "it did so before the flood was over";
+  EXPECT_EQ(c.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_NE(Log().find("header block too long"), std::string::npos) << Log();
+  // ...and serves everyone else.
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client next(ConnectApp());
+  int32_t id = next.Request(Get("/who"));
+  ASSERT_TRUE(next.Pump([&] { return next.Closed(id); })) << Log();
+  EXPECT_EQ(next.status[id], "200");
+}
+
+TEST_F(ProxyH2, RapidResetIsAnsweredWithGoaway) {
+  LoadSeed();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client c(ConnectApp());
+  int streams = 0;
+  for (; streams < 1000 && c.goaway < 0 && !c.eof; ++streams) {
+    int32_t id = c.Request(Get("/who"));
+    if (!c.Flush()) break;
+    c.Reset(id);
+    c.Pump([] { return false; }, 1ms);
+  }
+  EXPECT_TRUE(c.Pump([&] { return c.goaway >= 0; }, 3000ms)) << Log();
+  EXPECT_EQ(c.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_LT(streams, 300) << "the connection ended early";
+  EXPECT_NE(Log().find("rapid reset"), std::string::npos);
+}
+
+TEST_F(ProxyH2, AnUpstreamThatResetsGives503AndOthersAreServed) {
+  LoadSeed();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1");
+  // Accepts, then closes: an upstream that resets. Gone afterwards (connections to it are refused).
+  auto v2 = std::make_unique<Listener>(net_->peer, Endpoint{"10.200.0.3", 8080});
+  ASSERT_TRUE(v2->ok());
+  std::this_thread::sleep_for(300ms);
+  RawH2Client c(ConnectApp());
+  auto canary = Get("/who");
+  canary.emplace_back("x-canary", "true");
+  int32_t to_v2 = c.Request(canary);
+  std::thread closer([&] {
+    Endpoint at, from;
+    int fd = v2->AcceptConnection(&at, &from);
+    if (fd >= 0) close(fd);
+  });
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(to_v2); })) << Log();
+  closer.join();
+  v2.reset();
+  EXPECT_EQ(c.status[to_v2], "503");
+  int32_t to_v1 = c.Request(Get("/who"));  // 90/10: most likely v1; either way an answer
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(to_v1); })) << Log();
+  EXPECT_FALSE(c.status[to_v1].empty());
+  EXPECT_NE(Log().find("\"response_flags\":\"UC\""), std::string::npos) << Log();
+}
+
+}  // namespace
+}  // namespace tern::proxy

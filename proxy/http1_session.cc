@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "proxy/access_log.h"
+#include "proxy/h2_client.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
@@ -153,9 +154,109 @@ std::string MirrorRequest(const http::request<http::buffer_body>& req, const std
   return out.str();
 }
 
+// What became of a request sent over HTTP/2: answered (code), or a local answer to give.
+struct H2Outcome {
+  unsigned code = 0;
+  unsigned local_status = 0;
+  std::string local_body;
+  std::string flags = "-";
+  bool close = false;  // the client connection must end (a broken answer, a broken request)
+};
+
+constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the upstream
+
+// One HTTP/1.1 request forwarded as an HTTP/2 stream, its answer written back as HTTP/1.1. The
+// request's fields cross over lowercase without the connection-specific ones; the answer's
+// trailers are dropped (an HTTP/1.1 client did not ask for them). An answer that breaks off
+// after its header ends the client connection: never a truncated answer presented as whole.
+asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffer& dbuf,
+                                            http::request_parser<http::buffer_body>& req_p, H2ClientPool& pool,
+                                            const tcp::endpoint& to, std::span<char> chunk, bool keep_alive,
+                                            const istio::HttpRoute* spec, const istio::Headers* picked) {
+  auto& req = req_p.get();
+  Headers h{{":method", std::string(req.method_string())},
+            {":scheme", "http"},
+            {":authority", std::string(req[http::field::host])},
+            {":path", std::string(req.target())}};
+  for (const auto& f : req) {
+    std::string name = Lower(f.name_string());
+    if (name == "host" || name == "te" || IsConnectionSpecific(name)) continue;
+    h.emplace_back(std::move(name), std::string(f.value()));
+  }
+  bool has_body = !req_p.is_done();
+  auto s = pool.Open(to, h, has_body);
+  if (!s) co_return H2Outcome{.local_status = 503, .local_body = "upstream refused the stream\n", .flags = "UO"};
+  auto uchunk = reinterpret_cast<const uint8_t*>(chunk.data());
+  auto& rbody = req.body();
+  while (!req_p.is_done() && !s->closed) {
+    if (s->request_body.size() >= kH2RequestBuffer) {
+      co_await pool.Wait(*s);
+      continue;
+    }
+    rbody.data = chunk.data();
+    rbody.size = chunk.size();
+    auto [rec, rn] = co_await http::async_read(down, dbuf, req_p, kNoThrow);
+    if (rec == http::error::need_buffer) rec = {};
+    if (rec) {
+      pool.Cancel(*s);
+      co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + rec.message() + "\n", .flags = "DPE", .close = true};
+    }
+    pool.Feed(*s, uchunk, chunk.size() - rbody.size);
+  }
+  if (has_body) pool.EndRequest(*s);
+  while (!s->headers_done && !s->closed) co_await pool.Wait(*s);
+  if (!s->headers_done) {
+    pool.Cancel(*s);
+    if (s->connect_failed) co_return H2Outcome{.local_status = 503, .local_body = "upstream connect error\n", .flags = "UF"};
+    co_return H2Outcome{.local_status = 503, .local_body = "upstream reset before response\n", .flags = "UC"};
+  }
+  http::response<http::buffer_body> res;
+  res.version(11);
+  for (const auto& [n, v] : s->response) {
+    if (n == ":status") res.result(static_cast<unsigned>(std::atoi(v.c_str())));
+    else if (n[0] != ':') res.insert(n, v);
+  }
+  if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
+  if (picked) ApplyHeaderOps(res.base(), picked->response);
+  if (!res.count(http::field::content_length) && !(s->end && s->body.size() == 0)) res.chunked(true);
+  res.keep_alive(keep_alive);
+  H2Outcome out{.code = res.result_int()};
+  http::serializer<false, http::buffer_body> sr{res};
+  bool header_written = false;
+  for (;;) {
+    size_t n = s->body.Take(reinterpret_cast<uint8_t*>(chunk.data()), chunk.size());
+    if (n > 0) pool.Consumed(*s, n);
+    bool last = s->end && s->body.size() == 0;
+    if (n == 0 && !last && header_written) {
+      if (s->closed) {  // broke off mid-answer
+        out.flags = "UPE";
+        out.close = true;
+        break;
+      }
+      co_await pool.Wait(*s);
+      continue;
+    }
+    res.body().data = n ? chunk.data() : nullptr;
+    res.body().size = n;
+    res.body().more = !last;
+    auto [wec, wn] = co_await http::async_write(down, sr, kNoThrow);
+    if (wec == http::error::need_buffer) wec = {};
+    header_written = true;
+    if (wec) {
+      out.flags = "DC";  // the client went away
+      out.close = true;
+      break;
+    }
+    if (sr.is_done() || last) break;
+  }
+  pool.Cancel(*s);  // done with it (a no-op reset when the stream is already closed)
+  co_return out;
+}
+
 }  // namespace
 
-asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
+// The requests of one connection, in order; HTTP/2 upstreams in `h2pool` (made when needed).
+asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx, std::unique_ptr<H2ClientPool>& h2pool) {
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
@@ -259,6 +360,32 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext
       continue;
     }
     entry.upstream = EndpointString(uep);
+    // The request as the upstream gets it.
+    const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
+    if (spec) {
+      if (spec->rewrite) {
+        req.target(RewritePath(entry.path, *d.route, *spec->rewrite));
+        if (spec->rewrite->authority) req.set(http::field::host, *spec->rewrite->authority);
+      }
+      ApplyHeaderOps(req.base(), spec->headers.request);
+    }
+    if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
+    bool http2 = ctx.inbound ? AppSpeaksHttp2(*ctx.table, uep.address().to_string(), uep.port(), false)
+                             : UpstreamSpeaksHttp2(*d.cluster, *d.endpoint, false);
+    if (http2) {
+      if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
+      const istio::Headers* picked_headers = d.picked ? d.picked->headers : nullptr;
+      H2Outcome out = co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers);
+      if (out.local_status) {
+        if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
+        continue;
+      }
+      entry.code = out.code;
+      entry.flags = out.flags;
+      LogAccess(ctx, entry);
+      if (out.close || !keep_alive) co_return;
+      continue;
+    }
     auto& slot = upstreams[uep];
     auto& ubuf = ubufs[uep];
     if (!slot || !slot->is_open()) {
@@ -270,16 +397,6 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext
         continue;
       }
     }
-    // The request as the upstream gets it.
-    const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
-    if (spec) {
-      if (spec->rewrite) {
-        req.target(RewritePath(entry.path, *d.route, *spec->rewrite));
-        if (spec->rewrite->authority) req.set(http::field::host, *spec->rewrite->authority);
-      }
-      ApplyHeaderOps(req.base(), spec->headers.request);
-    }
-    if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
     Tee tee;
     RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot, chunk, d.mirror ? &tee : nullptr);
     if (rec) {
@@ -326,6 +443,12 @@ asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext
     LogAccess(ctx, entry);
     if (wec || !keep_alive) co_return;
   }
+}
+
+asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
+  std::unique_ptr<H2ClientPool> h2pool;
+  co_await ServeRequests(down, std::move(head), ctx, h2pool);
+  if (h2pool) co_await h2pool->Shutdown();
 }
 
 }  // namespace tern::proxy

@@ -1,6 +1,9 @@
 #include "proxy/http2_session.h"
 
 #include <boost/asio.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
 #include <map>
 #include <memory>
 #include <random>
@@ -8,6 +11,7 @@
 
 #include "proxy/access_log.h"
 #include "proxy/h2_connection.h"
+#include "proxy/h2_fields.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/route_decision.h"
 #include "proxy/upstream_connect.h"
@@ -24,58 +28,6 @@ constexpr size_t kMaxHeaderFields = 100;
 constexpr size_t kMaxHeaderBlockBytes = 256 * 1024;  // encoded, HEADERS + CONTINUATION
 constexpr int kMaxContinuationFrames = 6;  // 64 KiB of headers needs 4 at the default frame size
 constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only past this many streams
-
-using Headers = std::vector<std::pair<std::string, std::string>>;
-
-// Bytes received on one side, waiting for the other side's writer.
-class ByteQueue {
- public:
-  size_t size() const { return data_.size() - off_; }
-  void Append(const uint8_t* p, size_t n) { data_.append(reinterpret_cast<const char*>(p), n); }
-  void Append(const std::string& s) { data_ += s; }
-  size_t Take(uint8_t* out, size_t max) {
-    size_t n = std::min(max, size());
-    std::memcpy(out, data_.data() + off_, n);
-    off_ += n;
-    if (off_ == data_.size()) {
-      data_.clear();
-      off_ = 0;
-    }
-    return n;
-  }
-
- private:
-  std::string data_;
-  size_t off_ = 0;
-};
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops) {
-  auto erase = [&](const std::string& name) {
-    std::erase_if(h, [&](const auto& f) { return f.first == name; });
-  };
-  for (const auto& name : ops.remove) erase(Lower(name));
-  for (const auto& [name, value] : ops.set) {
-    erase(Lower(name));
-    h.emplace_back(Lower(name), value);
-  }
-  for (const auto& [name, value] : ops.add) h.emplace_back(Lower(name), value);
-}
-
-std::vector<nghttp2_nv> NameValues(const Headers& h) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(h.size());
-  for (const auto& [n, v] : h) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
-                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
-  }
-  return nva;
-}
 
 // One request: the client's stream and the upstream stream it is bridged to.
 struct Exchange {
@@ -96,6 +48,17 @@ struct Exchange {
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
   AccessEntry entry;
+  // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
+  // for request bytes and for the client to take response bytes.
+  bool h1 = false, h1_done = false;
+  std::unique_ptr<asio::steady_timer> wake;
+  tcp::socket* h1_socket = nullptr;
+
+  void Wake() {
+    if (wake) wake->cancel();
+  }
+  // Nothing refers to it any more: the client's stream and the upstream side are both over.
+  bool Finished() const { return down_closed && (!up || up_closed) && (!h1 || h1_done); }
 };
 
 class Bridge final : public H2Handler {
@@ -111,6 +74,11 @@ class Bridge final : public H2Handler {
     co_await down_->Run(std::move(head));
     // The client is gone: end every upstream connection and wait for their coroutines.
     for (auto& up : upstreams_) up->Close();
+    for (auto& [id, ex] : exchanges_) {
+      if (ex->h1_socket) ex->h1_socket->close();
+      ex->down_closed = true;
+      ex->Wake();
+    }
     while (live_upstreams_ > 0) {
       upstreams_gone_.expires_at(asio::steady_timer::time_point::max());
       co_await upstreams_gone_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -183,6 +151,8 @@ class Bridge final : public H2Handler {
       } else if (ex->up && !ex->up_closed && end) {
         nghttp2_session_resume_data(ex->up->session(), ex->up_id);
         ex->up->Kick();
+      } else if (end) {
+        ex->Wake();
       }
       return 0;
     }
@@ -205,6 +175,11 @@ class Bridge final : public H2Handler {
   int OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) override {
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
     if (&c == down_.get()) {
+      if (ex && ex->h1 && !ex->h1_done) {
+        ex->request_body.Append(data, size);
+        ex->Wake();
+        return 0;
+      }
       if (!ex || !ex->up || ex->up_closed) {
         nghttp2_session_consume(c.session(), stream, size);  // nobody will read it: acknowledge and drop
         return 0;
@@ -242,11 +217,15 @@ class Bridge final : public H2Handler {
         nghttp2_submit_rst_stream(ex->up->session(), NGHTTP2_FLAG_NONE, ex->up_id, NGHTTP2_CANCEL);
         ex->up->Kick();
       }
+      if (ex->h1 && !ex->h1_done) {
+        if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
+        ex->Wake();
+      }
     } else {
       ex->up_closed = true;
       UpstreamEnded(*ex, error_code != NGHTTP2_NO_ERROR);
     }
-    if (ex->down_closed && (!ex->up || ex->up_closed)) {
+    if (ex->Finished()) {
       if (ex->up && !ex->up->closed()) nghttp2_session_set_stream_user_data(ex->up->session(), ex->up_id, nullptr);
       exchanges_.erase(ex->down_id);
     }
@@ -273,9 +252,11 @@ class Bridge final : public H2Handler {
     if (method == "CONNECT") return Local(ex, 501, "CONNECT is not proxied\n", "DPE");
     RouteDecision d;
     tcp::endpoint to;
+    bool http2 = true;
     if (ctx_.inbound) {
       ex.entry.cluster = inbound_cluster_;
       to = ctx_.original;
+      http2 = AppSpeaksHttp2(*ctx_.table, to.address().to_string(), to.port(), true);
     } else {
       RequestView view{.method = method, .path = path, .authority = authority, .scheme = scheme, .headers = &headers_,
                        .source_labels = &ctx_.table->snapshot().workload.labels,
@@ -295,6 +276,7 @@ class Bridge final : public H2Handler {
       to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
       ex.spec = d.route->spec;
       ex.picked = d.picked;
+      http2 = UpstreamSpeaksHttp2(*d.cluster, *d.endpoint, true);
     }
     ex.entry.upstream = EndpointString(to);
 
@@ -317,6 +299,13 @@ class Bridge final : public H2Handler {
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
+    if (!http2) {
+      ex.h1 = true;
+      ex.wake = std::make_unique<asio::steady_timer>(ex_);
+      ++live_upstreams_;
+      asio::co_spawn(ex_, ForwardHttp1(&ex, to, std::move(out)), asio::detached);
+      return;
+    }
     H2Connection& up = UpstreamFor(to);
     auto nva = NameValues(out);
     nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadRequestBody};
@@ -357,11 +346,154 @@ class Bridge final : public H2Handler {
         ex.up = nullptr;
       }
       if (ex.up == conn) ex.up = nullptr;
-      it = ex.down_closed && !ex.up ? exchanges_.erase(it) : std::next(it);
+      it = ex.Finished() ? exchanges_.erase(it) : std::next(it);
     }
     if (by_endpoint_.count(to) && by_endpoint_[to] == conn) by_endpoint_.erase(to);
     std::erase_if(upstreams_, [&](const auto& p) { return p.get() == conn; });
     if (--live_upstreams_ == 0) upstreams_gone_.cancel();
+  }
+
+  // --- HTTP/1.1 upstreams ---
+  static constexpr size_t kIdleHttp1PerEndpoint = 8;
+  static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
+
+  asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
+    tcp::socket s(ex_);
+    bool keep = false;
+    const char* failure = nullptr;
+    auto idle = idle_http1_.find(to);
+    if (idle != idle_http1_.end()) {
+      s = std::move(idle->second);
+      idle_http1_.erase(idle);
+    } else if (co_await ConnectUpstream(s, to, ctx_.inbound, ctx_.connect_timeout) != ConnectResult::kOk) {
+      failure = "UF";
+    }
+    if (!failure && !ex->down_closed) {
+      ex->h1_socket = &s;
+      failure = co_await Http1Exchange(*ex, s, request, &keep);
+      ex->h1_socket = nullptr;
+    }
+    ex->h1_done = true;
+    if (failure) UpstreamEnded(*ex, true, failure);
+    if (keep && s.is_open() && idle_http1_.count(to) < kIdleHttp1PerEndpoint) idle_http1_.emplace(to, std::move(s));
+    if (ex->Finished()) exchanges_.erase(ex->down_id);
+    if (--live_upstreams_ == 0) upstreams_gone_.cancel();
+  }
+
+  asio::awaitable<void> WaitFor(Exchange& ex) {
+    ex.wake->expires_at(asio::steady_timer::time_point::max());
+    co_await ex.wake->async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  // One request and its answer over HTTP/1.1; the flags of a failure, or null.
+  asio::awaitable<const char*> Http1Exchange(Exchange& ex, tcp::socket& s, const Headers& request, bool* keep) {
+    namespace http = boost::beast::http;
+    constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+    std::string_view method, path, authority;
+    std::string head;
+    bool has_length = false;
+    for (const auto& [n, v] : request) {
+      if (n == ":method") method = v;
+      else if (n == ":path") path = v;
+      else if (n == ":authority") authority = v;
+      else if (n[0] == ':' || n == "te" || IsConnectionSpecific(n)) continue;
+      else {
+        has_length |= n == "content-length";
+        head += n + ": " + v + "\r\n";
+      }
+    }
+    head = std::string(method) + " " + std::string(path) + " HTTP/1.1\r\nhost: " + std::string(authority) + "\r\n" + head;
+    // Framing: the client's length, else none for an empty body, else chunked as it streams.
+    bool chunked = false;
+    if (!has_length) {
+      if (!(ex.request_end && ex.request_body.size() == 0)) {
+        chunked = true;
+        head += "transfer-encoding: chunked\r\n";
+      } else if (method == "POST" || method == "PUT" || method == "PATCH") {
+        head += "content-length: 0\r\n";
+      }
+    }
+    head += "\r\n";
+    auto [hec, hn] = co_await asio::async_write(s, asio::buffer(head), kNoThrow);
+    if (hec) co_return ex.down_closed ? nullptr : "UC";
+    std::vector<uint8_t> chunk(16384);
+    for (;;) {
+      size_t n = ex.request_body.Take(chunk.data(), chunk.size());
+      if (n > 0) {
+        char size_line[24];
+        int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", n);
+        std::array<asio::const_buffer, 3> parts{asio::buffer(size_line, chunked ? static_cast<size_t>(len) : 0),
+                                                asio::buffer(chunk.data(), n), asio::buffer("\r\n", chunked ? 2 : 0)};
+        auto [wec, wn] = co_await asio::async_write(s, parts, kNoThrow);
+        if (wec) co_return ex.down_closed ? nullptr : "UC";
+        if (!ex.down_closed) {
+          nghttp2_session_consume(down_->session(), ex.down_id, n);
+          down_->Kick();
+        }
+        continue;
+      }
+      if (ex.request_end) break;
+      if (ex.down_closed) co_return nullptr;  // the client gave up mid-request
+      co_await WaitFor(ex);
+    }
+    if (chunked) {
+      auto [wec, wn] = co_await asio::async_write(s, asio::buffer("0\r\n\r\n", 5), kNoThrow);
+      if (wec) co_return ex.down_closed ? nullptr : "UC";
+    }
+
+    boost::beast::flat_buffer buf;
+    std::optional<http::response_parser<http::buffer_body>> p;
+    for (;;) {  // 1xx answers (but 101) are interim: skipped
+      p.emplace();
+      p->header_limit(64 * 1024);
+      p->body_limit(boost::none);
+      if (method == "HEAD") p->skip(true);
+      auto [rec, rn] = co_await http::async_read_header(s, buf, *p, kNoThrow);
+      if (rec) {
+        if (ex.down_closed) co_return nullptr;
+        bool garbage = rec.category() == boost::system::error_code(http::error::bad_version).category() &&
+                       rec != http::error::end_of_stream && rec != http::error::partial_message;
+        co_return garbage ? "UPE" : "UC";
+      }
+      unsigned status = p->get().result_int();
+      if (status < 100 || status >= 200 || status == 101) break;
+    }
+    auto& res = p->get();
+    ex.response = {{":status", std::to_string(res.result_int())}};
+    for (const auto& f : res) {
+      std::string name = Lower(f.name_string());
+      if (IsConnectionSpecific(name)) continue;
+      ex.response.emplace_back(std::move(name), std::string(f.value()));
+    }
+    ex.response_end = p->is_done();
+    if (ex.down_closed) co_return nullptr;
+    SubmitResponse(ex);
+    while (!p->is_done()) {
+      if (ex.down_closed) co_return nullptr;
+      if (ex.response_body.size() >= kHttp1ResponseBuffer) {
+        co_await WaitFor(ex);
+        continue;
+      }
+      res.body().data = chunk.data();
+      res.body().size = chunk.size();
+      auto [rec, rn] = co_await http::async_read(s, buf, *p, kNoThrow);
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) co_return ex.down_closed ? nullptr : "UPE";
+      size_t n = chunk.size() - res.body().size;
+      ex.response_body.Append(chunk.data(), n);
+      if (p->is_done()) ex.response_end = true;
+      if (!ex.down_closed) {
+        nghttp2_session_resume_data(down_->session(), ex.down_id);
+        down_->Kick();
+      }
+    }
+    ex.response_end = true;
+    if (!ex.down_closed) {
+      nghttp2_session_resume_data(down_->session(), ex.down_id);
+      down_->Kick();
+    }
+    *keep = res.keep_alive();
+    co_return nullptr;
   }
 
   // The upstream stream is over. Before the response: the client gets 503. After it began but
@@ -370,7 +502,9 @@ class Bridge final : public H2Handler {
     if (ex.down_closed) return;
     if (!ex.response_started) {
       ex.up = nullptr;
-      Local(ex, 503, std::string("upstream ") + (std::string_view(flags) == "UF" ? "connect error" : "reset before response") + "\n",
+      std::string_view f(flags);
+      Local(ex, f == "UPE" ? 502 : 503,
+            f == "UF" ? "upstream connect error\n" : f == "UPE" ? "upstream answered garbage\n" : "upstream reset before response\n",
             flags);
     } else if (failed && !ex.response_end) {
       ex.entry.flags = "UPE";
@@ -433,6 +567,7 @@ class Bridge final : public H2Handler {
                                   nghttp2_data_source* source, void*) {
     auto& ex = *static_cast<Exchange*>(source->ptr);
     size_t n = ex.response_body.Take(buf, length);
+    if (n > 0 && ex.h1) ex.Wake();  // room for more of the HTTP/1.1 answer
     if (n > 0 && ex.up && !ex.up_closed) {
       nghttp2_session_consume(ex.up->session(), ex.up_id, n);
       ex.up->Kick();
@@ -457,6 +592,7 @@ class Bridge final : public H2Handler {
   std::unique_ptr<H2Connection> down_;
   std::vector<std::unique_ptr<H2Connection>> upstreams_;
   std::map<tcp::endpoint, H2Connection*> by_endpoint_;
+  std::multimap<tcp::endpoint, tcp::socket> idle_http1_;  // kept-alive HTTP/1.1 upstream connections
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
   int live_upstreams_ = 0;
   asio::steady_timer upstreams_gone_;

@@ -196,7 +196,9 @@ std::string Literal(const std::string& name, const std::string& value) {
 
 class ProxyH2 : public ProxyInPod {
  protected:
-  void LoadSeed() { LOAD_SNAPSHOT(SeedSnapshot(), "seed"); }
+  // The seed's endpoints run sidecars here: its h2UpgradePolicy UPGRADE makes their upstream
+  // HTTP/2 (the nghttpd backends speak nothing else).
+  void LoadSeed() { LOAD_SNAPSHOT(SeedSnapshot(true), "seed"); }
   int ConnectApp() { return nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000); }
 };
 
@@ -219,6 +221,72 @@ TEST_F(ProxyH2, PriorKnowledgeHttp2FollowsTheSeedsRoutesAndStreamsBodies) {
   EXPECT_TRUE(echo.out == upload) << "the body came back whole and in order";
   ASSERT_TRUE(WaitFor([&] { return Log().find("\"protocol\":\"HTTP/2\"") != std::string::npos; })) << Log();
   EXPECT_NE(Log().find("\"cluster\":\"outbound|8080|v2|product-service.my-app.svc.cluster.local\""), std::string::npos);
+}
+
+TEST_F(ProxyH2, Http2ClientsReachHttp1OnlyBackendsOnPortsDeclaredHttp) {
+  LOAD_SNAPSHOT(SeedSnapshot(false), "seed");  // no sidecars: UPGRADE does not apply
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  auto canary = RunIn(net_->pod, 1000, {"nghttp", "-H", "x-canary: true", "http://10.96.0.20:8080/headers"});
+  EXPECT_EQ(canary.exit_code, 0) << canary.err << Log();
+  EXPECT_EQ(canary.out.rfind("v2 GET /headers HTTP/1.1", 0), 0u) << canary.out;
+  EXPECT_NE(canary.out.find("host: 10.96.0.20:8080"), std::string::npos) << canary.out;
+  EXPECT_NE(canary.out.find("x-canary: true"), std::string::npos) << canary.out;
+  // Bodies both ways, streamed across the protocols; several requests share upstream connections.
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/upload", std::string(300000, 'u')).ok());
+  auto up = RunIn(net_->pod, 1000, {"nghttp", "-H", "x-canary: true", "-d", dir_ + "/upload", "http://10.96.0.20:8080/up"});
+  EXPECT_NE(up.out.find("received 300000"), std::string::npos) << up.out.substr(0, 200) << up.err;
+  auto big = RunIn(net_->pod, 1000, {"nghttp", "-m", "3", "-H", "x-canary: true", "http://10.96.0.20:8080/big"});
+  EXPECT_EQ(big.out.size(), 3 * (std::string("v2 GET /big HTTP/1.1").size() + 300000)) << big.err;
+  EXPECT_EQ(v2.seen().size(), 5u) << "one request each";
+}
+
+TEST_F(ProxyH2, InboundHttp2ReachesAnHttp1AppInItsDeclaredProtocol) {
+  const std::string snapshot = R"(apiVersion: tern.dev/v1alpha1
+kind: ProxySnapshot
+version: own
+workload: {name: web-1, namespace: my-app}
+services:
+- hostname: web.my-app.svc.cluster.local
+  clusterIPs: [10.96.0.30]
+  ports: [{name: http-web, port: 80, targetPort: 9080}]
+endpoints:
+- {service: web.my-app.svc.cluster.local, address: 10.200.0.1, ports: {http-web: 9080}}
+)";
+  LOAD_SNAPSHOT(snapshot, "own");
+  testing_support::Backend app(net_->pod, {"0.0.0.0", 9080}, "app");
+  ASSERT_TRUE(app.ok());
+  // From the peer (outside the pod): HTTP/2 with a steering header that must not reach the app.
+  auto res = RunIn(net_->peer, 0, {"nghttp", "-H", "x-envoy-retry-on: 5xx", "http://10.200.0.1:9080/headers"});
+  EXPECT_EQ(res.exit_code, 0) << res.err << Log();
+  EXPECT_EQ(res.out.rfind("app GET /headers HTTP/1.1", 0), 0u) << res.out;
+  EXPECT_EQ(res.out.find("x-envoy"), std::string::npos) << res.out;
+  ASSERT_TRUE(WaitFor([&] { return Log().find("\"cluster\":\"inbound|9080||\"") != std::string::npos; })) << Log();
+}
+
+TEST_F(ProxyH2, Http1ClientsAreUpgradedToHttp2TowardSidecars) {
+  LoadSeed();  // h2UpgradePolicy: UPGRADE, endpoints with sidecars; nghttpd speaks only HTTP/2
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  int direct = nettest::ConnectSocket(net_->peer, {"10.200.0.2", 8080}, 0);
+  ASSERT_GE(direct, 0);
+  EXPECT_EQ(testing_support::Exchange(direct, "GET /who HTTP/1.1\r\nHost: x\r\n\r\n").find("HTTP/1.1 200"), std::string::npos)
+      << "the backend answers no plain HTTP/1.1: what reaches it through the proxy is HTTP/2";
+  close(direct);
+  int app = ConnectApp();
+  ASSERT_GE(app, 0);
+  for (int i = 0; i < 5; ++i) {  // one keep-alive connection, one upstream HTTP/2 connection
+    std::string res = testing_support::Exchange(app, "GET /who HTTP/1.1\r\nHost: product-service:8080\r\nx-canary: true\r\n\r\n");
+    ASSERT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res << Log();
+    EXPECT_EQ(res.substr(res.size() - 2), "v2") << res;
+  }
+  std::string upload(200000, 'u');
+  std::string res = testing_support::Exchange(
+      app, "POST /who HTTP/1.1\r\nHost: product-service:8080\r\nx-canary: true\r\nContent-Length: 200000\r\n\r\n" + upload);
+  ASSERT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res.substr(0, 300);
+  EXPECT_EQ(res.substr(res.find("\r\n\r\n") + 4), upload) << "nghttpd echoed the body whole";
+  close(app);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("\"protocol\":\"HTTP/1.1\"") != std::string::npos; })) << Log();
 }
 
 TEST_F(ProxyH2, GrpcWorksEndToEndUnaryStreamingTrailersAndErrors) {

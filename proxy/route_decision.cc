@@ -1,5 +1,7 @@
 #include "proxy/route_decision.h"
 
+#include "core/annotations/keys.h"
+
 namespace tern::proxy {
 
 RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng) {
@@ -45,6 +47,31 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
     if (static_cast<double>(rng() % 1000000) < pct * 10000) d.mirror = d.route->mirror;
   }
   return d;
+}
+
+namespace {
+
+bool DeclaredHttp2(config::Protocol p, bool downstream_http2) {
+  switch (p) {
+    case config::Protocol::kHttp2:
+    case config::Protocol::kGrpc: return true;
+    case config::Protocol::kHttp: return false;
+    default: return downstream_http2;
+  }
+}
+
+}  // namespace
+
+bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint& endpoint, bool downstream_http2) {
+  if (cluster.protocol == config::Protocol::kHttp && cluster.h2_upgrade && endpoint.labels) {
+    auto mode = endpoint.labels->find(keys::kTlsModeLabel);
+    if (mode != endpoint.labels->end() && mode->second == "istio") return true;
+  }
+  return DeclaredHttp2(cluster.protocol, downstream_http2);
+}
+
+bool AppSpeaksHttp2(const RouteTable& table, std::string_view ip, uint32_t port, bool downstream_http2) {
+  return DeclaredHttp2(table.InboundProtocol(ip, port), downstream_http2);
 }
 
 std::string RewritePath(std::string_view path, const Route& route, const istio::HttpRewrite& rewrite) {

@@ -28,6 +28,14 @@ struct RouteDecision {
 // `host`: the service the request addresses (by authority or by the connection's destination).
 RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng);
 
+// Whether the upstream speaks HTTP/2, by Istio's rules: a port declared http2 or grpc does; a
+// port declared http speaks HTTP/1.1 unless the DestinationRule's h2UpgradePolicy is UPGRADE
+// and the endpoint runs a sidecar (label security.istio.io/tlsMode=istio: its proxy takes HTTP/2
+// and speaks to the app in the app's protocol); an undeclared port speaks what the client spoke.
+bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint& endpoint, bool downstream_http2);
+// Inbound, to the app: its declared protocol, else what the client spoke.
+bool AppSpeaksHttp2(const RouteTable& table, std::string_view ip, uint32_t port, bool downstream_http2);
+
 // The path the upstream gets: Envoy's prefix rewrite (the matched uri prefix or exact uri is
 // replaced), else the whole path replaced with the query kept.
 std::string RewritePath(std::string_view path, const Route& route, const istio::HttpRewrite& rewrite);

@@ -190,6 +190,14 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
         if (p.port == port) sp = &p;
       }
     }
+    if (sp) c->protocol = sp->protocol;
+    if (c->policy) {
+      const std::optional<istio::ConnectionPool>* pool = &c->policy->connection_pool;
+      for (const auto& pl : c->policy->port_level_settings) {
+        if (pl.port == port && pl.connection_pool) pool = &pl.connection_pool;
+      }
+      c->h2_upgrade = *pool && (*pool)->h2_upgrade_policy == "UPGRADE";
+    }
     if (svc && sp && c->known_subset) {
       for (const auto& e : s.endpoints) {
         if (e.service != host || !e.ready || (selector && !Selects(*selector, e.labels))) continue;
@@ -250,7 +258,21 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
       t->hosts_.push_back(std::move(vh));
     }
   }
+  for (const auto& e : s.endpoints) {
+    const config::Service* svc = services.count(e.service) ? services[e.service] : nullptr;
+    if (!svc) continue;
+    for (const auto& p : svc->ports) {
+      auto named = e.ports.find(p.name);
+      uint32_t target = named != e.ports.end() ? named->second : p.target_port ? p.target_port : p.port;
+      t->inbound_protocols_.emplace(std::pair{e.address, target}, p.protocol);
+    }
+  }
   return std::shared_ptr<const RouteTable>(std::move(t));
+}
+
+config::Protocol RouteTable::InboundProtocol(std::string_view ip, uint32_t port) const {
+  auto it = inbound_protocols_.find({std::string(ip), port});
+  return it == inbound_protocols_.end() ? config::Protocol::kSniff : it->second;
 }
 
 const VirtualHost* RouteTable::ForDestination(std::string_view ip, uint32_t port) const {

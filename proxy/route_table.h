@@ -42,6 +42,8 @@ struct Cluster {
   bool known_subset = true;  // false: no DestinationRule defines it (NC)
   std::vector<UpstreamEndpoint> endpoints;
   const istio::TrafficPolicy* policy = nullptr;  // the DestinationRule's (subset's if it has one)
+  config::Protocol protocol = config::Protocol::kSniff;  // the service port's, declared or sniffed
+  bool h2_upgrade = false;  // the policy's h2UpgradePolicy is UPGRADE (its port-level setting first)
 };
 
 // What the router needs to know of a request; every header value present, names in any case.
@@ -102,6 +104,9 @@ class RouteTable {
   // A weighted pick; `random` is uniform over [0, 2^64).
   static const WeightedCluster* Pick(const Route& route, uint64_t random);
   const Cluster* FindCluster(const std::string& name) const;
+  // The protocol declared for one of this snapshot's endpoints at ip:port (inbound traffic to
+  // the app); kSniff when no service declares it.
+  config::Protocol InboundProtocol(std::string_view ip, uint32_t port) const;
 
  private:
   RouteTable() = default;
@@ -110,6 +115,7 @@ class RouteTable {
   std::map<std::string, Cluster*> clusters_by_name_;
   std::vector<std::unique_ptr<VirtualHost>> hosts_;
   std::map<std::pair<std::string, uint32_t>, VirtualHost*> by_ip_port_, by_host_port_;
+  std::map<std::pair<std::string, uint32_t>, config::Protocol> inbound_protocols_;
 };
 
 // "product-service" in namespace "my-app" -> "product-service.my-app.svc.cluster.local".

@@ -90,17 +90,34 @@ class Backend {
             std::lock_guard<std::mutex> lock(mu_);
             seen_.push_back(headers);
           }
-          // A request body by Content-Length is read whole and counted.
+          // A request body (by Content-Length, or chunked) is read whole and counted.
+          std::string lower = headers;
+          for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          auto more = [&] {
+            ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+            if (n > 0) buf.append(chunk, static_cast<size_t>(n));
+            return n > 0;
+          };
           size_t received = 0;
-          if (size_t cl = headers.find("Content-Length: "); cl != std::string::npos) {
-            size_t want = std::stoul(headers.substr(cl + 16));
-            while (buf.size() < want) {
-              ssize_t n = recv(fd, chunk, sizeof chunk, 0);
-              if (n <= 0) break;
-              buf.append(chunk, static_cast<size_t>(n));
+          if (size_t cl = lower.find("content-length: "); cl != std::string::npos) {
+            size_t want = std::stoul(lower.substr(cl + 16));
+            while (buf.size() < want && more()) {
             }
             received = std::min(want, buf.size());
             buf.erase(0, received);
+          } else if (lower.find("transfer-encoding: chunked") != std::string::npos) {
+            for (int guard = 0; guard < 100000; ++guard) {
+              size_t eol;
+              while ((eol = buf.find("\r\n")) == std::string::npos && more()) {
+              }
+              if (eol == std::string::npos) break;
+              size_t size = std::stoul(buf.substr(0, eol), nullptr, 16);
+              while (buf.size() < eol + 2 + size + 2 && more()) {
+              }
+              buf.erase(0, std::min(buf.size(), eol + 2 + size + 2));  // a last chunk's CRLF ends the message
+              received += size;
+              if (size == 0) break;
+            }
           }
           std::string body = name_ + " " + request_line;
           if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
@@ -126,7 +143,8 @@ class Backend {
   std::vector<std::thread> conns_;
 };
 
-// Sends one HTTP/1.1 request on `fd` and returns the whole response (by Content-Length).
+// Sends one HTTP/1.1 request on `fd` and returns the whole response: the header as sent, then the
+// body (by Content-Length, or chunked and decoded).
 inline std::string Exchange(int fd, const std::string& request) {
   if (!nettest::SendAll(fd, request)) return "";
   std::string out;
@@ -136,10 +154,30 @@ inline std::string Exchange(int fd, const std::string& request) {
     out += more;
     size_t end = out.find("\r\n\r\n");
     if (end == std::string::npos) continue;
-    size_t cl = out.find("Content-Length: ");
-    if (cl == std::string::npos || cl > end) break;
-    size_t length = std::stoul(out.substr(cl + 16));
-    if (out.size() < end + 4 + length) out += nettest::Receive(fd, end + 4 + length - out.size());
+    std::string lower = out.substr(0, end);
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t cl = lower.find("content-length: ");
+    if (cl != std::string::npos) {
+      size_t length = std::stoul(lower.substr(cl + 16));
+      if (out.size() < end + 4 + length) out += nettest::Receive(fd, end + 4 + length - out.size());
+    } else if (lower.find("transfer-encoding: chunked") != std::string::npos) {
+      // Read to the last chunk and keep the decoded body (bounded by the loop).
+      std::string raw, body;
+      for (int guard = 0; guard < 100000; ++guard) {
+        size_t eol;
+        while ((eol = raw.find("\r\n")) == std::string::npos) {
+          std::string got = nettest::Receive(fd, 1);
+          if (got.empty()) return out + body;
+          raw += got;
+        }
+        size_t size = std::stoul(raw.substr(0, eol), nullptr, 16);
+        if (raw.size() < eol + 2 + size + 2) raw += nettest::Receive(fd, eol + 2 + size + 2 - raw.size());
+        body += raw.substr(eol + 2, size);
+        raw.clear();
+        if (size == 0) break;
+      }
+      out += body;
+    }
     break;
   }
   return out;
@@ -212,7 +250,11 @@ class ProxyInPod : public ::testing::Test {
 
 // The seed's product-service: its VirtualService and DestinationRule verbatim (from
 // core/config/testdata/seed.yaml), v1 and v2 endpoints on the peer.
-inline std::string ProductSnapshot(const std::string& version, const std::string& policy, const std::string& resources) {
+// `sidecars`: the endpoints carry security.istio.io/tlsMode=istio (they run a sidecar, so
+// h2UpgradePolicy UPGRADE applies to them).
+inline std::string ProductSnapshot(const std::string& version, const std::string& policy, const std::string& resources,
+                                   bool sidecars = false) {
+  std::string mesh = sidecars ? ", security.istio.io/tlsMode: istio" : "";
   return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: " + version + "\n"
          "mesh: {outboundTrafficPolicy: " + policy + "}\n"
          "workload: {name: web-1, namespace: my-app, labels: {app: web}}\n"
@@ -221,14 +263,14 @@ inline std::string ProductSnapshot(const std::string& version, const std::string
          "  clusterIPs: [10.96.0.20]\n"
          "  ports: [{name: http, port: 8080}]\n"
          "endpoints:\n"
-         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: 8080}, labels: {version: v1}}\n"
-         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3, ports: {http: 8080}, labels: {version: v2}}\n" +
+         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: 8080}, labels: {version: v1" + mesh + "}}\n"
+         "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3, ports: {http: 8080}, labels: {version: v2" + mesh + "}}\n" +
          resources;
 }
 
-inline std::string SeedSnapshot() {
+inline std::string SeedSnapshot(bool sidecars = false) {
   std::string seed = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
-  return ProductSnapshot("seed", "ALLOW_ANY", seed.substr(seed.find("resources:")));
+  return ProductSnapshot("seed", "ALLOW_ANY", seed.substr(seed.find("resources:")), sidecars);
 }
 
 // Loads `snapshot` and waits until the admin port shows `version`.

@@ -1,0 +1,38 @@
+#include "proxy/h2_fields.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace tern::proxy {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops) {
+  auto erase = [&](const std::string& name) { std::erase_if(h, [&](const auto& f) { return f.first == name; }); };
+  for (const auto& name : ops.remove) erase(Lower(name));
+  for (const auto& [name, value] : ops.set) {
+    erase(Lower(name));
+    h.emplace_back(Lower(name), value);
+  }
+  for (const auto& [name, value] : ops.add) h.emplace_back(Lower(name), value);
+}
+
+std::vector<nghttp2_nv> NameValues(const Headers& h) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(h.size());
+  for (const auto& [n, v] : h) {
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
+                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nva;
+}
+
+bool IsConnectionSpecific(std::string_view n) {
+  return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "upgrade";
+}
+
+}  // namespace tern::proxy

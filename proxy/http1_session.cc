@@ -308,7 +308,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     entry.path = req.target();
     entry.authority = req[http::field::host];
     StripMeshHeaders(req.base(), ctx.inbound);
-    bool keep_alive = req.keep_alive();
+    bool keep_alive = req.keep_alive() && !(ctx.draining && *ctx.draining);
 
     // Where it goes: inbound to the app; outbound by route.
     RouteDecision d;
@@ -355,6 +355,10 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       LogAccess(ctx, entry);
       co_return !ec && keep_alive;
     };
+    if (ctx.inbound_limit && !ctx.inbound_limit->TryTake()) {
+      if (!co_await local(429, "local_rate_limited\n", "RL")) co_return;
+      continue;
+    }
     if (d.local_status) {
       if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location)) co_return;
       continue;
@@ -436,6 +440,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
     if (d.picked && d.picked->headers) ApplyHeaderOps(res.base(), d.picked->headers->response);
     bool upstream_keep = res.keep_alive();
+    if (ctx.draining && *ctx.draining) keep_alive = false;  // shutting down: this is the last answer
     res.keep_alive(keep_alive);
     RelayError wec = co_await Relay<false>(*slot, *ubuf, res_p, down, chunk);
     if (wec || !upstream_keep) slot.reset();

@@ -250,6 +250,13 @@ class Bridge final : public H2Handler {
     ex.entry.path = path;
     ex.entry.authority = authority;
     if (method == "CONNECT") return Local(ex, 501, "CONNECT is not proxied\n", "DPE");
+    if (ctx_.draining && *ctx_.draining && !goaway_sent_) {
+      // Shutting down: this stream is served, and the client told to open no more.
+      goaway_sent_ = true;
+      nghttp2_submit_goaway(down_->session(), NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(down_->session()),
+                            NGHTTP2_NO_ERROR, nullptr, 0);
+    }
+    if (ctx_.inbound_limit && !ctx_.inbound_limit->TryTake()) return Local(ex, 429, "local_rate_limited\n", "RL");
     RouteDecision d;
     tcp::endpoint to;
     bool http2 = true;
@@ -599,6 +606,7 @@ class Bridge final : public H2Handler {
   const std::string inbound_cluster_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
   std::minstd_rand rng_{std::random_device{}()};
+  bool goaway_sent_ = false;
   size_t block_bytes_ = 0;
   int continuations_ = 0;
   uint64_t streams_opened_ = 0, client_resets_ = 0;

@@ -1,12 +1,14 @@
 // What an HTTP session (HTTP/1.1 or HTTP/2) on a captured connection knows of where it is.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <memory>
 
 #include "core/log/logger.h"
 #include "proxy/route_table.h"
+#include "proxy/token_bucket.h"
 
 namespace tern::proxy {
 
@@ -19,6 +21,8 @@ struct HttpContext {
   // Inbound: the request came from outside the pod and goes to the app at the original
   // destination (no routing); steering headers are stripped.
   bool inbound = false;
+  TokenBucket* inbound_limit = nullptr;        // tern.dev/rate-limit: inbound requests past it get 429
+  const std::atomic<bool>* draining = nullptr;  // set on shutdown: connections are not kept alive
   std::chrono::milliseconds header_timeout{15000};  // a client must send a whole header within it
   std::chrono::milliseconds connect_timeout{10000};
 };

@@ -1,8 +1,10 @@
 // tern-proxy: the sidecar. Starts on the empty snapshot (captured traffic passes through to its
 // original destination), loads --config when given and re-reads it when it changes (a refused
-// snapshot keeps the last good one), and serves until SIGTERM or POST /quitquitquit.
+// snapshot keeps the last good one), and serves until POST /quitquitquit or SIGTERM (which drains:
+// no new connections, open ones get the drain duration to finish).
 #include <signal.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
@@ -25,7 +27,8 @@ constexpr const char* kUsage = R"(usage: tern-proxy [flags]
   --log-level LEVEL           debug|info|warn|error (info)
   --pod-annotations FILE      the pod's annotations as the downward API mounts them
                               (/etc/istio/pod/annotations): proxy.istio.io/config concurrency,
-                              sidecar.istio.io/logLevel; flags given here win
+                              terminationDrainDuration (5s), logLevel; sidecar.istio.io/logLevel;
+                              tern.dev/rate-limit; flags given here win
   --outbound-port N --inbound-port N --admin-port N --health-port N --stats-port N
                               (15001 15006 15000 15021 15090; 0 picks a free port)
 )";
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
   }
   options.tproxy = mode == "TPROXY";
   tern::Logger log(2, log_level);
+  // Istio's terminationDrainDuration default: how long open connections get to finish on SIGTERM.
+  std::chrono::milliseconds drain{5000};
 
   // The pod's own tuning; a bad value is reported and ignored.
   if (auto text = tern::ReadFile(pod_annotations); text.ok()) {
@@ -102,6 +107,8 @@ int main(int argc, char** argv) {
     for (const auto& p : problems) log.Warn("pod annotation ignored", {{"file", pod_annotations}, {"problem", p}});
     if (pod.concurrency && !concurrency_flag) options.workers = *pod.concurrency;
     if (pod.log_level && !level_flag) log.set_level(*pod.log_level);
+    if (pod.drain) drain = *pod.drain;
+    options.inbound_rate_limit = pod.rate_limit;
   }
 
   tern::proxy::ConfigStore store;
@@ -144,7 +151,16 @@ int main(int argc, char** argv) {
     timespec wait{0, 250 * 1000 * 1000};
     int sig = sigtimedwait(&stop, nullptr, &wait);
     if (sig == SIGTERM || sig == SIGINT) {
-      log.Info("signal: stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      // Drain: no new connections; open ones finish (or are cut when the drain time is up).
+      log.Info("signal: draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                    {"drain_ms", drain.count()}, {"open_connections", server.active_connections()}});
+      server.Drain();
+      auto deadline = std::chrono::steady_clock::now() + drain;
+      while (server.active_connections() > 0 && std::chrono::steady_clock::now() < deadline && !server.stopping()) {
+        timespec tick{0, 20 * 1000 * 1000};
+        if (sigtimedwait(&stop, nullptr, &tick) > 0) break;  // a second signal: stop at once
+      }
+      log.Info("stopping", {{"open_connections", server.active_connections()}});
       server.Stop();
       break;
     }

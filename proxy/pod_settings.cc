@@ -2,6 +2,12 @@
 
 #include "core/annotations/keys.h"
 #include "core/annotations/sidecar_annotations.h"
+#include "core/istio/duration.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdlib>
 
 namespace tern::proxy {
 
@@ -93,24 +99,86 @@ std::map<std::string, std::string> ParseDownwardApiFile(const std::string& text,
   return out;
 }
 
+namespace {
+
+// Istio's (Envoy's) level names: trace and critical map onto the nearest Tern level.
+bool ParseIstioLogLevel(const std::string& text, LogLevel* out) {
+  std::string v = text == "trace" ? "debug" : text == "critical" ? "error" : text;
+  return ParseLogLevel(v, out);
+}
+
+constexpr const char* kLevelNames = "is not one of trace, debug, info, warning, error, critical, off";
+
+// "<n>/s", "<n>/m", "<n>/h": requests per second.
+std::optional<double> ParseRate(const std::string& text) {
+  size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0) return std::nullopt;
+  char* end = nullptr;
+  double n = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + slash || !(n > 0) || n > 1e9) return std::nullopt;
+  std::string unit = text.substr(slash + 1);
+  if (unit == "s") return n;
+  if (unit == "m") return n / 60;
+  if (unit == "h") return n / 3600;
+  return std::nullopt;
+}
+
+}  // namespace
+
 PodSettings SettingsFromAnnotations(const std::map<std::string, std::string>& annotations) {
   PodSettings s;
   if (auto it = annotations.find(keys::kProxyConfig); it != annotations.end()) {
     auto pc = ParseProxyConfigAnnotation(it->second);
     if (!pc.ok()) {
       s.problems.push_back(std::string(keys::kProxyConfig) + ": " + pc.status().message());
-    } else if (pc->concurrency) {
-      if (*pc->concurrency >= 1 && *pc->concurrency <= 256) s.concurrency = *pc->concurrency;
-      else if (*pc->concurrency == 0) s.concurrency = std::nullopt;  // 0: as many as the CPUs (the default)
-      else s.problems.push_back(std::string(keys::kProxyConfig) + ": concurrency " + std::to_string(*pc->concurrency) + " is out of range [0, 256]");
+    } else {
+      const std::string where = keys::kProxyConfig;
+      if (pc->concurrency) {
+        if (*pc->concurrency >= 1 && *pc->concurrency <= 256) s.concurrency = *pc->concurrency;
+        else if (*pc->concurrency == 0) s.concurrency = std::nullopt;  // 0: as many as the CPUs (the default)
+        else s.problems.push_back(where + ": concurrency " + std::to_string(*pc->concurrency) + " is out of range [0, 256]");
+      }
+      // On shutdown Istio drains for terminationDrainDuration; drainDuration is the older knob.
+      for (const char* field : {"drainDuration", "terminationDrainDuration"}) {
+        if (!pc->document.contains(field)) continue;
+        const auto& v = pc->document[field];
+        auto d = v.is_string() ? istio::ParseDuration(v.get<std::string>()) : Result<istio::Duration>(Status::Error("must be a duration string"));
+        if (!d.ok() || *d > std::chrono::hours(1)) {
+          s.problems.push_back(where + ": " + field + ": " + (d.ok() ? "must be at most 1h" : d.status().message()));
+        } else {
+          s.drain = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+        }
+      }
+      if (pc->document.contains("logLevel")) {
+        const auto& v = pc->document["logLevel"];
+        LogLevel level;
+        if (v.is_string() && ParseIstioLogLevel(v.get<std::string>(), &level)) s.log_level = level;
+        else s.problems.push_back(where + ": logLevel " + v.dump() + " " + kLevelNames);
+      }
     }
   }
   if (auto it = annotations.find("sidecar.istio.io/logLevel"); it != annotations.end()) {
-    // Istio's (Envoy's) names: trace and critical map onto the nearest Tern level.
-    std::string v = it->second == "trace" ? "debug" : it->second == "critical" ? "error" : it->second;
     LogLevel level;
-    if (ParseLogLevel(v, &level)) s.log_level = level;
-    else s.problems.push_back("sidecar.istio.io/logLevel: \"" + it->second + "\" is not one of trace, debug, info, warning, error, critical, off");
+    if (ParseIstioLogLevel(it->second, &level)) s.log_level = level;
+    else s.problems.push_back("sidecar.istio.io/logLevel: \"" + it->second + "\" " + kLevelNames);
+  }
+  if (auto it = annotations.find("tern.dev/rate-limit"); it != annotations.end()) {
+    auto rate = ParseRate(it->second);
+    if (!rate) {
+      s.problems.push_back("tern.dev/rate-limit: \"" + it->second + "\" is not <n>/s, <n>/m or <n>/h with n > 0");
+    } else {
+      RateLimit limit{.per_second = *rate, .burst = std::max(1.0, *rate)};
+      if (auto b = annotations.find("tern.dev/rate-limit-burst"); b != annotations.end()) {
+        char* end = nullptr;
+        long burst = std::strtol(b->second.c_str(), &end, 10);
+        if (b->second.empty() || *end || burst < 1 || burst > 1000000000) {
+          s.problems.push_back("tern.dev/rate-limit-burst: \"" + b->second + "\" is not an integer from 1 to 1000000000");
+        } else {
+          limit.burst = static_cast<double>(burst);
+        }
+      }
+      s.rate_limit = limit;
+    }
   }
   return s;
 }

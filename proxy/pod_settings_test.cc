@@ -44,5 +44,34 @@ TEST(PodSettings, GoodValuesApplyBadOnesAreReportedAndIgnored) {
   EXPECT_EQ(SettingsFromAnnotations({{"sidecar.istio.io/logLevel", "trace"}}).log_level, LogLevel::kDebug);
 }
 
+TEST(PodSettings, DrainDurationLogLevelAndTheRateLimitShorthand) {
+  PodSettings s = SettingsFromAnnotations({{"proxy.istio.io/config", "drainDuration: 45s\nterminationDrainDuration: 1.5s\nlogLevel: warning"},
+                                           {"tern.dev/rate-limit", "120/m"},
+                                           {"tern.dev/rate-limit-burst", "10"}});
+  EXPECT_TRUE(s.problems.empty()) << s.problems[0];
+  EXPECT_EQ(s.drain, std::chrono::milliseconds(1500)) << "terminationDrainDuration wins";
+  EXPECT_EQ(s.log_level, LogLevel::kWarn);
+  ASSERT_TRUE(s.rate_limit);
+  EXPECT_DOUBLE_EQ(s.rate_limit->per_second, 2);
+  EXPECT_DOUBLE_EQ(s.rate_limit->burst, 10);
+  EXPECT_EQ(SettingsFromAnnotations({{"proxy.istio.io/config", "drainDuration: 5s"}}).drain, std::chrono::milliseconds(5000));
+  EXPECT_DOUBLE_EQ(SettingsFromAnnotations({{"tern.dev/rate-limit", "0.5/s"}}).rate_limit->burst, 1) << "at least one request";
+
+  s = SettingsFromAnnotations({{"proxy.istio.io/config", "drainDuration: soon\nlogLevel: 3"},
+                               {"tern.dev/rate-limit", "100/fortnight"},
+                               {"sidecar.istio.io/logLevel", "info"}});
+  EXPECT_FALSE(s.drain);
+  EXPECT_FALSE(s.rate_limit);
+  EXPECT_EQ(s.log_level, LogLevel::kInfo) << "the good annotation still applies";
+  ASSERT_EQ(s.problems.size(), 3u);
+  EXPECT_EQ(s.problems[0].rfind("proxy.istio.io/config: drainDuration: ", 0), 0u) << s.problems[0];
+  EXPECT_EQ(s.problems[1], "proxy.istio.io/config: logLevel 3 is not one of trace, debug, info, warning, error, critical, off");
+  EXPECT_EQ(s.problems[2], "tern.dev/rate-limit: \"100/fortnight\" is not <n>/s, <n>/m or <n>/h with n > 0");
+  s = SettingsFromAnnotations({{"tern.dev/rate-limit", "5/s"}, {"tern.dev/rate-limit-burst", "-1"}});
+  ASSERT_TRUE(s.rate_limit);
+  EXPECT_DOUBLE_EQ(s.rate_limit->burst, 5) << "a bad burst keeps the default";
+  EXPECT_EQ(s.problems.size(), 1u);
+}
+
 }  // namespace
 }  // namespace tern::proxy

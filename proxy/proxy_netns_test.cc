@@ -4,6 +4,7 @@
 // proxy to the service's endpoint and back; unknown destinations pass through (ALLOW_ANY) or
 // are refused (REGISTRY_ONLY after a hot reload); inbound reaches the app from 127.0.0.6; the
 // admin port answers; /quitquitquit ends the proxy.
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -258,6 +259,63 @@ TEST_F(ProxyInPod, MirroredRequestsReachTheShadowAndTheClientOnlySeesThePrimary)
   EXPECT_NE(shadow[0].find("POST /orders HTTP/1.1"), std::string::npos) << shadow[0];
   EXPECT_NE(shadow[0].find("product-service-shadow:8080"), std::string::npos) << shadow[0];
   EXPECT_NE(shadow[0].find("Content-Length: 5"), std::string::npos) << shadow[0];
+}
+
+class RateLimitedPod : public ProxyInPod {
+ protected:
+  std::string PodAnnotations() const override {
+    return "tern.dev/rate-limit=\"1/m\"\ntern.dev/rate-limit-burst=\"3\"\nproxy.istio.io/config=\"drainDuration: soon\"\n";
+  }
+};
+
+TEST_F(RateLimitedPod, InboundRequestsPastTheLimitGet429WithoutReachingTheApp) {
+  Backend app(net_->pod, {"0.0.0.0", 9080}, "app");
+  ASSERT_TRUE(app.ok());
+  int client = nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9080}, 0);
+  ASSERT_GE(client, 0);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 6; ++i) {  // one keep-alive connection: a 429 does not end it
+    std::string res = Exchange(client, "GET / HTTP/1.1\r\nHost: web\r\n\r\n");
+    ok += res.rfind("HTTP/1.1 200", 0) == 0;
+    limited += res.rfind("HTTP/1.1 429", 0) == 0;
+  }
+  close(client);
+  EXPECT_EQ(ok, 3) << "the burst";
+  EXPECT_EQ(limited, 3);
+  EXPECT_EQ(app.seen().size(), 3u);
+  EXPECT_NE(Log().find("\"response_flags\":\"RL\""), std::string::npos);
+  // The bad annotation was reported, and ignored.
+  EXPECT_NE(Log().find("proxy.istio.io/config: drainDuration: "), std::string::npos) << Log();
+}
+
+TEST_F(ProxyInPod, SigtermDrainsInFlightRequestsAndRefusesNewConnections) {
+  Listener app(net_->pod, {"0.0.0.0", 9080});
+  ASSERT_TRUE(app.ok());
+  int client = nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9080}, 0);
+  ASSERT_GE(client, 0);
+  ASSERT_TRUE(nettest::SendAll(client, "GET /slow HTTP/1.1\r\nHost: web\r\n\r\n"));
+  Endpoint at, from;
+  int srv = app.AcceptConnection(&at, &from);
+  ASSERT_GE(srv, 0) << Log();
+  EXPECT_NE(nettest::Receive(srv, 20).find("GET /slow"), std::string::npos);
+  // The request is in flight: the pod is told to stop.
+  auto signalled = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(proxy_, SIGTERM), 0);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("signal: draining") != std::string::npos; }));
+  std::string ready = Admin("GET /ready");
+  EXPECT_NE(ready.find("503"), std::string::npos) << "not ready while draining";
+  EXPECT_NE(ready.find("DRAINING"), std::string::npos) << ready;
+  EXPECT_LT(nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9080}, 0), 0) << "no new connections";
+  ASSERT_TRUE(nettest::SendAll(srv, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow"));
+  std::string res = Exchange(client, "");
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res;
+  EXPECT_NE(res.find("Connection: close"), std::string::npos) << "the last answer on this connection: " << res;
+  EXPECT_EQ(res.substr(res.size() - 4), "slow");
+  close(client);
+  close(srv);
+  EXPECT_EQ(testing_support::WaitExit(proxy_, 5000ms), 0) << Log();
+  proxy_ = -1;
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 4500ms) << "it stopped once the connection was done, before the drain time";
 }
 
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {

@@ -52,6 +52,7 @@ struct Worker {
   asio::io_context io{1};
   std::thread thread;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<tcp::acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
 };
 
 }  // namespace
@@ -73,8 +74,13 @@ struct Server::Impl {
   std::array<uint16_t, 5> ports{};
   std::atomic<bool> serving{false};
   std::atomic<bool> stopping{false};
+  std::atomic<bool> draining{false};
+  std::atomic<int> active{0};
+  std::unique_ptr<TokenBucket> inbound_limit;
 
-  Impl(ServerOptions o, ConfigStore& c, Logger& l) : options(o), config(c), log(l) {}
+  Impl(ServerOptions o, ConfigStore& c, Logger& l) : options(o), config(c), log(l) {
+    if (o.inbound_rate_limit) inbound_limit = std::make_unique<TokenBucket>(o.inbound_rate_limit->per_second, o.inbound_rate_limit->burst);
+  }
 
   Status Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional);
   asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind);
@@ -108,6 +114,7 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
   }
   ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
   asio::co_spawn(w.io, AcceptLoop(*acceptor, kind), asio::detached);
+  if (kind == ListenerKind::kOutbound || kind == ListenerKind::kInbound) w.captured.push_back(acceptor.get());
   w.acceptors.push_back(std::move(acceptor));
   return Status::Ok();
 }
@@ -152,6 +159,11 @@ asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) 
 
 asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound) {
   auto start = std::chrono::steady_clock::now();
+  ++active;
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { --n; }
+  } done{active};
   auto ex = downstream.get_executor();
   boost::system::error_code ec;
   tcp::endpoint peer = downstream.remote_endpoint(ec), local = downstream.local_endpoint(ec), original;
@@ -228,6 +240,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   bool http2 = declared == config::Protocol::kHttp2 || declared == config::Protocol::kGrpc || sniffed == Sniffed::kHttp2;
   if ((vh || blackhole || inbound) && (http1 || http2)) {
     HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
+                    .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
                     .connect_timeout = options.connect_timeout};
     if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
     else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
@@ -292,7 +305,7 @@ asio::awaitable<void> Server::Impl::Admin(tcp::socket s, ListenerKind kind) {
       res.body() = metrics.Expose();
     } else if (kind == ListenerKind::kAdmin && path == "/ready") {
       res.result(serving ? http::status::ok : http::status::service_unavailable);
-      res.body() = serving ? "LIVE\n" : "PRE_INITIALIZING\n";
+      res.body() = serving ? "LIVE\n" : draining ? "DRAINING\n" : "PRE_INITIALIZING\n";
     } else if (kind == ListenerKind::kAdmin && path == "/config_dump") {
       res.set(http::field::content_type, "application/json");
       nlohmann::json dump = {{"snapshot", config.Dump()},
@@ -382,6 +395,22 @@ Status Server::Start() {
   im.serving = true;
   return Status::Ok();
 }
+
+void Server::Drain() {
+  Impl& im = *impl_;
+  if (im.draining.exchange(true)) return;
+  im.serving = false;
+  for (auto& w : im.workers) {
+    asio::post(w->io, [w = w.get()] {
+      for (auto* a : w->captured) {
+        boost::system::error_code ignored;
+        a->close(ignored);
+      }
+    });
+  }
+}
+
+int Server::active_connections() const { return impl_->active; }
 
 void Server::Stop() { impl_->StopAll(); }
 

@@ -8,18 +8,20 @@
 //                   refuses it);
 //   inbound 15006   captured inbound traffic, relayed to the app from 127.0.0.6 (::6), the source
 //                   the capture rules exempt, so the proxy's own connection is not captured again;
-//   admin 15000     (127.0.0.1) /ready, /config_dump, /quitquitquit, /logging?level=;
+//   admin 15000     (127.0.0.1) /ready (LIVE, DRAINING), /config_dump, /quitquitquit, /logging?level=;
 //   health 15021    /healthz/ready;   stats 15090  /stats/prometheus.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/base/status.h"
 #include "core/log/logger.h"
 #include "proxy/config_store.h"
+#include "proxy/pod_settings.h"
 
 namespace tern::proxy {
 
@@ -30,6 +32,7 @@ struct ServerOptions {
   bool tproxy = false;  // inbound arrives by TPROXY: the accepted socket's own address is the destination
   std::chrono::milliseconds sniff_timeout{100};
   std::chrono::milliseconds connect_timeout{10000};
+  std::optional<RateLimit> inbound_rate_limit;  // tern.dev/rate-limit
 };
 
 enum class ListenerKind { kOutbound, kInbound, kAdmin, kHealth, kStats };
@@ -43,6 +46,11 @@ class Server {
 
   // Binds every listener (an error names the port) and starts the workers.
   Status Start();
+  // Graceful shutdown, first step: stops accepting, reports not ready, and asks open connections
+  // to end (HTTP/1.1 answers say "Connection: close", HTTP/2 clients get GOAWAY). Safe from any thread.
+  void Drain();
+  // Captured connections still open.
+  int active_connections() const;
   // Stops accepting and ends the workers; open connections are closed. Safe from any thread.
   void Stop();
   // Blocks until Stop() (or /quitquitquit) has ended every worker.

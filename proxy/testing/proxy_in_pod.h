@@ -197,13 +197,19 @@ class ProxyInPod : public ::testing::Test {
                             "/init/tern-init -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' "
                             "-d 15090,15021,15020"));
     // The sidecar as injected: uid/gid 1337, its own ports.
-    proxy_ = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid",
-                                     "1337", "--regid", "1337", "--clear-groups", kBin + "/proxy/tern-proxy",
-                                     "--config", dir_ + "/snapshot.yaml", "--concurrency", "2"},
-                                    {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/proxy.log");
+    std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid",
+                                      "1337", "--regid", "1337", "--clear-groups", kBin + "/proxy/tern-proxy",
+                                      "--config", dir_ + "/snapshot.yaml", "--concurrency", "2"};
+    if (!PodAnnotations().empty()) {  // as the downward API mounts them
+      ASSERT_TRUE(WriteFileAtomically(dir_ + "/annotations", PodAnnotations()).ok());
+      argv.insert(argv.end(), {"--pod-annotations", dir_ + "/annotations"});
+    }
+    proxy_ = Spawn(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/proxy.log");
     ASSERT_GT(proxy_, 0);
     ASSERT_TRUE(WaitFor([&] { return Admin("GET /ready").find("LIVE") != std::string::npos; })) << Log();
   }
+  // The pod's annotations file (`key="value"` lines); none when empty.
+  virtual std::string PodAnnotations() const { return ""; }
   void TearDown() override {
     Stop(proxy_);
     if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());

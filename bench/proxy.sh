@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# tern-proxy against HAProxy and nginx, interleaved in one run, HTTP/1.1 keep-alive with wrk.
+# tern-proxy against HAProxy and nginx, interleaved in one run: HTTP/1.1 keep-alive with wrk, and
+# HTTP/2 (prior knowledge, 10 streams per connection) with h2load, each proxy turning HTTP/2 into
+# HTTP/1.1 keep-alive toward the backend.
 # Everything runs inside one network namespace made here ("the pod"): an nginx backend on
 # 127.0.0.1:18080; HAProxy (:18081) and nginx (:18082) proxying to it directly; tern-proxy as
 # the sidecar it is, uid 1337 behind tern-init's capture, reached by calling the service's
 # cluster IP 10.96.0.20:8080 (so tern also pays the NAT redirect the others do not). One worker
 # each, keep-alive upstreams. Prints requests/s, p50/p99 latency, CPU seconds per 10,000
-# requests and peak RSS, and tern/HAProxy ratios.
+# requests and peak RSS, and tern/HAProxy ratios. tern-proxy runs with a 1,000-endpoint snapshot
+# (the bench service plus 100 services of 10 endpoints), so its idle RSS is the issue's measure.
 #   bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,7 @@ duration=${1:-10}
 rounds=${2:-2}
 ./scripts/install-deps.sh
 for p in haproxy nginx wrk; do command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null; }; done
+command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null
 cmake --preset release >/dev/null
 cmake --build --preset release >/dev/null
 build=$PWD/build/release
@@ -54,7 +58,7 @@ worker_processes 1; daemon off; pid $work/nginx-proxy.pid; error_log stderr erro
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   upstream backend { server 127.0.0.1:18080; keepalive 128; }
-  server { listen 127.0.0.1:18082;
+  server { listen 127.0.0.1:18082; listen 127.0.0.1:18092 http2;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 cat > "$work/haproxy.cfg" <<CONF
@@ -69,6 +73,7 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:18081
+  bind 127.0.0.1:18091 proto h2
   default_backend be
 backend be
   server s1 127.0.0.1:18080
@@ -85,6 +90,14 @@ services:
 endpoints:
 - {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
 CONF
+# 999 more endpoints: 100 services of 10 (one of 9), as a mid-size mesh's sidecar would see.
+for i in $(seq 0 99); do
+  sed -i "/^endpoints:/i - {hostname: svc-$i.default.svc.cluster.local, clusterIPs: [10.97.$((i / 250)).$((i % 250 + 1))], ports: [{name: http, port: 8080}]}" "$work/snapshot.yaml"
+  for j in $(seq 0 9); do
+    [[ $i == 99 && $j == 9 ]] && break
+    echo "- {service: svc-$i.default.svc.cluster.local, address: 10.$((100 + i / 100)).$((i % 100)).$((j + 1)), ports: {http: 8080}, labels: {app: svc-$i, version: v$((j % 2))}}" >>"$work/snapshot.yaml"
+  done
+done
 
 run nginx -c "$work/backend.conf" & pids+=($!)
 run nginx -c "$work/nginx-proxy.conf" & pids+=($!)
@@ -103,13 +116,17 @@ if [[ -z "$tern_pid" || -z "$haproxy_pid" || -z "$nginx_pid" ]]; then
   exit 1
 fi
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }  # peak
+rss_now_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
 declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/ [nginx]=http://127.0.0.1:18082/)
 declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid)
 declare -A rps p50 p99 cpu
-echo "idle RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"
+echo "idle RSS: tern-proxy $(rss_now_kb "$tern_pid") KB, HAProxy $(rss_now_kb "$haproxy_pid") KB, nginx worker $(rss_now_kb "$nginx_pid") KB"
+h2_ok=$(run h2load -n1 -c1 http://10.96.0.20:8080/ 2>&1 | awk '/^status codes:/ {print $3}')
+[[ "$h2_ok" == 1 ]] || { echo "bench/proxy.sh: tern-proxy did not answer an HTTP/2 request" >&2; exit 1; }
+echo "tern-proxy snapshot: $(grep -c "^- {service:" "$work/snapshot.yaml") endpoints, $(grep -c "hostname:" "$work/snapshot.yaml") services"
 for conns in 16 64; do
   for round in $(seq "$rounds"); do
     for target in direct tern haproxy nginx; do
@@ -144,4 +161,29 @@ for conns in 16 64; do
   awk -v t="$t" -v h="$h" -v t99="$t99" -v h99="$h99" -v c="$conns" \
     'BEGIN { printf "tern/HAProxy at %s connections: throughput %.2fx (goal >= 1.1), p99 %.2fx (goal <= 1.0)\n", c, t/h, t99/h99 }'
 done
+
+# HTTP/2: h2load, 16 connections x 10 streams, per-request times from its log file.
+declare -A h2url=([tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18091/ [nginx]=http://127.0.0.1:18092/)
+declare -A h2rps h2p50 h2p99 h2cpu
+for round in $(seq "$rounds"); do
+  for target in tern haproxy nginx; do
+    p=${pid[$target]}
+    before=$(cpu_ticks "$p")
+    out=$(run h2load -c16 -m10 -t2 -D "$duration" --log-file="$work/h2.log" "${h2url[$target]}" 2>&1)
+    after=$(cpu_ticks "$p")
+    r=$(awk '/^finished in/ {print $4}' <<<"$out")
+    ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
+    stats=$(awk '{print $3 / 1000}' "$work/h2.log" | sort -g | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)], a[int(NR*0.99)]}')
+    c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+    h2rps[$target]="${h2rps[$target]:-} $r"; h2cpu[$target]="${h2cpu[$target]:-} $c"
+    h2p50[$target]="${h2p50[$target]:-} ${stats% *}"; h2p99[$target]="${h2p99[$target]:-} ${stats#* }"
+  done
+done
+printf "\nHTTP/2 (h2load, 16 connections x 10 streams)\n%-8s %12s %10s %10s %16s\n" target "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
+for target in tern haproxy nginx; do
+  printf "%-8s %12s %10s %10s %16s\n" "$target" "$(median "${h2rps[$target]}")" "$(median "${h2p50[$target]}")" \
+    "$(median "${h2p99[$target]}")" "$(median "${h2cpu[$target]}")"
+done
+awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t99="$(median "${h2p99[tern]}")" \
+  -v h99="$(median "${h2p99[haproxy]}")" 'BEGIN { printf "tern/HAProxy over HTTP/2: throughput %.2fx, p99 %.2fx\n", t/h, t99/h99 }'
 echo "peak RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"

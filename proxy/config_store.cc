@@ -6,7 +6,7 @@ namespace tern::proxy {
 
 ConfigStore::ConfigStore() {
   current_.store(*RouteTable::Build(config::EmptySnapshot()));
-  document_ = nlohmann::json::object();
+  document_ = "{}";
 }
 
 Status ConfigStore::Load(const std::string& text) {
@@ -27,16 +27,16 @@ Status ConfigStore::Load(const std::string& text) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    document_ = std::move(*doc);
+    document_ = doc->dump();
   }
   current_.store(*table, std::memory_order_release);
   accepted_++;
   return Status::Ok();
 }
 
-nlohmann::json ConfigStore::Dump() const {
+nlohmann::json ConfigStore::Dump() const {  // parsed again on demand: the text is far smaller
   std::lock_guard<std::mutex> lock(mu_);
-  return document_;
+  return document_.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(document_);
 }
 
 }  // namespace tern::proxy

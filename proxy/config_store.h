@@ -30,7 +30,7 @@ class ConfigStore {
  private:
   std::atomic<std::shared_ptr<const RouteTable>> current_;
   mutable std::mutex mu_;
-  nlohmann::json document_;
+  std::string document_;  // compact JSON; a parsed tree would weigh many times more
   std::atomic<uint64_t> accepted_{0}, refused_{0};
 };
 

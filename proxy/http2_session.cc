@@ -361,7 +361,7 @@ class Bridge final : public H2Handler {
   }
 
   // --- HTTP/1.1 upstreams ---
-  static constexpr size_t kIdleHttp1PerEndpoint = 8;
+  static constexpr size_t kIdleHttp1PerEndpoint = 32;  // enough for a client multiplexing its streams
   static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
 
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {

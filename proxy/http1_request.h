@@ -11,9 +11,12 @@
 namespace tern::proxy {
 
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
+inline constexpr size_t kMaxHeaderFields = 100;  // beyond: 431, as for too many bytes
+inline constexpr const char* kTooManyFields = "more than 100 header fields";
 
-// obs-fold (a line starting with SP/HTAB), a bare CR, a bare LF (RFC 9112 2.2, 5.2); "" when the
-// header section (request line to the last CRLF) has none.
+// obs-fold (a line starting with SP/HTAB), a bare CR, a bare LF (RFC 9112 2.2, 5.2), more than
+// kMaxHeaderFields fields (kTooManyFields: 431); "" when the header section (request line to
+// the last CRLF) has none. One linear pass.
 std::string RawHeaderProblem(std::string_view header);
 
 // Headers bounded (431 beyond), bodies unbounded: they are streamed, never held whole.

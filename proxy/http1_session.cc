@@ -172,7 +172,8 @@ constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the
 asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffer& dbuf,
                                             http::request_parser<http::buffer_body>& req_p, H2ClientPool& pool,
                                             const tcp::endpoint& to, std::span<char> chunk, bool keep_alive,
-                                            const istio::HttpRoute* spec, const istio::Headers* picked) {
+                                            const istio::HttpRoute* spec, const istio::Headers* picked,
+                                            std::optional<std::chrono::milliseconds> timeout) {
   auto& req = req_p.get();
   Headers h{{":method", std::string(req.method_string())},
             {":scheme", "http"},
@@ -204,7 +205,16 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
     pool.Feed(*s, uchunk, chunk.size() - rbody.size);
   }
   if (has_body) pool.EndRequest(*s);
-  while (!s->headers_done && !s->closed) co_await pool.Wait(*s);
+  auto give_up = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
+  asio::steady_timer deadline(down.get_executor());
+  deadline.expires_at(give_up);
+  while (!s->headers_done && !s->closed && std::chrono::steady_clock::now() < give_up) {
+    co_await (pool.Wait(*s) || deadline.async_wait(kNoThrow));
+  }
+  if (!s->headers_done && !s->closed) {
+    pool.Cancel(*s);
+    co_return H2Outcome{.local_status = 504, .local_body = "upstream request timeout\n", .flags = "UT"};
+  }
   if (!s->headers_done) {
     pool.Cancel(*s);
     if (s->connect_failed) co_return H2Outcome{.local_status = 503, .local_body = "upstream connect error\n", .flags = "UF"};
@@ -290,7 +300,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     if (hec || !problem.empty()) {
       if (problem.empty()) problem = hec.message();
-      entry.code = hec == http::error::header_limit ? 431 : 400;
+      entry.code = hec == http::error::header_limit || problem == kTooManyFields ? 431 : 400;
       entry.flags = "DPE";
       co_await LocalReply(down, 11, static_cast<http::status>(entry.code), "bad request: " + problem + "\n", false);
       LogAccess(ctx, entry);
@@ -379,7 +389,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     if (http2) {
       if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
       const istio::Headers* picked_headers = d.picked ? d.picked->headers : nullptr;
-      H2Outcome out = co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers);
+      H2Outcome out =
+          co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers, RouteTimeout(d.route));
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
         continue;
@@ -423,7 +434,20 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     res_p.header_limit(64 * 1024);
     res_p.body_limit(boost::none);
     if (req.method() == http::verb::head) res_p.skip(true);
-    auto [uec, un] = co_await http::async_read_header(*slot, *ubuf, res_p, kNoThrow);
+    error_code uec;
+    if (auto timeout = RouteTimeout(d.route)) {
+      asio::steady_timer deadline(ex);
+      deadline.expires_after(*timeout);
+      auto got_header = co_await (http::async_read_header(*slot, *ubuf, res_p, kNoThrow) || deadline.async_wait(kNoThrow));
+      if (got_header.index() == 1) {
+        slot.reset();  // it may still answer: the connection cannot be reused
+        if (!co_await local(504, "upstream request timeout\n", "UT")) co_return;
+        continue;
+      }
+      uec = std::get<0>(std::get<0>(got_header));
+    } else {
+      uec = std::get<0>(co_await http::async_read_header(*slot, *ubuf, res_p, kNoThrow));
+    }
     if (uec) {
       slot.reset();
       // A parse error (not a closed or reset connection) means the upstream spoke something else.

@@ -1,6 +1,7 @@
 #include "proxy/http2_session.h"
 
 #include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/mesh_headers.h"
+#include "proxy/mirror.h"
 #include "proxy/route_decision.h"
 #include "proxy/upstream_connect.h"
 
@@ -20,6 +22,7 @@ namespace tern::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -50,6 +53,8 @@ struct Exchange {
   AccessEntry entry;
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
+  std::optional<std::chrono::milliseconds> timeout;  // the route's: 504 (UT) without an answer by then
+  std::unique_ptr<asio::steady_timer> deadline;
   bool h1 = false, h1_done = false;
   std::unique_ptr<asio::steady_timer> wake;
   tcp::socket* h1_socket = nullptr;
@@ -283,6 +288,7 @@ class Bridge final : public H2Handler {
       to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
       ex.spec = d.route->spec;
       ex.picked = d.picked;
+      ex.timeout = RouteTimeout(d.route);
       http2 = UpstreamSpeaksHttp2(*d.cluster, *d.endpoint, true);
     }
     ex.entry.upstream = EndpointString(to);
@@ -306,6 +312,7 @@ class Bridge final : public H2Handler {
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
+    if (d.mirror && ex.request_end) Mirror(d, out);
     if (!http2) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
@@ -323,6 +330,47 @@ class Bridge final : public H2Handler {
       return Local(ex, 503, "upstream refused the stream\n", "UO");
     }
     up.Kick();
+    if (ex.timeout) {
+      ex.deadline = std::make_unique<asio::steady_timer>(ex_, *ex.timeout);
+      asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id), asio::detached);
+    }
+  }
+
+  // A copy of a request without a body for the route's mirror, sent as HTTP/1.1 with the
+  // authority suffixed "-shadow" (requests with a body are not mirrored on this path).
+  void Mirror(const RouteDecision& d, const Headers& request) {
+    std::string method, path, authority, fields;
+    for (const auto& [n, v] : request) {
+      if (n == ":method") method = v;
+      else if (n == ":path") path = v;
+      else if (n == ":authority") authority = v;
+      else if (n[0] != ':' && n != "te") fields += n + ": " + v + "\r\n";
+    }
+    size_t colon = authority.rfind(':');
+    if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) authority.insert(colon, "-shadow");
+    else authority += "-shadow";
+    const UpstreamEndpoint& m = d.mirror->endpoints[rng_() % d.mirror->endpoints.size()];
+    boost::system::error_code aec;
+    tcp::endpoint to(asio::ip::make_address(m.address, aec), static_cast<uint16_t>(m.port));
+    if (aec) return;
+    SendMirror(ex_, to, method + " " + path + " HTTP/1.1\r\nhost: " + authority + "\r\n" + fields + "connection: close\r\n\r\n",
+               ctx_.connect_timeout);
+  }
+
+  // The route's timeout for an HTTP/2 upstream: no answer in time gives 504 (UT) and resets the
+  // upstream stream. The timer dies with its exchange (the wait then ends aborted, touching nothing).
+  asio::awaitable<void> AnswerDeadline(asio::steady_timer* timer, int32_t down_id) {
+    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    auto it = exchanges_.find(down_id);
+    if (it == exchanges_.end()) co_return;
+    Exchange& ex = *it->second;
+    if (ex.response_started || ex.down_closed) co_return;
+    if (ex.up && !ex.up_closed) {
+      nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
+      ex.up->Kick();
+    }
+    Local(ex, 504, "upstream request timeout\n", "UT");
   }
 
   // The open upstream connection to `to`, or a new one (connected in the background; the
@@ -455,7 +503,15 @@ class Bridge final : public H2Handler {
       p->header_limit(64 * 1024);
       p->body_limit(boost::none);
       if (method == "HEAD") p->skip(true);
-      auto [rec, rn] = co_await http::async_read_header(s, buf, *p, kNoThrow);
+      boost::system::error_code rec;
+      if (ex.timeout) {
+        asio::steady_timer deadline(ex_, *ex.timeout);
+        auto got = co_await (http::async_read_header(s, buf, *p, kNoThrow) || deadline.async_wait(kNoThrow));
+        if (got.index() == 1) co_return ex.down_closed ? nullptr : "UT";
+        rec = std::get<0>(std::get<0>(got));
+      } else {
+        rec = std::get<0>(co_await http::async_read_header(s, buf, *p, kNoThrow));
+      }
       if (rec) {
         if (ex.down_closed) co_return nullptr;
         bool garbage = rec.category() == boost::system::error_code(http::error::bad_version).category() &&
@@ -510,8 +566,11 @@ class Bridge final : public H2Handler {
     if (!ex.response_started) {
       ex.up = nullptr;
       std::string_view f(flags);
-      Local(ex, f == "UPE" ? 502 : 503,
-            f == "UF" ? "upstream connect error\n" : f == "UPE" ? "upstream answered garbage\n" : "upstream reset before response\n",
+      Local(ex, f == "UPE" ? 502 : f == "UT" ? 504 : 503,
+            f == "UF"    ? "upstream connect error\n"
+            : f == "UPE" ? "upstream answered garbage\n"
+            : f == "UT"  ? "upstream request timeout\n"
+                         : "upstream reset before response\n",
             flags);
     } else if (failed && !ex.response_end) {
       ex.entry.flags = "UPE";

@@ -430,5 +430,40 @@ TEST_F(ProxyH2, AnUpstreamThatResetsGives503AndOthersAreServed) {
   EXPECT_NE(Log().find("\"response_flags\":\"UC\""), std::string::npos) << Log();
 }
 
+TEST_F(ProxyH2, Http2RequestsAreMirroredToo) {
+  LOAD_SNAPSHOT(testing_support::MirrorSnapshot(), "mirror");
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  auto run = RunIn(net_->pod, 1000, {"nghttp", "-m", "100", "http://10.96.0.20:8080/orders"});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(v1.seen().size(), 100u) << "every request reached the primary";
+  WaitFor([&] { return v2.seen().size() >= 30; });
+  auto shadow = v2.seen();
+  EXPECT_GE(shadow.size(), 30u);  // 50 expected, sd 5
+  EXPECT_LE(shadow.size(), 70u);
+  ASSERT_FALSE(shadow.empty());
+  EXPECT_NE(shadow[0].find("GET /orders HTTP/1.1"), std::string::npos) << shadow[0];
+  EXPECT_NE(shadow[0].find("host: 10.96.0.20-shadow:8080"), std::string::npos) << shadow[0];
+}
+
+TEST_F(ProxyH2, AnHttp2UpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
+  LOAD_SNAPSHOT(testing_support::TimeoutSnapshot(true), "timeout");
+  Listener silent(net_->peer, {"10.200.0.2", 8080});  // takes the connection, never speaks HTTP/2
+  ASSERT_TRUE(silent.ok());
+  RawH2Client c(ConnectApp());
+  auto start = std::chrono::steady_clock::now();
+  int32_t id = c.Request(Get("/"));
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(id); }, 5000ms)) << Log();
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(c.status[id], "504");
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 3000ms);
+  // An HTTP/1.1 client upgraded toward the same silent sidecar: the same answer.
+  int app = ConnectApp();
+  std::string res = testing_support::Exchange(app, "GET / HTTP/1.1\r\nHost: product-service\r\n\r\n");
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 504") << res;
+  close(app);
+  EXPECT_NE(Log().find("\"response_flags\":\"UT\""), std::string::npos) << Log();
+}
+
 }  // namespace
 }  // namespace tern::proxy

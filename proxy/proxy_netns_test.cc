@@ -144,6 +144,12 @@ TEST_F(ProxyInPod, LargeBodiesStreamBothWays) {
   close(app);
 }
 
+std::string ManyFields(int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += "X-N" + std::to_string(i) + ": 1\r\n";
+  return out;
+}
+
 TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
   ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", SeedSnapshot()).ok());
   ASSERT_TRUE(WaitFor([&] { return Admin("GET /config_dump").find("\"version\": \"seed\"") != std::string::npos; }));
@@ -156,6 +162,7 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Split: a\rb\r\n\r\n", "400"},
       {"GET / HTTP/1.1\nHost: product-service\r\n\r\n", "400"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n", "431"},
+      {"GET / HTTP/1.1\r\nHost: product-service\r\n" + ManyFields(101) + "\r\n", "431"},
   };
   for (const auto& [bad, status] : cases) {
     SCOPED_TRACE(bad.substr(0, 60));
@@ -166,6 +173,12 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
     EXPECT_EQ(nettest::Receive(app, 1), "") << "the connection is closed after a refusal";
     close(app);
   }
+  // 100 fields is still fine.
+  int at_limit = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(at_limit, 0);
+  EXPECT_NE(Exchange(at_limit, "GET / HTTP/1.1\r\n" + ManyFields(99) + "Host: product-service\r\n\r\n").find("HTTP/1.1 200"),
+            std::string::npos);
+  close(at_limit);
   // ...and the proxy keeps serving everyone else.
   int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
   ASSERT_GE(app, 0);
@@ -219,27 +232,7 @@ TEST_F(ProxyInPod, RegistryOnlyAnswersHttpToUnknownHostsWith502) {
 }
 
 TEST_F(ProxyInPod, MirroredRequestsReachTheShadowAndTheClientOnlySeesThePrimary) {
-  const std::string resources = R"(resources:
-- apiVersion: networking.istio.io/v1beta1
-  kind: VirtualService
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    hosts: [product-service]
-    http:
-    - route:
-      - destination: {host: product-service, subset: v1}
-      mirror: {host: product-service, subset: v2}
-      mirrorPercentage: {value: 50}
-- apiVersion: networking.istio.io/v1beta1
-  kind: DestinationRule
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    host: product-service
-    subsets:
-    - {name: v1, labels: {version: v1}}
-    - {name: v2, labels: {version: v2}}
-)";
-  LOAD_SNAPSHOT(ProductSnapshot("mirror", "ALLOW_ANY", resources), "mirror");
+  LOAD_SNAPSHOT(testing_support::MirrorSnapshot(), "mirror");
   Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
   int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
   ASSERT_GE(app, 0);
@@ -316,6 +309,22 @@ TEST_F(ProxyInPod, SigtermDrainsInFlightRequestsAndRefusesNewConnections) {
   EXPECT_EQ(testing_support::WaitExit(proxy_, 5000ms), 0) << Log();
   proxy_ = -1;
   EXPECT_LT(std::chrono::steady_clock::now() - signalled, 4500ms) << "it stopped once the connection was done, before the drain time";
+}
+
+TEST_F(ProxyInPod, AnUpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
+  LOAD_SNAPSHOT(testing_support::TimeoutSnapshot(), "timeout");
+  Listener silent(net_->peer, {"10.200.0.2", 8080});  // the kernel accepts; nobody ever answers
+  ASSERT_TRUE(silent.ok());
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  auto start = std::chrono::steady_clock::now();
+  std::string res = Exchange(app, "GET / HTTP/1.1\r\nHost: product-service\r\n\r\n");
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 504") << res;
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 3000ms);
+  close(app);
+  EXPECT_NE(Log().find("\"response_flags\":\"UT\""), std::string::npos) << Log();
 }
 
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {

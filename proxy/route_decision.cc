@@ -2,6 +2,8 @@
 
 #include "core/annotations/keys.h"
 
+#include <algorithm>
+
 namespace tern::proxy {
 
 RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng) {
@@ -61,6 +63,11 @@ bool DeclaredHttp2(config::Protocol p, bool downstream_http2) {
 }
 
 }  // namespace
+
+std::optional<std::chrono::milliseconds> RouteTimeout(const Route* route) {
+  if (!route || !route->spec || !route->spec->timeout || route->spec->timeout->count() <= 0) return std::nullopt;
+  return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(*route->spec->timeout));
+}
 
 bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint& endpoint, bool downstream_http2) {
   if (cluster.protocol == config::Protocol::kHttp && cluster.h2_upgrade && endpoint.labels) {

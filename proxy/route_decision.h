@@ -4,7 +4,9 @@
 // the random draws come from the caller.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -27,6 +29,10 @@ struct RouteDecision {
 
 // `host`: the service the request addresses (by authority or by the connection's destination).
 RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng);
+
+// The route's `timeout` (the wait for the upstream's answer; 504, flag UT, past it), or none:
+// unset or 0 disables it, as in Istio.
+std::optional<std::chrono::milliseconds> RouteTimeout(const Route* route);
 
 // Whether the upstream speaks HTTP/2, by Istio's rules: a port declared http2 or grpc does; a
 // port declared http speaks HTTP/1.1 unless the DestinationRule's h2UpgradePolicy is UPGRADE

@@ -274,6 +274,53 @@ inline std::string ProductSnapshot(const std::string& version, const std::string
          resources;
 }
 
+// product-service with one route to v1 that waits at most 1 s for an answer.
+inline std::string TimeoutSnapshot(bool sidecars = false) {
+  return ProductSnapshot("timeout", "ALLOW_ANY", R"(resources:
+- apiVersion: networking.istio.io/v1beta1
+  kind: VirtualService
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    hosts: [product-service]
+    http:
+    - route:
+      - destination: {host: product-service, subset: v1}
+      timeout: 1s
+- apiVersion: networking.istio.io/v1beta1
+  kind: DestinationRule
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    host: product-service
+    trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+    subsets:
+    - {name: v1, labels: {version: v1}}
+)", sidecars);
+}
+
+// product-service routed to v1, half of its requests mirrored to v2.
+inline std::string MirrorSnapshot() {
+  return ProductSnapshot("mirror", "ALLOW_ANY", R"(resources:
+- apiVersion: networking.istio.io/v1beta1
+  kind: VirtualService
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    hosts: [product-service]
+    http:
+    - route:
+      - destination: {host: product-service, subset: v1}
+      mirror: {host: product-service, subset: v2}
+      mirrorPercentage: {value: 50}
+- apiVersion: networking.istio.io/v1beta1
+  kind: DestinationRule
+  metadata: {name: product-service, namespace: my-app}
+  spec:
+    host: product-service
+    subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: v2, labels: {version: v2}}
+)");
+}
+
 inline std::string SeedSnapshot(bool sidecars = false) {
   std::string seed = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
   return ProductSnapshot("seed", "ALLOW_ANY", seed.substr(seed.find("resources:")), sidecars);

@@ -228,7 +228,7 @@ TEST_F(ProxyInPod, RegistryOnlyAnswersHttpToUnknownHostsWith502) {
   close(app);
   Endpoint l, o;
   EXPECT_FALSE(other.Accept(&l, &o)) << "nothing reached the unknown destination";
-  EXPECT_NE(Log().find("\"cluster\":\"BlackHoleCluster\""), std::string::npos) << Log();
+  EXPECT_TRUE(WaitFor([&] { return Log().find("\"cluster\":\"BlackHoleCluster\"") != std::string::npos; })) << Log();
 }
 
 TEST_F(ProxyInPod, MirroredRequestsReachTheShadowAndTheClientOnlySeesThePrimary) {
@@ -276,7 +276,7 @@ TEST_F(RateLimitedPod, InboundRequestsPastTheLimitGet429WithoutReachingTheApp) {
   EXPECT_EQ(ok, 3) << "the burst";
   EXPECT_EQ(limited, 3);
   EXPECT_EQ(app.seen().size(), 3u);
-  EXPECT_NE(Log().find("\"response_flags\":\"RL\""), std::string::npos);
+  EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"RL\"") != std::string::npos; }));
   // The bad annotation was reported, and ignored.
   EXPECT_NE(Log().find("proxy.istio.io/config: drainDuration: "), std::string::npos) << Log();
 }
@@ -324,7 +324,7 @@ TEST_F(ProxyInPod, AnUpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
   EXPECT_GE(waited, 900ms);
   EXPECT_LT(waited, 3000ms);
   close(app);
-  EXPECT_NE(Log().find("\"response_flags\":\"UT\""), std::string::npos) << Log();
+  EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"UT\"") != std::string::npos; })) << Log();
 }
 
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {

@@ -154,6 +154,24 @@ std::string MirrorRequest(const http::request<http::buffer_body>& req, const std
   return out.str();
 }
 
+// The header timeout without a timer update per request: the request loop moves a deadline
+// forward (a plain store), and one watchdog per connection sleeps until it and ends the
+// connection if a header is still awaited then.
+struct HeaderClock {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  bool awaiting_header = false;
+};
+
+asio::awaitable<void> HeaderWatchdog(const HeaderClock& clock) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    timer.expires_at(clock.deadline);
+    auto [ec] = co_await timer.async_wait(kNoThrow);
+    if (ec) co_return;  // cancelled: the connection ended first
+    if (clock.awaiting_header && std::chrono::steady_clock::now() >= clock.deadline) co_return;  // slow header: cut
+  }
+}
+
 // What became of a request sent over HTTP/2: answered (code), or a local answer to give.
 struct H2Outcome {
   unsigned code = 0;
@@ -266,7 +284,8 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
 }  // namespace
 
 // The requests of one connection, in order; HTTP/2 upstreams in `h2pool` (made when needed).
-asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx, std::unique_ptr<H2ClientPool>& h2pool) {
+asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx, std::unique_ptr<H2ClientPool>& h2pool,
+                                    HeaderClock& clock) {
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
@@ -280,17 +299,16 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   const VirtualHost* last_host = nullptr;
   const bool registry_only = ctx.table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY";
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
-  asio::steady_timer header_timer(ex);
 
   for (;;) {
     AccessEntry entry;
     http::request_parser<http::buffer_body> req_p;
     LimitRequestParser(req_p);
-    header_timer.expires_after(ctx.header_timeout);
-    auto got = co_await (ReadRawHeader(down, dbuf, kMaxHeaderBytes) || header_timer.async_wait(kNoThrow));
-    if (got.index() == 1) co_return;  // slow header: cut
-    error_code hec = std::get<0>(got);
-    if (hec == asio::error::eof || hec == asio::error::connection_reset) co_return;
+    clock.deadline = std::chrono::steady_clock::now() + ctx.header_timeout;
+    clock.awaiting_header = true;
+    error_code hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes);
+    clock.awaiting_header = false;
+    if (hec == asio::error::eof || hec == asio::error::connection_reset || hec == asio::error::operation_aborted) co_return;
     std::string problem;
     if (!hec) {
       std::string_view data(static_cast<const char*>(dbuf.data().data()), dbuf.size());
@@ -476,7 +494,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
 
 asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
   std::unique_ptr<H2ClientPool> h2pool;
-  co_await ServeRequests(down, std::move(head), ctx, h2pool);
+  HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
+  co_await (ServeRequests(down, std::move(head), ctx, h2pool, clock) || HeaderWatchdog(clock));
   if (h2pool) co_await h2pool->Shutdown();
 }
 

@@ -30,6 +30,7 @@ constexpr const char* kUsage = R"(usage: tern-proxy [flags]
                               (/etc/istio/pod/annotations): proxy.istio.io/config concurrency,
                               terminationDrainDuration (5s), logLevel; sidecar.istio.io/logLevel;
                               tern.dev/rate-limit; flags given here win
+  --header-timeout-ms N       an HTTP/1.1 request's header must arrive whole within it (15000)
   --outbound-port N --inbound-port N --admin-port N --health-port N --stats-port N
                               (15001 15006 15000 15021 15090; 0 picks a free port)
 )";
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--log-level") {
       level = value;
       level_flag = true;
+    } else if (flag == "--header-timeout-ms" && Number(value, 1, 3600000, &n)) {
+      options.header_timeout = std::chrono::milliseconds(n);
     } else if (flag == "--pod-annotations") {
       pod_annotations = value;
     } else if (ports.count(flag) && Number(value, 0, 65535, &n)) {

@@ -4,6 +4,7 @@
 // proxy to the service's endpoint and back; unknown destinations pass through (ALLOW_ANY) or
 // are refused (REGISTRY_ONLY after a hot reload); inbound reaches the app from 127.0.0.6; the
 // admin port answers; /quitquitquit ends the proxy.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -325,6 +326,35 @@ TEST_F(ProxyInPod, AnUpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
   EXPECT_LT(waited, 3000ms);
   close(app);
   EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"UT\"") != std::string::npos; })) << Log();
+}
+
+class ShortHeaderTimeout : public ProxyInPod {
+ protected:
+  std::vector<std::string> ExtraArgs() const override { return {"--header-timeout-ms", "600"}; }
+};
+
+TEST_F(ShortHeaderTimeout, AClientSendingItsHeaderSlowlyIsCut) {
+  LOAD_SNAPSHOT(SeedSnapshot(), "seed");
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  // A keep-alive connection first serves a request normally...
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  ASSERT_NE(Exchange(app, "GET / HTTP/1.1\r\nHost: product-service\r\n\r\n").find("HTTP/1.1 200"), std::string::npos);
+  // ...then the next header trickles in, a byte every 100 ms, and never ends.
+  auto start = std::chrono::steady_clock::now();
+  std::string trickle = "GET / HTTP/1.1\r\nHost: product-service\r\nX-Slow: ";
+  bool cut = false;
+  for (int i = 0; i < 40 && !cut; ++i) {  // at most 4 s
+    cut = !nettest::SendAll(app, std::string(1, i < static_cast<int>(trickle.size()) ? trickle[i] : 'z'));
+    std::this_thread::sleep_for(100ms);
+    pollfd p{app, POLLIN, 0};
+    if (poll(&p, 1, 0) > 0) cut = cut || nettest::Receive(app, 1).empty();
+  }
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(cut) << "the proxy closed the connection";
+  EXPECT_GE(waited, 500ms);
+  EXPECT_LT(waited, 2000ms);
+  close(app);
 }
 
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {

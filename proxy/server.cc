@@ -241,7 +241,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   if ((vh || blackhole || inbound) && (http1 || http2)) {
     HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
                     .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
-                    .connect_timeout = options.connect_timeout};
+                    .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout};
     if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
     else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
     closed.With({reporter, service, "-"}).Inc();

@@ -32,6 +32,7 @@ struct ServerOptions {
   bool tproxy = false;  // inbound arrives by TPROXY: the accepted socket's own address is the destination
   std::chrono::milliseconds sniff_timeout{100};
   std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds header_timeout{15000};  // an HTTP/1.1 request's whole header must arrive within it
   std::optional<RateLimit> inbound_rate_limit;  // tern.dev/rate-limit
 };
 

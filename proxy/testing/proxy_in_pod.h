@@ -200,6 +200,7 @@ class ProxyInPod : public ::testing::Test {
     std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid",
                                       "1337", "--regid", "1337", "--clear-groups", kBin + "/proxy/tern-proxy",
                                       "--config", dir_ + "/snapshot.yaml", "--concurrency", "2"};
+    for (const auto& a : ExtraArgs()) argv.push_back(a);
     if (!PodAnnotations().empty()) {  // as the downward API mounts them
       ASSERT_TRUE(WriteFileAtomically(dir_ + "/annotations", PodAnnotations()).ok());
       argv.insert(argv.end(), {"--pod-annotations", dir_ + "/annotations"});
@@ -210,6 +211,8 @@ class ProxyInPod : public ::testing::Test {
   }
   // The pod's annotations file (`key="value"` lines); none when empty.
   virtual std::string PodAnnotations() const { return ""; }
+  // More tern-proxy flags.
+  virtual std::vector<std::string> ExtraArgs() const { return {}; }
   void TearDown() override {
     Stop(proxy_);
     if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());

@@ -84,6 +84,7 @@ class Bridge final : public H2Handler {
       ex->down_closed = true;
       ex->Wake();
     }
+    http1_freed_.cancel();
     while (live_upstreams_ > 0) {
       upstreams_gone_.expires_at(asio::steady_timer::time_point::max());
       co_await upstreams_gone_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -225,6 +226,7 @@ class Bridge final : public H2Handler {
       if (ex->h1 && !ex->h1_done) {
         if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
         ex->Wake();
+        http1_freed_.cancel();  // in case it waits for a connection
       }
     } else {
       ex->up_closed = true;
@@ -409,21 +411,32 @@ class Bridge final : public H2Handler {
   }
 
   // --- HTTP/1.1 upstreams ---
-  static constexpr size_t kIdleHttp1PerEndpoint = 32;  // enough for a client multiplexing its streams
+  static constexpr int kMaxHttp1PerEndpoint = 16;
+  static constexpr size_t kIdleHttp1PerEndpoint = kMaxHttp1PerEndpoint;
   static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
 
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
     tcp::socket s(ex_);
     bool keep = false;
     const char* failure = nullptr;
-    auto idle = idle_http1_.find(to);
-    if (idle != idle_http1_.end()) {
+    // At most kMaxHttp1PerEndpoint connections to one endpoint: a client multiplexing a hundred
+    // streams must not open a hundred connections at once (a small accept backlog drops them).
+    // Streams past it wait for a connection to come free, in no particular order.
+    while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
+      http1_freed_.expires_at(asio::steady_timer::time_point::max());
+      co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    ++http1_busy_[to];
+    auto idle = ex->down_closed ? idle_http1_.end() : idle_http1_.find(to);
+    if (ex->down_closed) {
+      failure = nullptr;  // the client gave up while the stream waited
+    } else if (idle != idle_http1_.end()) {
       s = std::move(idle->second);
       idle_http1_.erase(idle);
     } else if (co_await ConnectUpstream(s, to, ctx_.inbound, ctx_.connect_timeout) != ConnectResult::kOk) {
       failure = "UF";
     }
-    if (!failure && !ex->down_closed) {
+    if (!failure && !ex->down_closed && s.is_open()) {
       ex->h1_socket = &s;
       failure = co_await Http1Exchange(*ex, s, request, &keep);
       ex->h1_socket = nullptr;
@@ -431,6 +444,8 @@ class Bridge final : public H2Handler {
     ex->h1_done = true;
     if (failure) UpstreamEnded(*ex, true, failure);
     if (keep && s.is_open() && idle_http1_.count(to) < kIdleHttp1PerEndpoint) idle_http1_.emplace(to, std::move(s));
+    --http1_busy_[to];
+    http1_freed_.cancel();
     if (ex->Finished()) exchanges_.erase(ex->down_id);
     if (--live_upstreams_ == 0) upstreams_gone_.cancel();
   }
@@ -659,6 +674,8 @@ class Bridge final : public H2Handler {
   std::vector<std::unique_ptr<H2Connection>> upstreams_;
   std::map<tcp::endpoint, H2Connection*> by_endpoint_;
   std::multimap<tcp::endpoint, tcp::socket> idle_http1_;  // kept-alive HTTP/1.1 upstream connections
+  std::map<tcp::endpoint, int> http1_busy_;               // HTTP/1.1 upstream connections in use
+  asio::steady_timer http1_freed_{ex_};                   // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
   int live_upstreams_ = 0;
   asio::steady_timer upstreams_gone_;

@@ -68,12 +68,16 @@ void H2ClientPool::Consumed(Stream& s, size_t size) {
 }
 
 void H2ClientPool::Cancel(Stream& s) {
-  if (s.conn && !s.conn->closed()) {
-    if (!s.closed) nghttp2_submit_rst_stream(s.conn->session(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+  // While s.conn is set the connection object (and its session) is alive: Run clears s.conn of
+  // every stream still listed before it frees the connection.
+  if (s.conn) {
+    if (!s.closed && !s.conn->closed()) nghttp2_submit_rst_stream(s.conn->session(), NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+    // Bytes received but never taken still count against the connection's window.
+    if (size_t left = s.body.Clear()) nghttp2_session_consume_connection(s.conn->session(), left);
     nghttp2_session_set_stream_user_data(s.conn->session(), s.id, nullptr);
     s.conn->Kick();
+    std::erase(streams_[s.conn], &s);
   }
-  if (s.conn) std::erase(streams_[s.conn], &s);
   s.conn = nullptr;
   s.closed = true;
 }
@@ -95,11 +99,14 @@ asio::awaitable<void> H2ClientPool::Run(H2Connection* conn, tcp::endpoint to) {
   bool connected = co_await ConnectUpstream(conn->socket(), to, passthrough_source_, connect_timeout_) == ConnectResult::kOk;
   if (connected && !conn->closed()) co_await conn->Run("");
   conn->Close();
-  // Every stream still open on it has failed.
+  // Every stream still open on it has failed; every stream still listed (open or not) lets go
+  // of the connection before it is freed.
   for (Stream* s : streams_[conn]) {
-    s->closed = true;
-    s->failed = !s->end;
-    s->connect_failed = !connected;
+    if (!s->closed) {
+      s->closed = true;
+      s->failed = !s->end;
+      s->connect_failed = !connected;
+    }
     s->conn = nullptr;
     s->wake.cancel();
   }
@@ -112,6 +119,11 @@ asio::awaitable<void> H2ClientPool::Run(H2Connection* conn, tcp::endpoint to) {
 int H2ClientPool::OnHeader(H2Connection& c, const nghttp2_frame& f, std::string_view name, std::string_view value) {
   Stream* s = f.hd.type == NGHTTP2_HEADERS ? StreamOf(c, f.hd.stream_id) : nullptr;
   if (!s) return 0;
+  // An upstream's header lists are bounded like a client's: past them the stream is reset.
+  s->header_bytes += name.size() + value.size() + 32;
+  if (s->header_bytes > kMaxHeaderBytes || s->response.size() + s->trailers.size() >= kMaxHeaderFields) {
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
   if (name == ":status" && !value.empty() && value[0] == '1') s->interim = true;
   if (s->interim) return 0;
   (s->headers_done ? s->trailers : s->response).emplace_back(name, value);
@@ -146,24 +158,24 @@ int H2ClientPool::OnData(H2Connection& c, int32_t stream, const uint8_t* data, s
 int H2ClientPool::OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) {
   Stream* s = StreamOf(c, stream);
   if (!s) return 0;
-  s->closed = true;
+  s->closed = true;  // it stays listed (and s->conn set) until its owner cancels it
   s->failed = error_code != NGHTTP2_NO_ERROR || !s->end;
-  std::erase(streams_[&c], s);
   s->wake.cancel();
   return 0;
 }
 
 ssize_t H2ClientPool::ReadBody(nghttp2_session* session, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
-                               nghttp2_data_source* source, void*) {
-  auto& s = *static_cast<Stream*>(source->ptr);
+                               nghttp2_data_source*, void*) {
+  // Found through the stream's user data, which Cancel clears: a cancelled Stream is never read.
+  auto* found = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream));
+  if (!found) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  auto& s = *found;
   size_t n = s.request_body.Take(buf, length);
   if (n > 0) s.wake.cancel();  // room for more of the client's body
   if (s.request_body.size() == 0) {
     if (!s.request_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   }
-  (void)session;
-  (void)stream;
   return static_cast<ssize_t>(n);
 }
 

@@ -29,6 +29,7 @@ class H2ClientPool final : public H2Handler {
     bool request_end = false;
     Headers response, trailers;
     bool interim = false, headers_done = false, end = false;
+    size_t header_bytes = 0;
     bool closed = false, failed = false, connect_failed = false;
     ByteQueue body;
     boost::asio::steady_timer wake;  // cancelled whenever something changed

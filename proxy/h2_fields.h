@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/istio/virtual_service.h"
+#include "proxy/header_limits.h"
 
 namespace tern::proxy {
 
@@ -23,8 +24,25 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 class ByteQueue {
  public:
   size_t size() const { return data_.size() - off_; }
-  void Append(const uint8_t* p, size_t n) { data_.append(reinterpret_cast<const char*>(p), n); }
-  void Append(std::string_view s) { data_ += s; }
+  void Append(const uint8_t* p, size_t n) { Append(std::string_view(reinterpret_cast<const char*>(p), n)); }
+  void Append(std::string_view s) {
+    // The taken prefix is dropped once it outweighs what is left: a queue that never drains
+    // whole (a reader slightly slower than the writer) stays bounded by what it holds.
+    if (off_ > 0 && off_ >= size()) {
+      data_.erase(0, off_);
+      off_ = 0;
+    }
+    data_ += s;
+  }
+  // Bytes held, taken ones included (what the queue costs).
+  size_t footprint() const { return data_.size(); }
+  // Drops everything; how many bytes that was.
+  size_t Clear() {
+    size_t n = size();
+    data_.clear();
+    off_ = 0;
+    return n;
+  }
   size_t Take(uint8_t* out, size_t max) {
     size_t n = std::min(max, size());
     std::memcpy(out, data_.data() + off_, n);

@@ -8,10 +8,10 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/header_limits.h"
+
 namespace tern::proxy {
 
-inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
-inline constexpr size_t kMaxHeaderFields = 100;  // beyond: 431, as for too many bytes
 inline constexpr const char* kTooManyFields = "more than 100 header fields";
 
 // obs-fold (a line starting with SP/HTAB), a bare CR, a bare LF (RFC 9112 2.2, 5.2), more than

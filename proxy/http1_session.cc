@@ -162,10 +162,13 @@ struct HeaderClock {
   bool awaiting_header = false;
 };
 
-asio::awaitable<void> HeaderWatchdog(const HeaderClock& clock) {
+asio::awaitable<void> HeaderWatchdog(const HeaderClock& clock, std::chrono::milliseconds header_timeout) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
-    timer.expires_at(clock.deadline);
+    auto now = std::chrono::steady_clock::now();
+    // While a request is under way its deadline has passed and is not moved: sleep one period
+    // (the next header's deadline is at least that far away) instead of spinning on it.
+    timer.expires_at(clock.awaiting_header || clock.deadline > now ? clock.deadline : now + header_timeout);
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return;  // cancelled: the connection ended first
     if (clock.awaiting_header && std::chrono::steady_clock::now() >= clock.deadline) co_return;  // slow header: cut
@@ -222,7 +225,10 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
     }
     pool.Feed(*s, uchunk, chunk.size() - rbody.size);
   }
-  if (has_body) pool.EndRequest(*s);
+  // The upstream may end the stream (answer, or reset) before taking the whole body: the rest
+  // of it is still on this connection and must never be read as a next request.
+  bool body_unread = !req_p.is_done();
+  if (has_body && !body_unread) pool.EndRequest(*s);
   auto give_up = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
   asio::steady_timer deadline(down.get_executor());
   deadline.expires_at(give_up);
@@ -247,8 +253,8 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
   if (picked) ApplyHeaderOps(res.base(), picked->response);
   if (!res.count(http::field::content_length) && !(s->end && s->body.size() == 0)) res.chunked(true);
-  res.keep_alive(keep_alive);
-  H2Outcome out{.code = res.result_int()};
+  res.keep_alive(keep_alive && !body_unread);
+  H2Outcome out{.code = res.result_int(), .close = body_unread};
   http::serializer<false, http::buffer_body> sr{res};
   bool header_written = false;
   for (;;) {
@@ -495,7 +501,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
 asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
   std::unique_ptr<H2ClientPool> h2pool;
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
-  co_await (ServeRequests(down, std::move(head), ctx, h2pool, clock) || HeaderWatchdog(clock));
+  co_await (ServeRequests(down, std::move(head), ctx, h2pool, clock) || HeaderWatchdog(clock, ctx.header_timeout));
   if (h2pool) co_await h2pool->Shutdown();
 }
 

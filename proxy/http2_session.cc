@@ -26,8 +26,6 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr size_t kMaxHeaderListBytes = 64 * 1024;  // counted as HPACK does: name + value + 32
-constexpr size_t kMaxHeaderFields = 100;
 constexpr size_t kMaxHeaderBlockBytes = 256 * 1024;  // encoded, HEADERS + CONTINUATION
 constexpr int kMaxContinuationFrames = 6;  // 64 KiB of headers needs 4 at the default frame size
 constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only past this many streams
@@ -48,6 +46,10 @@ struct Exchange {
   ByteQueue response_body;
   bool response_end = false;
   bool down_closed = false, up_closed = false, client_reset = false;
+  // The proxy answered itself (a local reply, a timeout): what the upstream still sends is
+  // dropped, its DATA only acknowledged.
+  bool detached = false;
+  size_t response_header_bytes = 0;
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
   AccessEntry entry;
@@ -81,11 +83,12 @@ class Bridge final : public H2Handler {
     for (auto& up : upstreams_) up->Close();
     for (auto& [id, ex] : exchanges_) {
       if (ex->h1_socket) ex->h1_socket->close();
+      if (ex->deadline) ex->deadline->cancel();
       ex->down_closed = true;
       ex->Wake();
     }
     http1_freed_.cancel();
-    while (live_upstreams_ > 0) {
+    while (live_tasks_ > 0) {
       upstreams_gone_.expires_at(asio::steady_timer::time_point::max());
       co_await upstreams_gone_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
@@ -130,7 +133,7 @@ class Bridge final : public H2Handler {
       bool trailers = f.headers.cat != NGHTTP2_HCAT_REQUEST;
       Headers& into = trailers ? ex->request_trailers : ex->request;
       ex->header_bytes += name.size() + value.size() + 32;
-      if (ex->header_bytes > kMaxHeaderListBytes || into.size() >= kMaxHeaderFields) {
+      if (ex->header_bytes > kMaxHeaderBytes || into.size() >= kMaxHeaderFields) {
         ex->too_large = true;
         return 0;  // keep decoding (HPACK state must advance); store nothing more
       }
@@ -138,6 +141,12 @@ class Bridge final : public H2Handler {
       return 0;
     }
     // Upstream: a 1xx block is dropped; the final block is the response; a later one, trailers.
+    // Its header lists are bounded like a client's: past them the stream is reset (503 or a reset).
+    if (ex->detached) return 0;
+    ex->response_header_bytes += name.size() + value.size() + 32;
+    if (ex->response_header_bytes > kMaxHeaderBytes || ex->response.size() + ex->response_trailers.size() >= kMaxHeaderFields) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     if (name == ":status" && !value.empty() && value[0] == '1') ex->interim = true;
     if (ex->interim) return 0;
     (ex->response_started ? ex->response_trailers : ex->response).emplace_back(name, value);
@@ -162,7 +171,7 @@ class Bridge final : public H2Handler {
       }
       return 0;
     }
-    if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
+    if (!ex || ex->detached || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
     if (f.hd.type == NGHTTP2_HEADERS && ex->interim) {
       ex->interim = false;
       ex->response.clear();
@@ -195,7 +204,7 @@ class Bridge final : public H2Handler {
       ex->up->Kick();
       return 0;
     }
-    if (!ex || ex->down_closed) {
+    if (!ex || ex->down_closed || ex->detached) {
       nghttp2_session_consume(c.session(), stream, size);
       return 0;
     }
@@ -219,6 +228,13 @@ class Bridge final : public H2Handler {
         }
       }
       LogAccess(ctx_, ex->entry);
+      // Whatever either side still buffers is dropped, and acknowledged to whoever sent it, so
+      // the connections' windows do not shrink by what a reset stream left behind.
+      if (size_t left = ex->request_body.Clear()) nghttp2_session_consume(c.session(), ex->down_id, left);
+      if (size_t left = ex->response_body.Clear(); left && !ex->detached && ex->up && !ex->up->closed()) {
+        nghttp2_session_consume(ex->up->session(), ex->up_id, left);
+        ex->up->Kick();
+      }
       if (ex->up && !ex->up_closed) {
         nghttp2_submit_rst_stream(ex->up->session(), NGHTTP2_FLAG_NONE, ex->up_id, NGHTTP2_CANCEL);
         ex->up->Kick();
@@ -230,7 +246,12 @@ class Bridge final : public H2Handler {
       }
     } else {
       ex->up_closed = true;
-      UpstreamEnded(*ex, error_code != NGHTTP2_NO_ERROR);
+      // The upstream will take no more of the request: what is left is acknowledged and dropped.
+      if (size_t left = ex->request_body.Clear(); left && !ex->down_closed) {
+        nghttp2_session_consume(down_->session(), ex->down_id, left);
+        down_->Kick();
+      }
+      if (!ex->detached) UpstreamEnded(*ex, error_code != NGHTTP2_NO_ERROR);
     }
     if (ex->Finished()) {
       if (ex->up && !ex->up->closed()) nghttp2_session_set_stream_user_data(ex->up->session(), ex->up_id, nullptr);
@@ -318,7 +339,7 @@ class Bridge final : public H2Handler {
     if (!http2) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
-      ++live_upstreams_;
+      ++live_tasks_;
       asio::co_spawn(ex_, ForwardHttp1(&ex, to, std::move(out)), asio::detached);
       return;
     }
@@ -334,6 +355,7 @@ class Bridge final : public H2Handler {
     up.Kick();
     if (ex.timeout) {
       ex.deadline = std::make_unique<asio::steady_timer>(ex_, *ex.timeout);
+      ++live_tasks_;
       asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id), asio::detached);
     }
   }
@@ -363,16 +385,18 @@ class Bridge final : public H2Handler {
   // upstream stream. The timer dies with its exchange (the wait then ends aborted, touching nothing).
   asio::awaitable<void> AnswerDeadline(asio::steady_timer* timer, int32_t down_id) {
     auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    auto it = exchanges_.find(down_id);
-    if (it == exchanges_.end()) co_return;
-    Exchange& ex = *it->second;
-    if (ex.response_started || ex.down_closed) co_return;
-    if (ex.up && !ex.up_closed) {
-      nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
-      ex.up->Kick();
+    // Counted in live_tasks_: the bridge outlives this, even when its completion was queued
+    // before the exchange (and the timer) went away; the exchange is looked up again.
+    auto it = ec ? exchanges_.end() : exchanges_.find(down_id);
+    if (it != exchanges_.end() && !it->second->response_started && !it->second->down_closed) {
+      Exchange& ex = *it->second;
+      if (ex.up && !ex.up_closed) {
+        nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
+        ex.up->Kick();
+      }
+      Local(ex, 504, "upstream request timeout\n", "UT");
     }
-    Local(ex, 504, "upstream request timeout\n", "UT");
+    if (--live_tasks_ == 0) upstreams_gone_.cancel();
   }
 
   // The open upstream connection to `to`, or a new one (connected in the background; the
@@ -385,7 +409,7 @@ class Bridge final : public H2Handler {
     upstreams_.push_back(std::make_unique<H2Connection>(tcp::socket(ex_), H2Connection::Role::kClient, *this));
     H2Connection* conn = upstreams_.back().get();
     by_endpoint_[to] = conn;
-    ++live_upstreams_;
+    ++live_tasks_;
     asio::co_spawn(ex_, RunUpstream(conn, to), asio::detached);
     return *conn;
   }
@@ -399,6 +423,10 @@ class Bridge final : public H2Handler {
       Exchange& ex = *it->second;
       if (ex.up == conn && !ex.up_closed) {
         ex.up_closed = true;
+        if (size_t left = ex.request_body.Clear(); left && !ex.down_closed) {
+          nghttp2_session_consume(down_->session(), ex.down_id, left);
+          down_->Kick();
+        }
         UpstreamEnded(ex, true, connected ? "UC" : "UF");
         ex.up = nullptr;
       }
@@ -407,7 +435,7 @@ class Bridge final : public H2Handler {
     }
     if (by_endpoint_.count(to) && by_endpoint_[to] == conn) by_endpoint_.erase(to);
     std::erase_if(upstreams_, [&](const auto& p) { return p.get() == conn; });
-    if (--live_upstreams_ == 0) upstreams_gone_.cancel();
+    if (--live_tasks_ == 0) upstreams_gone_.cancel();
   }
 
   // --- HTTP/1.1 upstreams ---
@@ -423,7 +451,8 @@ class Bridge final : public H2Handler {
     // streams must not open a hundred connections at once (a small accept backlog drops them).
     // Streams past it wait for a connection to come free, in no particular order.
     while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
-      http1_freed_.expires_at(asio::steady_timer::time_point::max());
+      // Only waits: re-arming the shared timer would cancel the other waiters (who would
+      // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
       co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     ++http1_busy_[to];
@@ -442,12 +471,16 @@ class Bridge final : public H2Handler {
       ex->h1_socket = nullptr;
     }
     ex->h1_done = true;
+    if (size_t left = ex->request_body.Clear()) {
+      nghttp2_session_consume(down_->session(), ex->down_id, left);
+      down_->Kick();
+    }
     if (failure) UpstreamEnded(*ex, true, failure);
     if (keep && s.is_open() && idle_http1_.count(to) < kIdleHttp1PerEndpoint) idle_http1_.emplace(to, std::move(s));
     --http1_busy_[to];
     http1_freed_.cancel();
     if (ex->Finished()) exchanges_.erase(ex->down_id);
-    if (--live_upstreams_ == 0) upstreams_gone_.cancel();
+    if (--live_tasks_ == 0) upstreams_gone_.cancel();
   }
 
   asio::awaitable<void> WaitFor(Exchange& ex) {
@@ -496,10 +529,8 @@ class Bridge final : public H2Handler {
                                                 asio::buffer(chunk.data(), n), asio::buffer("\r\n", chunked ? 2 : 0)};
         auto [wec, wn] = co_await asio::async_write(s, parts, kNoThrow);
         if (wec) co_return ex.down_closed ? nullptr : "UC";
-        if (!ex.down_closed) {
-          nghttp2_session_consume(down_->session(), ex.down_id, n);
-          down_->Kick();
-        }
+        nghttp2_session_consume(down_->session(), ex.down_id, n);
+        down_->Kick();
         continue;
       }
       if (ex.request_end) break;
@@ -611,6 +642,7 @@ class Bridge final : public H2Handler {
   }
 
   void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
+    ex.detached = true;
     ex.entry.flags = flags;
     ex.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
     if (!location.empty()) ex.response.emplace_back("location", location);
@@ -628,7 +660,7 @@ class Bridge final : public H2Handler {
     auto& ex = *static_cast<Exchange*>(source->ptr);
     auto& self = static_cast<Bridge&>(static_cast<H2Connection*>(user_data)->handler());
     size_t n = ex.request_body.Take(buf, length);
-    if (n > 0 && !ex.down_closed) {
+    if (n > 0) {  // credits the connection's window even once the client's stream is closed
       nghttp2_session_consume(self.down_->session(), ex.down_id, n);
       self.down_->Kick();
     }
@@ -649,11 +681,10 @@ class Bridge final : public H2Handler {
     auto& ex = *static_cast<Exchange*>(source->ptr);
     size_t n = ex.response_body.Take(buf, length);
     if (n > 0 && ex.h1) ex.Wake();  // room for more of the HTTP/1.1 answer
-    if (n > 0 && ex.up && !ex.up_closed) {
+    // Bytes that came from an HTTP/2 upstream are acknowledged to it (to its connection once its
+    // stream is closed); a local answer's bytes came from nowhere.
+    if (n > 0 && !ex.detached && ex.up && !ex.up->closed()) {
       nghttp2_session_consume(ex.up->session(), ex.up_id, n);
-      ex.up->Kick();
-    } else if (n > 0 && ex.up && !ex.up->closed()) {
-      nghttp2_session_consume_connection(ex.up->session(), n);  // the stream is gone; the connection window is not
       ex.up->Kick();
     }
     if (ex.response_body.size() == 0) {
@@ -675,9 +706,9 @@ class Bridge final : public H2Handler {
   std::map<tcp::endpoint, H2Connection*> by_endpoint_;
   std::multimap<tcp::endpoint, tcp::socket> idle_http1_;  // kept-alive HTTP/1.1 upstream connections
   std::map<tcp::endpoint, int> http1_busy_;               // HTTP/1.1 upstream connections in use
-  asio::steady_timer http1_freed_{ex_};                   // cancelled when one is given back
+  asio::steady_timer http1_freed_{ex_, asio::steady_timer::time_point::max()};  // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
-  int live_upstreams_ = 0;
+  int live_tasks_ = 0;
   asio::steady_timer upstreams_gone_;
   const std::string inbound_cluster_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused

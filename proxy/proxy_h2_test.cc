@@ -45,13 +45,15 @@ tern::testing_support::ProcessResult RunIn(const nettest::Netns& ns, int uid, st
   return tern::testing_support::RunProcess(full, kEnv, "", deadline);
 }
 
-// An HTTP/2 backend on the peer: nghttpd serving `name` at /who, echoing uploads.
+// An HTTP/2 backend on the peer: nghttpd serving `name` at /who and 1 MiB at /big, echoing
+// uploads.
 class H2Backend {
  public:
   H2Backend(const nettest::Netns& ns, const std::string& dir, const std::string& address, const std::string& name)
       : docs_(dir + "/" + name) {
     std::system(("mkdir -p " + docs_).c_str());
     EXPECT_TRUE(WriteFileAtomically(docs_ + "/who", name).ok());
+    EXPECT_TRUE(WriteFileAtomically(docs_ + "/big", std::string(1 << 20, 'b')).ok());
     pid_ = tern::testing_support::Spawn({"/usr/bin/env", "ip", "netns", "exec", ns.name(), "nghttpd", "--no-tls", "--echo-upload",
                                    "-a", address, "-d", docs_, "8080"},
                                   kEnv, dir + "/" + name + ".log");
@@ -430,6 +432,31 @@ TEST_F(ProxyH2, AnUpstreamThatResetsGives503AndOthersAreServed) {
   ASSERT_TRUE(c.Pump([&] { return c.Closed(to_v1); })) << Log();
   EXPECT_FALSE(c.status[to_v1].empty());
   EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"UC\"") != std::string::npos; })) << Log();
+}
+
+TEST_F(ProxyH2, StreamsResetWithAnswersBufferedDoNotStallTheConnection) {
+  LoadSeed();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client c(ConnectApp());
+  auto big = Get("/big");
+  big.emplace_back("x-canary", "true");  // every stream on the same upstream connection
+  // Each stream: the client does not read, the proxy buffers what the upstream sends (up to
+  // its stream window), then the client resets. Eight of them hold more than the upstream
+  // connection's 1 MiB window unless the dropped bytes are acknowledged.
+  for (int i = 0; i < 8; ++i) {
+    int32_t id = c.Request(big);
+    ASSERT_TRUE(c.Flush());
+    std::this_thread::sleep_for(200ms);
+    c.Reset(id);
+    c.Pump([&] { return c.Closed(id); }, 1000ms);
+  }
+  auto who = Get("/who");
+  who.emplace_back("x-canary", "true");
+  int32_t id = c.Request(who);
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(id); }, 5000ms)) << "the shared upstream connection stalled";
+  EXPECT_EQ(c.status[id], "200");
+  EXPECT_EQ(c.body[id], "v2");
 }
 
 TEST_F(ProxyH2, Http2RequestsAreMirroredToo) {

@@ -7,7 +7,9 @@
 # the sidecar it is, uid 1337 behind tern-init's capture, reached by calling the service's
 # cluster IP 10.96.0.20:8080 (so tern also pays the NAT redirect the others do not). One worker
 # each, keep-alive upstreams. Prints requests/s, p50/p99 latency, CPU seconds per 10,000
-# requests and peak RSS, and tern/HAProxy ratios. tern-proxy runs with a 1,000-endpoint snapshot
+# requests and peak RSS, and tern/HAProxy ratios. A last row, "haproxy-nat", reaches the same
+# HAProxy through an nftables redirect like tern's capture (10.96.0.30:8080 -> :18081), to tell
+# what the capture costs from what tern-proxy costs. tern-proxy runs with a 1,000-endpoint snapshot
 # (the bench service plus 100 services of 10 endpoints), so its idle RSS is the issue's measure.
 #   bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
@@ -105,6 +107,13 @@ run haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
 run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
 run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" \
   --concurrency 1 --log-level error & pids+=($!)
+# HAProxy behind a redirect of its own, evaluated before tern's capture (priority -150 < -100).
+run nft -f - <<'NFT'
+table ip bench_nat {
+  chain output { type nat hook output priority -150; policy accept;
+    ip daddr 10.96.0.30 tcp dport 8080 redirect to :18081 }
+}
+NFT
 sleep 1
 
 # pid of each measured process (one worker each)
@@ -120,8 +129,9 @@ rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }  # peak
 rss_now_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
-declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/ [nginx]=http://127.0.0.1:18082/)
-declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid)
+declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/
+                [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/)
+declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid [haproxy-nat]=$haproxy_pid)
 declare -A rps p50 p99 cpu
 echo "idle RSS: tern-proxy $(rss_now_kb "$tern_pid") KB, HAProxy $(rss_now_kb "$haproxy_pid") KB, nginx worker $(rss_now_kb "$nginx_pid") KB"
 h2_ok=$(run h2load -n1 -c1 http://10.96.0.20:8080/ 2>&1 | awk '/^status codes:/ {print $3}')
@@ -129,7 +139,7 @@ h2_ok=$(run h2load -n1 -c1 http://10.96.0.20:8080/ 2>&1 | awk '/^status codes:/ 
 echo "tern-proxy snapshot: $(grep -c "^- {service:" "$work/snapshot.yaml") endpoints, $(grep -c "hostname:" "$work/snapshot.yaml") services"
 for conns in 16 64; do
   for round in $(seq "$rounds"); do
-    for target in direct tern haproxy nginx; do
+    for target in direct tern haproxy nginx haproxy-nat; do
       p=${pid[$target]}
       before=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
       out=$(run wrk -t2 -c"$conns" -d"${duration}s" --latency "${url[$target]}")
@@ -147,19 +157,23 @@ done
 
 to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 } printf "%.3f", v }' <<<"$1"; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf "\n%-8s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
+printf "\n%-12s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
 for conns in 16 64; do
-  for target in direct tern haproxy nginx; do
+  for target in direct tern haproxy nginx haproxy-nat; do
     key="$target/$conns"
     m50=$(for v in ${p50[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
     m99=$(for v in ${p99[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
-    printf "%-8s %5s %12s %10s %10s %16s\n" "$target" "$conns" "$(median "${rps[$key]}")" "$(median "$m50")" "$(median "$m99")" "$(median "${cpu[$key]}")"
+    printf "%-12s %5s %12s %10s %10s %16s\n" "$target" "$conns" "$(median "${rps[$key]}")" "$(median "$m50")" "$(median "$m99")" "$(median "${cpu[$key]}")"
   done
   t=$(median "${rps[tern/$conns]}"); h=$(median "${rps[haproxy/$conns]}")
   t99=$(median "$(for v in ${p99[tern/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
   h99=$(median "$(for v in ${p99[haproxy/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
   awk -v t="$t" -v h="$h" -v t99="$t99" -v h99="$h99" -v c="$conns" \
     'BEGIN { printf "tern/HAProxy at %s connections: throughput %.2fx (goal >= 1.1), p99 %.2fx (goal <= 1.0)\n", c, t/h, t99/h99 }'
+  n=$(median "${rps[haproxy-nat/$conns]}")
+  n99=$(median "$(for v in ${p99[haproxy-nat/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
+  awk -v t="$t" -v n="$n" -v t99="$t99" -v n99="$n99" -v c="$conns" \
+    'BEGIN { printf "tern/HAProxy both behind a redirect, %s connections: throughput %.2fx, p99 %.2fx\n", c, t/n, t99/n99 }'
 done
 
 # HTTP/2: h2load, 16 connections x 10 streams, per-request times from its log file.

@@ -119,25 +119,14 @@ asio::awaitable<void> H2ClientPool::Run(H2Connection* conn, tcp::endpoint to) {
 int H2ClientPool::OnHeader(H2Connection& c, const nghttp2_frame& f, std::string_view name, std::string_view value) {
   Stream* s = f.hd.type == NGHTTP2_HEADERS ? StreamOf(c, f.hd.stream_id) : nullptr;
   if (!s) return 0;
-  // An upstream's header lists are bounded like a client's: past them the stream is reset.
-  s->header_bytes += name.size() + value.size() + 32;
-  if (s->header_bytes > kMaxHeaderBytes || s->response.size() + s->trailers.size() >= kMaxHeaderFields) {
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  }
-  if (name == ":status" && !value.empty() && value[0] == '1') s->interim = true;
-  if (s->interim) return 0;
-  (s->headers_done ? s->trailers : s->response).emplace_back(name, value);
-  return 0;
+  // Past the bounds the stream is reset (the client gets 503 or a closed connection).
+  return s->answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 int H2ClientPool::OnFrameRecv(H2Connection& c, const nghttp2_frame& f) {
   Stream* s = f.hd.stream_id ? StreamOf(c, f.hd.stream_id) : nullptr;
   if (!s || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
-  if (f.hd.type == NGHTTP2_HEADERS && s->interim) {
-    s->interim = false;
-    s->response.clear();
-    return 0;
-  }
+  if (f.hd.type == NGHTTP2_HEADERS && s->answer.End() == AnswerHeaders::Block::kInterim) return 0;
   if (f.hd.type == NGHTTP2_HEADERS) s->headers_done = true;
   if (f.hd.flags & NGHTTP2_FLAG_END_STREAM) s->end = true;
   s->wake.cancel();

@@ -27,9 +27,8 @@ class H2ClientPool final : public H2Handler {
     int32_t id = -1;
     ByteQueue request_body;
     bool request_end = false;
-    Headers response, trailers;
-    bool interim = false, headers_done = false, end = false;
-    size_t header_bytes = 0;
+    AnswerHeaders answer;
+    bool headers_done = false, end = false;
     bool closed = false, failed = false, connect_failed = false;
     ByteQueue body;
     boost::asio::steady_timer wake;  // cancelled whenever something changed

@@ -31,6 +31,24 @@ std::vector<nghttp2_nv> NameValues(const Headers& h) {
   return nva;
 }
 
+bool AnswerHeaders::Add(std::string_view name, std::string_view value) {
+  bytes_ += name.size() + value.size() + 32;
+  if (bytes_ > kMaxHeaderBytes || response.size() + trailers.size() >= kMaxHeaderFields) return false;
+  if (name == ":status" && !value.empty() && value[0] == '1') interim_ = true;
+  if (!interim_) (final_ ? trailers : response).emplace_back(name, value);
+  return true;
+}
+
+AnswerHeaders::Block AnswerHeaders::End() {
+  if (interim_) {
+    interim_ = false;
+    return Block::kInterim;
+  }
+  if (final_) return Block::kTrailers;
+  final_ = true;
+  return Block::kResponse;
+}
+
 bool IsConnectionSpecific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "upgrade";
 }

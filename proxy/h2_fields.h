@@ -59,6 +59,24 @@ class ByteQueue {
   size_t off_ = 0;
 };
 
+// An upstream's answer as nghttp2 delivers its header blocks: a 1xx block is dropped, the first
+// final block is the response, a later one the trailers; bounded like a request's header.
+class AnswerHeaders {
+ public:
+  enum class Block { kInterim, kResponse, kTrailers };
+  // One field of the current block; false past the bounds (the stream is to be reset).
+  bool Add(std::string_view name, std::string_view value);
+  // The current block is complete: which it was.
+  Block End();
+  bool has_response() const { return final_; }
+
+  Headers response, trailers;
+
+ private:
+  bool interim_ = false, final_ = false;
+  size_t bytes_ = 0;
+};
+
 std::string Lower(std::string_view s);
 // Istio's remove, set, add, with names compared lowercase.
 void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops);

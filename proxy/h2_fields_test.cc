@@ -46,5 +46,30 @@ TEST(Headers, IstioOperationsCompareNamesLowercase) {
   EXPECT_FALSE(IsConnectionSpecific("te"));
 }
 
+TEST(AnswerHeaders, InterimBlocksAreDroppedThenResponseThenTrailers) {
+  AnswerHeaders a;
+  EXPECT_TRUE(a.Add(":status", "100"));
+  EXPECT_EQ(a.End(), AnswerHeaders::Block::kInterim);
+  EXPECT_FALSE(a.has_response());
+  EXPECT_TRUE(a.Add(":status", "200"));
+  EXPECT_TRUE(a.Add("content-type", "application/grpc"));
+  EXPECT_EQ(a.End(), AnswerHeaders::Block::kResponse);
+  EXPECT_TRUE(a.Add("grpc-status", "0"));
+  EXPECT_EQ(a.End(), AnswerHeaders::Block::kTrailers);
+  EXPECT_EQ(a.response, (Headers{{":status", "200"}, {"content-type", "application/grpc"}}));
+  EXPECT_EQ(a.trailers, (Headers{{"grpc-status", "0"}}));
+}
+
+TEST(AnswerHeaders, AreBoundedInBytesAndFields) {
+  AnswerHeaders bytes;
+  EXPECT_TRUE(bytes.Add(":status", "200"));
+  EXPECT_TRUE(bytes.Add("x-a", std::string(60000, 'a')));
+  EXPECT_FALSE(bytes.Add("x-b", std::string(6000, 'b'))) << "past 64 KiB";
+  AnswerHeaders fields;
+  bool ok = true;
+  for (int i = 0; i < 101 && ok; ++i) ok = fields.Add("x-" + std::to_string(i), "1");
+  EXPECT_FALSE(ok) << "past 100 fields";
+}
+
 }  // namespace
 }  // namespace tern::proxy

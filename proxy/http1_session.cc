@@ -246,7 +246,7 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   }
   http::response<http::buffer_body> res;
   res.version(11);
-  for (const auto& [n, v] : s->response) {
+  for (const auto& [n, v] : s->answer.response) {
     if (n == ":status") res.result(static_cast<unsigned>(std::atoi(v.c_str())));
     else if (n[0] != ':') res.insert(n, v);
   }

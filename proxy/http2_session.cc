@@ -40,8 +40,7 @@ struct Exchange {
   bool too_large = false;  // the header list is over the bounds: 431
   ByteQueue request_body;
   bool request_end = false;
-  Headers response, response_trailers;
-  bool interim = false;          // the upstream's current header block is a 1xx
+  AnswerHeaders answer;           // what the upstream (or the proxy itself) answers
   bool response_started = false;  // final headers submitted to the client
   ByteQueue response_body;
   bool response_end = false;
@@ -49,7 +48,6 @@ struct Exchange {
   // The proxy answered itself (a local reply, a timeout): what the upstream still sends is
   // dropped, its DATA only acknowledged.
   bool detached = false;
-  size_t response_header_bytes = 0;
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
   AccessEntry entry;
@@ -140,17 +138,9 @@ class Bridge final : public H2Handler {
       into.emplace_back(name, value);
       return 0;
     }
-    // Upstream: a 1xx block is dropped; the final block is the response; a later one, trailers.
-    // Its header lists are bounded like a client's: past them the stream is reset (503 or a reset).
+    // Upstream: past the bounds its stream is reset (503 before the response, a reset after).
     if (ex->detached) return 0;
-    ex->response_header_bytes += name.size() + value.size() + 32;
-    if (ex->response_header_bytes > kMaxHeaderBytes || ex->response.size() + ex->response_trailers.size() >= kMaxHeaderFields) {
-      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    }
-    if (name == ":status" && !value.empty() && value[0] == '1') ex->interim = true;
-    if (ex->interim) return 0;
-    (ex->response_started ? ex->response_trailers : ex->response).emplace_back(name, value);
-    return 0;
+    return ex->answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
 
   int OnFrameRecv(H2Connection& c, const nghttp2_frame& f) override {
@@ -172,11 +162,7 @@ class Bridge final : public H2Handler {
       return 0;
     }
     if (!ex || ex->detached || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
-    if (f.hd.type == NGHTTP2_HEADERS && ex->interim) {
-      ex->interim = false;
-      ex->response.clear();
-      return 0;
-    }
+    if (f.hd.type == NGHTTP2_HEADERS && ex->answer.End() == AnswerHeaders::Block::kInterim) return 0;
     if (end) ex->response_end = true;
     if (f.hd.type == NGHTTP2_HEADERS && !ex->response_started) {
       if (!ex->down_closed) SubmitResponse(*ex);
@@ -568,11 +554,11 @@ class Bridge final : public H2Handler {
       if (status < 100 || status >= 200 || status == 101) break;
     }
     auto& res = p->get();
-    ex.response = {{":status", std::to_string(res.result_int())}};
+    ex.answer.response = {{":status", std::to_string(res.result_int())}};
     for (const auto& f : res) {
       std::string name = Lower(f.name_string());
       if (IsConnectionSpecific(name)) continue;
-      ex.response.emplace_back(std::move(name), std::string(f.value()));
+      ex.answer.response.emplace_back(std::move(name), std::string(f.value()));
     }
     ex.response_end = p->is_done();
     if (ex.down_closed) co_return nullptr;
@@ -628,7 +614,7 @@ class Bridge final : public H2Handler {
   void SubmitResponse(Exchange& ex) {
     ex.response_started = true;
     Headers out;
-    for (auto& [n, v] : ex.response) {
+    for (auto& [n, v] : ex.answer.response) {
       if (n == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
       out.emplace_back(std::move(n), std::move(v));
     }
@@ -636,7 +622,7 @@ class Bridge final : public H2Handler {
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->response);
     auto nva = NameValues(out);
     nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadResponseBody};
-    bool no_body = ex.response_end && ex.response_body.size() == 0 && ex.response_trailers.empty();
+    bool no_body = ex.response_end && ex.response_body.size() == 0 && ex.answer.trailers.empty();
     nghttp2_submit_response(down_->session(), ex.down_id, nva.data(), nva.size(), no_body ? nullptr : &body);
     down_->Kick();
   }
@@ -644,8 +630,8 @@ class Bridge final : public H2Handler {
   void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
     ex.detached = true;
     ex.entry.flags = flags;
-    ex.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
-    if (!location.empty()) ex.response.emplace_back("location", location);
+    ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
+    if (!location.empty()) ex.answer.response.emplace_back("location", location);
     ex.response_body.Append(body);
     ex.response_end = true;
     ex.spec = nullptr;
@@ -690,9 +676,9 @@ class Bridge final : public H2Handler {
     if (ex.response_body.size() == 0) {
       if (!ex.response_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (!ex.response_trailers.empty()) {
+      if (!ex.answer.trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        auto nva = NameValues(ex.response_trailers);
+        auto nva = NameValues(ex.answer.trailers);
         nghttp2_submit_trailer(session, stream, nva.data(), nva.size());
       }
     }

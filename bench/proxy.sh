@@ -110,8 +110,10 @@ run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" -
 # HAProxy behind a redirect of its own, evaluated before tern's capture (priority -150 < -100).
 run nft -f - <<'NFT'
 table ip bench_nat {
-  chain output { type nat hook output priority -150; policy accept;
-    ip daddr 10.96.0.30 tcp dport 8080 redirect to :18081 }
+  chain output {
+    type nat hook output priority -150; policy accept;
+    ip daddr 10.96.0.30 tcp dport 8080 redirect to :18081
+  }
 }
 NFT
 sleep 1

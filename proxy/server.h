@@ -2,12 +2,14 @@
 // nothing: every worker accepts on its own SO_REUSEPORT socket for the captured listeners, and
 // a connection lives and dies on the worker that accepted it.
 //   outbound 15001  captured outbound traffic; the original destination (SO_ORIGINAL_DST) names
-//                   the service; its protocol is declared or sniffed (bounded wait); today every
-//                   protocol is relayed as TCP to one of the service's endpoints, or to the
+//                   the service; its protocol is declared or sniffed (bounded wait): HTTP/1.1 and
+//                   HTTP/2 are served request by request (http1_session.h, http2_session.h),
+//                   anything else is relayed as TCP to one of the service's endpoints, or to the
 //                   original destination itself when it is no service (ALLOW_ANY; REGISTRY_ONLY
-//                   refuses it);
-//   inbound 15006   captured inbound traffic, relayed to the app from 127.0.0.6 (::6), the source
-//                   the capture rules exempt, so the proxy's own connection is not captured again;
+//                   refuses it: 502 for HTTP, a close otherwise);
+//   inbound 15006   captured inbound traffic, to the app from 127.0.0.6 (::6), the source the
+//                   capture rules exempt, so the proxy's own connection is not captured again;
+//                   HTTP request by request (steering headers stripped, the rate limit), else TCP;
 //   admin 15000     (127.0.0.1) /ready (LIVE, DRAINING), /config_dump, /quitquitquit, /logging?level=;
 //   health 15021    /healthz/ready;   stats 15090  /stats/prometheus.
 #pragma once

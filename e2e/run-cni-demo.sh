@@ -12,4 +12,5 @@ trap 'rm -rf "$work"' EXIT
 sed -n '/mesh.yaml: |/,$p' "$root/manifests/cni/mesh-cni-mode.yaml" | tail -n +2 | sed 's/^    //' > "$work/mesh.yaml"
 "$build/webhook/ternctl" kube-inject -f "$root/manifests/examples/product-service.yaml" \
   --mesh-config "$work/mesh.yaml" -o "$work/injected.yaml"
-exec "$build/e2e/cni_demo" "$build" "$root" "$work/injected.yaml"
+# Not exec: the EXIT trap must still remove the work directory.
+"$build/e2e/cni_demo" "$build" "$root" "$work/injected.yaml"

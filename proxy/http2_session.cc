@@ -58,6 +58,12 @@ struct Exchange {
   bool h1 = false, h1_done = false;
   std::unique_ptr<asio::steady_timer> wake;
   tcp::socket* h1_socket = nullptr;
+  // A mirror copy waiting for the request's body (kept up to kMaxMirroredBody, else dropped).
+  struct PendingMirror {
+    tcp::endpoint to;
+    std::string head, body;
+  };
+  std::unique_ptr<PendingMirror> mirror;
 
   void Wake() {
     if (wake) wake->cancel();
@@ -153,7 +159,10 @@ class Bridge final : public H2Handler {
       if (end) ex->request_end = true;
       if (f.hd.type == NGHTTP2_HEADERS && f.headers.cat == NGHTTP2_HCAT_REQUEST) {
         Start(*ex);
-      } else if (ex->up && !ex->up_closed && end) {
+        return 0;
+      }
+      if (end && ex->mirror) FlushMirror(*ex);
+      if (ex->up && !ex->up_closed && end) {
         nghttp2_session_resume_data(ex->up->session(), ex->up_id);
         ex->up->Kick();
       } else if (end) {
@@ -176,6 +185,7 @@ class Bridge final : public H2Handler {
   int OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) override {
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
     if (&c == down_.get()) {
+      if (ex && ex->mirror) MirrorBody(*ex, data, size);
       if (ex && ex->h1 && !ex->h1_done) {
         ex->request_body.Append(data, size);
         ex->Wake();
@@ -321,7 +331,7 @@ class Bridge final : public H2Handler {
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
-    if (d.mirror && ex.request_end) Mirror(d, out);
+    if (d.mirror) Mirror(ex, d, out);
     if (!http2) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
@@ -346,15 +356,15 @@ class Bridge final : public H2Handler {
     }
   }
 
-  // A copy of a request without a body for the route's mirror, sent as HTTP/1.1 with the
-  // authority suffixed "-shadow" (requests with a body are not mirrored on this path).
-  void Mirror(const RouteDecision& d, const Headers& request) {
+  // A copy of the request for the route's mirror, sent as HTTP/1.1 with the authority suffixed
+  // "-shadow" once the request is complete; a body over kMaxMirroredBody is not mirrored.
+  void Mirror(Exchange& ex, const RouteDecision& d, const Headers& request) {
     std::string method, path, authority, fields;
     for (const auto& [n, v] : request) {
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
-      else if (n[0] != ':' && n != "te") fields += n + ": " + v + "\r\n";
+      else if (n[0] != ':' && n != "te" && n != "content-length") fields += n + ": " + v + "\r\n";
     }
     size_t colon = authority.rfind(':');
     if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) authority.insert(colon, "-shadow");
@@ -363,8 +373,25 @@ class Bridge final : public H2Handler {
     boost::system::error_code aec;
     tcp::endpoint to(asio::ip::make_address(m.address, aec), static_cast<uint16_t>(m.port));
     if (aec) return;
-    SendMirror(ex_, to, method + " " + path + " HTTP/1.1\r\nhost: " + authority + "\r\n" + fields + "connection: close\r\n\r\n",
-               ctx_.connect_timeout);
+    ex.mirror = std::make_unique<Exchange::PendingMirror>();
+    ex.mirror->to = to;
+    ex.mirror->head = method + " " + path + " HTTP/1.1\r\nhost: " + authority + "\r\n" + fields + "connection: close\r\n";
+    if (ex.request_end) FlushMirror(ex);
+  }
+
+  void MirrorBody(Exchange& ex, const uint8_t* data, size_t size) {
+    if (ex.mirror->body.size() + size > kMaxMirroredBody) {
+      ex.mirror.reset();  // too big to copy: this request is not mirrored
+      return;
+    }
+    ex.mirror->body.append(reinterpret_cast<const char*>(data), size);
+  }
+
+  void FlushMirror(Exchange& ex) {
+    auto& m = *ex.mirror;
+    std::string framing = m.body.empty() ? "\r\n" : "content-length: " + std::to_string(m.body.size()) + "\r\n\r\n";
+    SendMirror(ex_, m.to, m.head + framing + m.body, ctx_.connect_timeout);
+    ex.mirror.reset();
   }
 
   // The route's timeout for an HTTP/2 upstream: no answer in time gives 504 (UT) and resets the

@@ -277,51 +277,41 @@ inline std::string ProductSnapshot(const std::string& version, const std::string
          resources;
 }
 
+// product-service's resources: one VirtualService route to v1 (`route_extra`: more of the
+// route's fields, each line indented as the route's) and a DestinationRule with subsets v1, v2
+// (`policy`: its trafficPolicy in flow style, or empty).
+inline std::string ProductResources(const std::string& route_extra, const std::string& policy) {
+  return "resources:\n"
+         "- apiVersion: networking.istio.io/v1beta1\n"
+         "  kind: VirtualService\n"
+         "  metadata: {name: product-service, namespace: my-app}\n"
+         "  spec:\n"
+         "    hosts: [product-service]\n"
+         "    http:\n"
+         "    - route:\n"
+         "      - destination: {host: product-service, subset: v1}\n" +
+         route_extra +
+         "- apiVersion: networking.istio.io/v1beta1\n"
+         "  kind: DestinationRule\n"
+         "  metadata: {name: product-service, namespace: my-app}\n"
+         "  spec:\n"
+         "    host: product-service\n" +
+         (policy.empty() ? "" : "    trafficPolicy: " + policy + "\n") +
+         "    subsets:\n"
+         "    - {name: v1, labels: {version: v1}}\n"
+         "    - {name: v2, labels: {version: v2}}\n";
+}
+
 // product-service with one route to v1 that waits at most 1 s for an answer.
 inline std::string TimeoutSnapshot(bool sidecars = false) {
-  return ProductSnapshot("timeout", "ALLOW_ANY", R"(resources:
-- apiVersion: networking.istio.io/v1beta1
-  kind: VirtualService
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    hosts: [product-service]
-    http:
-    - route:
-      - destination: {host: product-service, subset: v1}
-      timeout: 1s
-- apiVersion: networking.istio.io/v1beta1
-  kind: DestinationRule
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    host: product-service
-    trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
-    subsets:
-    - {name: v1, labels: {version: v1}}
-)", sidecars);
+  return ProductSnapshot("timeout", "ALLOW_ANY",
+                         ProductResources("      timeout: 1s\n", "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}"), sidecars);
 }
 
 // product-service routed to v1, half of its requests mirrored to v2.
 inline std::string MirrorSnapshot() {
-  return ProductSnapshot("mirror", "ALLOW_ANY", R"(resources:
-- apiVersion: networking.istio.io/v1beta1
-  kind: VirtualService
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    hosts: [product-service]
-    http:
-    - route:
-      - destination: {host: product-service, subset: v1}
-      mirror: {host: product-service, subset: v2}
-      mirrorPercentage: {value: 50}
-- apiVersion: networking.istio.io/v1beta1
-  kind: DestinationRule
-  metadata: {name: product-service, namespace: my-app}
-  spec:
-    host: product-service
-    subsets:
-    - {name: v1, labels: {version: v1}}
-    - {name: v2, labels: {version: v2}}
-)");
+  return ProductSnapshot("mirror", "ALLOW_ANY",
+                         ProductResources("      mirror: {host: product-service, subset: v2}\n      mirrorPercentage: {value: 50}\n", ""));
 }
 
 inline std::string SeedSnapshot(bool sidecars = false) {

@@ -3,6 +3,7 @@
 // limits, and the message framing.
 #pragma once
 
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstddef>
 #include <string>
@@ -35,6 +36,14 @@ const char* FramingProblem(const boost::beast::http::header<true, Fields>& h) {
     return "Content-Length with Transfer-Encoding";
   }
   return nullptr;
+}
+
+// An upstream's HTTP/1.1 answer failed to parse (it spoke something else: 502, UPE), as opposed
+// to the connection closing or resetting before a whole answer (503, UC).
+inline bool AnswerIsGarbage(const boost::system::error_code& ec) {
+  namespace http = boost::beast::http;
+  return ec.category() == boost::system::error_code(http::error::bad_version).category() && ec != http::error::end_of_stream &&
+         ec != http::error::partial_message;
 }
 
 }  // namespace tern::proxy

@@ -7,7 +7,6 @@
 #include <map>
 #include <random>
 #include <span>
-#include <sstream>
 
 #include "proxy/access_log.h"
 #include "proxy/h2_client.h"
@@ -35,10 +34,6 @@ struct RelayError {
   explicit operator bool() const { return static_cast<bool>(ec); }
 };
 
-// Streams a message whose header `p` has read from `in` to `out`, the body in chunks as they
-// arrive (the serializer re-frames chunked bodies). When body bytes are already buffered, the
-// header goes out with them in one gather write (a small message costs one write); when none
-// are, the header goes out alone at once, so a streaming answer is not held back.
 // A copy of a request body kept for its mirror, up to kMaxMirroredBody.
 struct Tee {
   std::string body;
@@ -54,6 +49,10 @@ struct Tee {
   }
 };
 
+// Streams a message whose header `p` has read from `in` to `out`, the body in chunks as they
+// arrive (the serializer re-frames chunked bodies). When body bytes are already buffered, the
+// header goes out with them in one gather write (a small message costs one write); when none
+// are, the header goes out alone at once, so a streaming answer is not held back.
 template <bool isRequest>
 asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
                                   tcp::socket& out, std::span<char> chunk, Tee* tee = nullptr) {
@@ -126,32 +125,6 @@ void StripMeshHeaders(http::fields& h, bool inbound) {
     bool strip = inbound ? IsSteeringHeader(it->name_string()) : IsClientCertHeader(it->name_string());
     it = strip ? h.erase(it) : std::next(it);
   }
-}
-
-// The request as the mirror gets it: the authority suffixed "-shadow", the body only when it was
-// kept whole.
-std::string MirrorRequest(const http::request<http::buffer_body>& req, const std::string& body) {
-  http::request<http::string_body> copy{req.method(), req.target(), 11};
-  for (const auto& f : req) {
-    if (f.name() != http::field::transfer_encoding && f.name() != http::field::content_length &&
-        f.name() != http::field::connection) {
-      copy.insert(f.name_string(), f.value());
-    }
-  }
-  std::string host(req[http::field::host]);
-  size_t colon = host.rfind(':');
-  if (colon != std::string::npos && host.find(']', colon) == std::string::npos) {
-    host.insert(colon, "-shadow");
-  } else {
-    host += "-shadow";
-  }
-  copy.set(http::field::host, host);
-  copy.body() = body;
-  copy.keep_alive(false);
-  copy.prepare_payload();
-  std::ostringstream out;
-  out << copy;
-  return out.str();
 }
 
 // The header timeout without a timer update per request: the request loop moves a deadline
@@ -303,7 +276,6 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   // Keep-alive clients repeat their Host: the last authority's service is remembered.
   std::string last_authority;
   const VirtualHost* last_host = nullptr;
-  const bool registry_only = ctx.table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY";
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
 
   for (;;) {
@@ -369,13 +341,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       }
       if (!vh) vh = ctx.host;
       d = Decide(vh, *ctx.table, view, rng);
-      if (!vh && registry_only) {  // neither the destination nor the authority is in the registry
-        d.local_status = 502;
-        d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
-        entry.cluster = "BlackHoleCluster";
-      }
       if (d.route && d.route->spec) entry.route = d.route->virtual_service;
-      if (d.cluster) entry.cluster = d.cluster->name;
+      entry.cluster = d.cluster_name;
       if (d.endpoint) {
         error_code aec;
         uep = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
@@ -449,13 +416,13 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       continue;
     }
     if (d.mirror && !tee.overflow) {
-      const UpstreamEndpoint& m = d.mirror->endpoints[rng() % d.mirror->endpoints.size()];
-      error_code aec;
-      tcp::endpoint mep(asio::ip::make_address(m.address, aec), static_cast<uint16_t>(m.port));
-      if (!aec) SendMirror(ex, mep, MirrorRequest(req, tee.body), ctx.connect_timeout);
+      headers.clear();  // the request as it went upstream (rewritten)
+      for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
+      SendMirror(ex, *d.mirror, rng(), ShadowRequest(req.method_string(), req.target(), req[http::field::host], headers, tee.body),
+                 ctx.connect_timeout);
     }
     http::response_parser<http::buffer_body> res_p;
-    res_p.header_limit(64 * 1024);
+    res_p.header_limit(kMaxHeaderBytes);
     res_p.body_limit(boost::none);
     if (req.method() == http::verb::head) res_p.skip(true);
     error_code uec;
@@ -474,9 +441,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     if (uec) {
       slot.reset();
-      // A parse error (not a closed or reset connection) means the upstream spoke something else.
-      bool garbage = uec.category() == error_code(http::error::bad_version).category() && uec != http::error::end_of_stream &&
-                     uec != http::error::partial_message;
+      bool garbage = AnswerIsGarbage(uec);
       if (!co_await local(garbage ? 502 : 503, garbage ? "upstream answered garbage\n" : "upstream reset before response\n",
                           garbage ? "UPE" : "UC")) {
         co_return;

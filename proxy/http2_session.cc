@@ -13,6 +13,7 @@
 #include "proxy/access_log.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
+#include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
 #include "proxy/route_decision.h"
@@ -60,8 +61,9 @@ struct Exchange {
   tcp::socket* h1_socket = nullptr;
   // A mirror copy waiting for the request's body (kept up to kMaxMirroredBody, else dropped).
   struct PendingMirror {
-    tcp::endpoint to;
-    std::string head, body;
+    const Cluster* cluster = nullptr;
+    Headers request;
+    std::string body;
   };
   std::unique_ptr<PendingMirror> mirror;
 
@@ -78,7 +80,7 @@ class Bridge final : public H2Handler {
       : ctx_(std::move(ctx)),
         ex_(socket.get_executor()),
         down_(std::make_unique<H2Connection>(std::move(socket), H2Connection::Role::kServer, *this)),
-        upstreams_gone_(ex_),
+        tasks_done_(ex_),
         inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||") {}
 
   asio::awaitable<void> Serve(std::string head) {
@@ -93,8 +95,8 @@ class Bridge final : public H2Handler {
     }
     http1_freed_.cancel();
     while (live_tasks_ > 0) {
-      upstreams_gone_.expires_at(asio::steady_timer::time_point::max());
-      co_await upstreams_gone_.async_wait(asio::as_tuple(asio::use_awaitable));
+      tasks_done_.expires_at(asio::steady_timer::time_point::max());
+      co_await tasks_done_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
 
@@ -295,13 +297,8 @@ class Bridge final : public H2Handler {
       const VirtualHost* vh = authority.empty() ? nullptr : ctx_.table->ForAuthority(authority, ctx_.original.port());
       if (!vh) vh = ctx_.host;
       d = Decide(vh, *ctx_.table, view, rng_);
-      if (!vh && ctx_.table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
-        d.local_status = 502;
-        d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
-        ex.entry.cluster = "BlackHoleCluster";
-      }
       if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
-      if (d.cluster) ex.entry.cluster = d.cluster->name;
+      ex.entry.cluster = d.cluster_name;
       if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location);
       boost::system::error_code aec;
       to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
@@ -331,7 +328,7 @@ class Bridge final : public H2Handler {
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
-    if (d.mirror) Mirror(ex, d, out);
+    if (d.mirror) Mirror(ex, d, out);  // a copy: `out` still goes upstream
     if (!http2) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
@@ -356,26 +353,12 @@ class Bridge final : public H2Handler {
     }
   }
 
-  // A copy of the request for the route's mirror, sent as HTTP/1.1 with the authority suffixed
-  // "-shadow" once the request is complete; a body over kMaxMirroredBody is not mirrored.
-  void Mirror(Exchange& ex, const RouteDecision& d, const Headers& request) {
-    std::string method, path, authority, fields;
-    for (const auto& [n, v] : request) {
-      if (n == ":method") method = v;
-      else if (n == ":path") path = v;
-      else if (n == ":authority") authority = v;
-      else if (n[0] != ':' && n != "te" && n != "content-length") fields += n + ": " + v + "\r\n";
-    }
-    size_t colon = authority.rfind(':');
-    if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) authority.insert(colon, "-shadow");
-    else authority += "-shadow";
-    const UpstreamEndpoint& m = d.mirror->endpoints[rng_() % d.mirror->endpoints.size()];
-    boost::system::error_code aec;
-    tcp::endpoint to(asio::ip::make_address(m.address, aec), static_cast<uint16_t>(m.port));
-    if (aec) return;
+  // A copy of the request for the route's mirror (see ShadowRequest), sent once the request is
+  // complete; a body over kMaxMirroredBody is not mirrored.
+  void Mirror(Exchange& ex, const RouteDecision& d, Headers request) {
     ex.mirror = std::make_unique<Exchange::PendingMirror>();
-    ex.mirror->to = to;
-    ex.mirror->head = method + " " + path + " HTTP/1.1\r\nhost: " + authority + "\r\n" + fields + "connection: close\r\n";
+    ex.mirror->cluster = d.mirror;
+    ex.mirror->request = std::move(request);
     if (ex.request_end) FlushMirror(ex);
   }
 
@@ -388,9 +371,16 @@ class Bridge final : public H2Handler {
   }
 
   void FlushMirror(Exchange& ex) {
-    auto& m = *ex.mirror;
-    std::string framing = m.body.empty() ? "\r\n" : "content-length: " + std::to_string(m.body.size()) + "\r\n\r\n";
-    SendMirror(ex_, m.to, m.head + framing + m.body, ctx_.connect_timeout);
+    const auto& m = *ex.mirror;
+    std::string_view method, path, authority;
+    std::vector<std::pair<std::string_view, std::string_view>> fields;
+    for (const auto& [n, v] : m.request) {
+      if (n == ":method") method = v;
+      else if (n == ":path") path = v;
+      else if (n == ":authority") authority = v;
+      else fields.emplace_back(n, v);
+    }
+    SendMirror(ex_, *m.cluster, rng_(), ShadowRequest(method, path, authority, fields, m.body), ctx_.connect_timeout);
     ex.mirror.reset();
   }
 
@@ -409,7 +399,7 @@ class Bridge final : public H2Handler {
       }
       Local(ex, 504, "upstream request timeout\n", "UT");
     }
-    if (--live_tasks_ == 0) upstreams_gone_.cancel();
+    TaskDone();
   }
 
   // The open upstream connection to `to`, or a new one (connected in the background; the
@@ -448,7 +438,7 @@ class Bridge final : public H2Handler {
     }
     if (by_endpoint_.count(to) && by_endpoint_[to] == conn) by_endpoint_.erase(to);
     std::erase_if(upstreams_, [&](const auto& p) { return p.get() == conn; });
-    if (--live_tasks_ == 0) upstreams_gone_.cancel();
+    TaskDone();
   }
 
   // --- HTTP/1.1 upstreams ---
@@ -493,7 +483,7 @@ class Bridge final : public H2Handler {
     --http1_busy_[to];
     http1_freed_.cancel();
     if (ex->Finished()) exchanges_.erase(ex->down_id);
-    if (--live_tasks_ == 0) upstreams_gone_.cancel();
+    TaskDone();
   }
 
   asio::awaitable<void> WaitFor(Exchange& ex) {
@@ -559,7 +549,7 @@ class Bridge final : public H2Handler {
     std::optional<http::response_parser<http::buffer_body>> p;
     for (;;) {  // 1xx answers (but 101) are interim: skipped
       p.emplace();
-      p->header_limit(64 * 1024);
+      p->header_limit(kMaxHeaderBytes);
       p->body_limit(boost::none);
       if (method == "HEAD") p->skip(true);
       boost::system::error_code rec;
@@ -573,9 +563,7 @@ class Bridge final : public H2Handler {
       }
       if (rec) {
         if (ex.down_closed) co_return nullptr;
-        bool garbage = rec.category() == boost::system::error_code(http::error::bad_version).category() &&
-                       rec != http::error::end_of_stream && rec != http::error::partial_message;
-        co_return garbage ? "UPE" : "UC";
+        co_return AnswerIsGarbage(rec) ? "UPE" : "UC";
       }
       unsigned status = p->get().result_int();
       if (status < 100 || status >= 200 || status == 101) break;
@@ -616,6 +604,12 @@ class Bridge final : public H2Handler {
     }
     *keep = res.keep_alive();
     co_return nullptr;
+  }
+
+  // A background task (an upstream connection, an HTTP/1.1 forwarder, a deadline) has ended;
+  // Serve waits for the last before the bridge goes away.
+  void TaskDone() {
+    if (--live_tasks_ == 0) tasks_done_.cancel();
   }
 
   // The upstream stream is over. Before the response: the client gets 503. After it began but
@@ -722,7 +716,7 @@ class Bridge final : public H2Handler {
   asio::steady_timer http1_freed_{ex_, asio::steady_timer::time_point::max()};  // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
   int live_tasks_ = 0;
-  asio::steady_timer upstreams_gone_;
+  asio::steady_timer tasks_done_;
   const std::string inbound_cluster_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
   std::minstd_rand rng_{std::random_device{}()};

@@ -5,6 +5,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "proxy/h2_fields.h"
+#include "proxy/route_table.h"
 #include "proxy/upstream_connect.h"
 
 namespace tern::proxy {
@@ -39,8 +41,31 @@ asio::awaitable<void> Mirror(tcp::endpoint to, std::string request, std::chrono:
 
 }  // namespace
 
-bool SendMirror(const asio::any_io_executor& ex, const tcp::endpoint& to, std::string request, std::chrono::milliseconds timeout) {
-  if (mirrors_in_flight >= kMaxMirrorsInFlight) return false;
+std::string ShadowRequest(std::string_view method, std::string_view target, std::string_view authority,
+                          const std::vector<std::pair<std::string_view, std::string_view>>& fields, std::string_view body) {
+  std::string host(authority);
+  size_t colon = host.rfind(':');
+  if (colon != std::string::npos && host.find(']', colon) == std::string::npos) host.insert(colon, "-shadow");
+  else host += "-shadow";
+  std::string out = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nhost: " + host + "\r\n";
+  for (const auto& [name, value] : fields) {
+    std::string n = Lower(name);
+    if (n.empty() || n[0] == ':' || n == "host" || n == "te" || n == "content-length" || IsConnectionSpecific(n)) continue;
+    out += n + ": " + std::string(value) + "\r\n";
+  }
+  if (!body.empty()) out += "content-length: " + std::to_string(body.size()) + "\r\n";
+  out += "connection: close\r\n\r\n";
+  out += body;
+  return out;
+}
+
+bool SendMirror(const asio::any_io_executor& ex, const Cluster& mirror, uint64_t random, std::string request,
+                std::chrono::milliseconds timeout) {
+  if (mirrors_in_flight >= kMaxMirrorsInFlight || mirror.endpoints.empty()) return false;
+  const UpstreamEndpoint& e = mirror.endpoints[random % mirror.endpoints.size()];
+  boost::system::error_code ec;
+  tcp::endpoint to(asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port));
+  if (ec) return false;
   ++mirrors_in_flight;
   asio::co_spawn(ex, Mirror(to, std::move(request), timeout), asio::detached);
   return true;

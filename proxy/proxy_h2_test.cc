@@ -244,17 +244,9 @@ TEST_F(ProxyH2, Http2ClientsReachHttp1OnlyBackendsOnPortsDeclaredHttp) {
 }
 
 TEST_F(ProxyH2, InboundHttp2ReachesAnHttp1AppInItsDeclaredProtocol) {
-  const std::string snapshot = R"(apiVersion: tern.dev/v1alpha1
-kind: ProxySnapshot
-version: own
-workload: {name: web-1, namespace: my-app}
-services:
-- hostname: web.my-app.svc.cluster.local
-  clusterIPs: [10.96.0.30]
-  ports: [{name: http-web, port: 80, targetPort: 9080}]
-endpoints:
-- {service: web.my-app.svc.cluster.local, address: 10.200.0.1, ports: {http-web: 9080}}
-)";
+  // The pod's own service: web, port 80 declared http, the app on 9080.
+  const std::string snapshot = testing_support::OneServiceSnapshot("own", "ALLOW_ANY", "web", "10.96.0.30", "http-web", 80,
+                                                                   "10.200.0.1", 9080);
   LOAD_SNAPSHOT(snapshot, "own");
   testing_support::Backend app(net_->pod, {"0.0.0.0", 9080}, "app");
   ASSERT_TRUE(app.ok());
@@ -292,17 +284,8 @@ TEST_F(ProxyH2, Http1ClientsAreUpgradedToHttp2TowardSidecars) {
 }
 
 TEST_F(ProxyH2, GrpcWorksEndToEndUnaryStreamingTrailersAndErrors) {
-  const std::string snapshot = R"(apiVersion: tern.dev/v1alpha1
-kind: ProxySnapshot
-version: grpc
-workload: {name: web-1, namespace: my-app}
-services:
-- hostname: echo.my-app.svc.cluster.local
-  clusterIPs: [10.96.0.21]
-  ports: [{name: grpc, port: 9090}]
-endpoints:
-- {service: echo.my-app.svc.cluster.local, address: 10.200.0.2, ports: {grpc: 9090}}
-)";
+  const std::string snapshot =
+      testing_support::OneServiceSnapshot("grpc", "ALLOW_ANY", "echo", "10.96.0.21", "grpc", 9090, "10.200.0.2");
   LOAD_SNAPSHOT(snapshot, "grpc");
   const std::string script = std::string(TERN_SOURCE_DIR) + "/proxy/testing/grpc_echo.py";
   pid_t server = tern::testing_support::Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), "/usr/bin/python3", script,

@@ -268,8 +268,8 @@ TEST_F(ProxyInPod, MirroredRequestsReachTheShadowAndTheClientOnlySeesThePrimary)
   EXPECT_LE(shadow.size(), 135u);
   ASSERT_FALSE(shadow.empty());
   EXPECT_NE(shadow[0].find("POST /orders HTTP/1.1"), std::string::npos) << shadow[0];
-  EXPECT_NE(shadow[0].find("product-service-shadow:8080"), std::string::npos) << shadow[0];
-  EXPECT_NE(shadow[0].find("Content-Length: 5"), std::string::npos) << shadow[0];
+  EXPECT_NE(shadow[0].find("host: product-service-shadow:8080"), std::string::npos) << shadow[0];
+  EXPECT_NE(shadow[0].find("content-length: 5"), std::string::npos) << shadow[0];
 }
 
 class RateLimitedPod : public ProxyInPod {

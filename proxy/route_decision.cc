@@ -8,6 +8,14 @@ namespace tern::proxy {
 
 RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng) {
   RouteDecision d;
+  if (!host && table.snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
+    // Neither the destination nor the authority is in the registry.
+    d.local_status = 502;
+    d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
+    d.flags = "NR";
+    d.cluster_name = "BlackHoleCluster";
+    return d;
+  }
   d.route = host ? table.Match(*host, request) : nullptr;
   if (!d.route) {
     d.local_status = 404;
@@ -36,6 +44,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
   }
   d.picked = RouteTable::Pick(*d.route, rng() | (static_cast<uint64_t>(rng()) << 32));
   d.cluster = d.picked ? d.picked->cluster : nullptr;
+  if (d.cluster) d.cluster_name = d.cluster->name;
   if (!d.cluster || d.cluster->endpoints.empty()) {
     d.local_status = 503;
     d.local_body = "no healthy upstream\n";

@@ -1,6 +1,7 @@
 // One request's routing decision, shared by the HTTP/1.1 and HTTP/2 sessions: the route that
 // matches, the weighted cluster it picks and an endpoint in it, or the answer the proxy gives
-// itself (no route 404/NR, direct response, redirect, no healthy upstream 503/UH or NC). Pure:
+// itself (no route 404/NR, REGISTRY_ONLY's 502/NR for a host outside the registry, direct
+// response, redirect, no healthy upstream 503/UH or NC). Pure:
 // the random draws come from the caller.
 #pragma once
 
@@ -21,6 +22,7 @@ struct RouteDecision {
   const Cluster* cluster = nullptr;
   const UpstreamEndpoint* endpoint = nullptr;
   const Cluster* mirror = nullptr;  // set when this request is to be mirrored (the percentage drawn)
+  std::string_view cluster_name;    // for the access log: the cluster's, or BlackHoleCluster
   // A local answer (no upstream) when local_status != 0.
   unsigned local_status = 0;
   std::string local_body, location;

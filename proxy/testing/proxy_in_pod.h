@@ -32,16 +32,27 @@ using tern::testing_support::WaitExit;
 
 inline const std::string kBin = TERN_BINARY_DIR;
 
-inline std::string Snapshot(const std::string& version, const std::string& endpoint, const std::string& policy) {
+// A snapshot with one service `name` in my-app at `cluster_ip`, one port, one endpoint at
+// `address` (listening on `target_port`, or on `port` when 0).
+inline std::string OneServiceSnapshot(const std::string& version, const std::string& policy, const std::string& name,
+                                      const std::string& cluster_ip, const std::string& port_name, int port,
+                                      const std::string& address, int target_port = 0) {
+  std::string host = name + ".my-app.svc.cluster.local";
+  std::string target = std::to_string(target_port ? target_port : port);
   return "apiVersion: tern.dev/v1alpha1\nkind: ProxySnapshot\nversion: \"" + version + "\"\n"
          "mesh: {outboundTrafficPolicy: " + policy + "}\n"
          "workload: {name: app-1, namespace: my-app, labels: {app: app}}\n"
          "services:\n"
-         "- hostname: db.my-app.svc.cluster.local\n"
-         "  clusterIPs: [10.96.0.20]\n"
-         "  ports: [{name: tcp-db, port: 8080}]\n"
+         "- hostname: " + host + "\n"
+         "  clusterIPs: [" + cluster_ip + "]\n"
+         "  ports: [{name: " + port_name + ", port: " + std::to_string(port) + ", targetPort: " + target + "}]\n"
          "endpoints:\n"
-         "- {service: db.my-app.svc.cluster.local, address: " + endpoint + ", ports: {tcp-db: 8080}}\n";
+         "- {service: " + host + ", address: " + address + ", ports: {" + port_name + ": " + target + "}}\n";
+}
+
+// db (TCP) at 10.96.0.20:8080, its endpoint at `endpoint`:8080.
+inline std::string Snapshot(const std::string& version, const std::string& endpoint, const std::string& policy) {
+  return OneServiceSnapshot(version, policy, "db", "10.96.0.20", "tcp-db", 8080, endpoint);
 }
 
 // A tiny HTTP/1.1 backend on the peer: answers every request on a connection (keep-alive) with

@@ -20,7 +20,9 @@ Status ConfigStore::Load(const std::string& text) {
     refused_++;
     return snapshot.status();
   }
-  auto table = RouteTable::Build(*snapshot);
+  // Clusters and endpoints that stay keep their state (ejections, requests in flight).
+  std::shared_ptr<const RouteTable> previous = current_.load(std::memory_order_acquire);
+  auto table = RouteTable::Build(*snapshot, previous.get());
   if (!table.ok()) {
     refused_++;
     return table.status();

@@ -10,9 +10,11 @@
 
 #include "proxy/access_log.h"
 #include "proxy/h2_client.h"
+#include "proxy/http1_pool.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
+#include "proxy/request_accounting.h"
 #include "proxy/route_decision.h"
 #include "proxy/upstream_connect.h"
 
@@ -260,6 +262,204 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   co_return out;
 }
 
+const UpstreamEndpoint kNoEndpoint{};  // PASSTHROUGH's and inbound's: no labels
+
+tcp::endpoint ToEndpoint(const UpstreamEndpoint* e) {
+  if (!e) return {};
+  error_code ec;
+  return tcp::endpoint(asio::ip::make_address(e->address, ec), static_cast<uint16_t>(e->port));
+}
+
+// A request sent again (a retry): the header as it first went upstream, the kept body framed
+// by its length.
+http::request<http::string_body> Replay(const http::request<http::buffer_body>& req, const std::string& body) {
+  http::request<http::string_body> r(static_cast<const http::request_header<>&>(req));
+  r.body() = body;
+  if (r.chunked()) {
+    r.chunked(false);
+    r.content_length(body.size());
+  }
+  return r;
+}
+
+// One request to forward over HTTP/1.1, its header already read and rewritten.
+struct Http1Exchange {
+  tcp::socket& down;
+  beast::flat_buffer& dbuf;
+  http::request_parser<http::buffer_body>& req_p;
+  std::span<char> chunk;
+  HttpContext& ctx;
+  const RouteDecision& d;
+  std::minstd_rand& rng;
+  AccessEntry& entry;
+  bool keep_alive;
+  asio::any_io_executor ex;
+  tcp::endpoint uep;
+};
+
+// How it ended: answered (relayed to the client), or a local answer the caller gives.
+struct ExchangeEnd {
+  unsigned local_status = 0;
+  std::string local_body;
+  std::string flags;
+  bool body_error = false;  // the client's body was malformed (400, the connection ends)
+  bool close = false;       // the client connection must end
+};
+
+// Forwards x's request with the route's retries (retry_policy.h) and relays the answer. An
+// attempt fails by connect failure (UF), reset (UC), per-try timeout (UT) or a retriable
+// status; the next goes to another endpoint after a backoff, while attempts, the route's
+// timeout and the retry budget allow. A kept-alive connection the upstream closed meanwhile
+// is replaced once, unseen, for requests safe to send again. Nothing is retried once the
+// answer began to reach the client.
+asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
+  using Clock = std::chrono::steady_clock;
+  auto& req = x.req_p.get();
+  const std::string_view method = req.method_string();
+  const RetryPolicy* policy = x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry;
+  const int max_retries = policy ? policy->attempts : 0;
+  const auto route_timeout = RouteTimeout(x.d.route);
+  const auto give_up = route_timeout ? Clock::now() + *route_timeout : Clock::time_point::max();
+  const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
+  const UpstreamEndpoint* endpoint = x.d.endpoint;
+  tcp::endpoint uep = x.uep;
+  // Connection is hop-by-hop: the upstream connection stays alive for the pool whatever the
+  // client asked of its own (a client's "close" would otherwise end a connection we reuse).
+  req.keep_alive(true);
+  Tee tee;  // the request body, kept for a retry or a mirror (up to kMaxMirroredBody)
+  std::optional<http::request<http::string_body>> replay;
+  bool relayed = false, mirrored = false, stale_replaced = false;
+  RetrySlot retry_slot;
+  ExchangeEnd end;
+  for (int retries = 0, round = 0; round <= max_retries + 1; ++round) {
+    x.entry.upstream = EndpointString(uep);
+    EndpointLoad load(endpoint);
+    auto wait_until = std::min(give_up, Clock::now() + x.ctx.connect_timeout);
+    Http1Pool::Lease lease = co_await x.ctx.http1_pool->Acquire(uep, cluster, x.ctx.inbound, x.ctx.connect_timeout, wait_until);
+    if (lease.failure && std::string_view(lease.failure) == "UO") {  // overflow is never retried
+      end.local_status = 503;
+      end.local_body = "upstream connection pool overflow\n";
+      AddFlag(end.flags, "UO");
+      co_return end;
+    }
+    AttemptFailure failure = lease.conn ? AttemptFailure::kNone : AttemptFailure::kConnectFailure;
+    const char* flag = lease.conn ? nullptr : "UF";
+    bool garbage = false, reused = lease.conn && lease.conn->reused;
+    std::optional<http::response_parser<http::buffer_body>> res_p;
+    if (lease.conn) {
+      Http1Conn& conn = *lease.conn;
+      if (!relayed) {  // the first try reads the request from the client as it goes
+        relayed = true;
+        RelayError rec = co_await Relay<true>(x.down, x.dbuf, x.req_p, conn.socket, x.chunk, &tee);
+        if (rec && rec.reading) {
+          x.ctx.http1_pool->Release(std::move(lease.conn), false);
+          end.local_status = 400;
+          end.local_body = rec.ec.message() + "\n";
+          end.body_error = true;
+          co_return end;
+        }
+        if (rec) failure = AttemptFailure::kReset, flag = "UC";
+      } else {  // later ones send the copy
+        if (!replay) replay = Replay(req, tee.body);
+        auto [wec, wn] = co_await http::async_write(conn.socket, *replay, kNoThrow);
+        if (wec) failure = AttemptFailure::kReset, flag = "UC";
+      }
+      if (failure == AttemptFailure::kNone && x.d.mirror && !mirrored && !tee.overflow) {
+        mirrored = true;
+        std::vector<std::pair<std::string_view, std::string_view>> fields;  // as it went upstream
+        for (const auto& f : req) fields.emplace_back(f.name_string(), f.value());
+        SendMirror(x.ex, *x.d.mirror, x.rng(), ShadowRequest(method, req.target(), req[http::field::host], fields, tee.body),
+                   x.ctx.connect_timeout);
+      }
+      if (failure == AttemptFailure::kNone) {
+        res_p.emplace();
+        res_p->header_limit(kMaxHeaderBytes);
+        res_p->body_limit(boost::none);
+        if (req.method() == http::verb::head) res_p->skip(true);
+        auto try_until = give_up;
+        if (policy && policy->per_try_timeout) try_until = std::min(give_up, Clock::now() + *policy->per_try_timeout);
+        error_code uec;
+        if (try_until != Clock::time_point::max()) {
+          asio::steady_timer deadline(x.ex, try_until);
+          auto got = co_await (http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow) || deadline.async_wait(kNoThrow));
+          if (got.index() == 1) failure = AttemptFailure::kTimeout, flag = "UT";
+          else uec = std::get<0>(std::get<0>(got));
+        } else {
+          uec = std::get<0>(co_await http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow));
+        }
+        if (failure == AttemptFailure::kNone && uec) {
+          garbage = AnswerIsGarbage(uec);
+          failure = garbage ? AttemptFailure::kNone : AttemptFailure::kReset;
+          flag = garbage ? "UPE" : "UC";
+        }
+      }
+      if (failure != AttemptFailure::kNone || garbage) x.ctx.http1_pool->Release(std::move(lease.conn), false);
+    }
+    // Sendable again: not read from the client yet, or read whole into the copy.
+    const bool replayable = !relayed || (x.req_p.is_done() && !tee.overflow);
+    // A kept-alive connection the upstream had closed: replaced at once, not counted.
+    if (reused && failure == AttemptFailure::kReset && replayable && IsIdempotent(method) && !stale_replaced) {
+      stale_replaced = true;
+      --round;
+      continue;
+    }
+    const unsigned status = garbage ? 502 : res_p && failure == AttemptFailure::kNone ? res_p->get().result_int() : 0;
+    RecordAttempt(cluster, endpoint, failure, status);
+    const bool wants_retry = policy && !garbage && ShouldRetry(*policy, failure, status, method);
+    if (wants_retry && retries < max_retries && replayable && Clock::now() < give_up) {
+      if (!retry_slot.Take(cluster)) {
+        AddFlag(end.flags, "UO");  // the retry budget is spent: this failure stands
+      } else {
+        if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
+        ++retries;
+        asio::steady_timer backoff(x.ex, std::min(RetryBackoff(retries, x.rng), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                                       std::max(Clock::duration::zero(), give_up - Clock::now()))));
+        co_await backoff.async_wait(kNoThrow);
+        if (!x.d.passthrough) {
+          if (const UpstreamEndpoint* next = RetryEndpoint(x.d, endpoint, x.rng, SteadyNowNs())) {
+            endpoint = next;
+            uep = ToEndpoint(next);
+          }
+        }
+        continue;
+      }
+    }
+    if (wants_retry && max_retries > 0 && retries == max_retries) AddFlag(end.flags, "URX");
+    if (garbage) {
+      end.local_status = 502;
+      end.local_body = "upstream answered garbage\n";
+      AddFlag(end.flags, "UPE");
+      co_return end;
+    }
+    if (failure != AttemptFailure::kNone) {
+      end.local_status = failure == AttemptFailure::kTimeout ? 504 : 503;
+      end.local_body = failure == AttemptFailure::kTimeout      ? "upstream request timeout\n"
+                       : failure == AttemptFailure::kConnectFailure ? "upstream connect error\n"
+                                                                 : "upstream reset before response\n";
+      AddFlag(end.flags, flag);
+      co_return end;
+    }
+    // The answer: relayed as it streams.
+    Http1Conn& conn = *lease.conn;
+    auto& res = res_p->get();
+    x.entry.code = res.result_int();
+    const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
+    if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
+    if (x.d.picked && x.d.picked->headers) ApplyHeaderOps(res.base(), x.d.picked->headers->response);
+    bool upstream_keep = res.keep_alive();
+    bool keep_alive = x.keep_alive && !(x.ctx.draining && *x.ctx.draining);  // shutting down: the last answer
+    res.keep_alive(keep_alive);
+    RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
+    x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
+    if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
+    end.close = wec || !keep_alive;
+    co_return end;
+  }
+  end.local_status = 503;  // unreachable: every round returns or retries within the bound
+  end.local_body = "upstream reset before response\n";
+  co_return end;
+}
+
 }  // namespace
 
 // The requests of one connection, in order; HTTP/2 upstreams in `h2pool` (made when needed).
@@ -268,8 +468,6 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
-  std::map<tcp::endpoint, std::unique_ptr<tcp::socket>> upstreams;  // kept alive between requests
-  std::map<tcp::endpoint, std::unique_ptr<beast::flat_buffer>> ubufs;
   thread_local std::minstd_rand rng{std::random_device{}()};
   std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
   std::vector<char> chunk(16384);  // the body relay buffer, one per connection
@@ -277,6 +475,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   std::string last_authority;
   const VirtualHost* last_host = nullptr;
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
+  const std::string peer_ip = ctx.peer.address().to_string();
 
   for (;;) {
     AccessEntry entry;
@@ -329,7 +528,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
       RequestView view{.method = entry.method, .path = entry.path, .authority = entry.authority, .headers = &headers,
                        .source_labels = &ctx.table->snapshot().workload.labels,
-                       .port = static_cast<uint32_t>(ctx.original.port())};
+                       .port = static_cast<uint32_t>(ctx.original.port()), .source_ip = peer_ip};
       // The service the authority names, else the one the connection was addressed to.
       const VirtualHost* vh = nullptr;
       if (!entry.authority.empty()) {
@@ -340,16 +539,13 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
         vh = last_host;
       }
       if (!vh) vh = ctx.host;
-      d = Decide(vh, *ctx.table, view, rng);
+      d = Decide(vh, *ctx.table, view, rng, SteadyNowNs());
       if (d.route && d.route->spec) entry.route = d.route->virtual_service;
       entry.cluster = d.cluster_name;
-      if (d.endpoint) {
-        error_code aec;
-        uep = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
-      }
+      uep = d.passthrough ? ctx.original : ToEndpoint(d.endpoint);
     }
     auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "") -> asio::awaitable<bool> {
-      entry.flags = std::move(flags);
+      AddFlag(entry.flags, flags);
       entry.code = status;
       if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
       error_code ec = co_await LocalReply(down, req.version(), static_cast<http::status>(status), std::move(body), keep_alive, location);
@@ -364,6 +560,16 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location)) co_return;
       continue;
     }
+    RequestInFlight in_flight;  // http2MaxRequests
+    if (!in_flight.Enter(d.cluster)) {
+      if (!co_await local(503, "upstream connection pool overflow\n", "UO")) co_return;
+      continue;
+    }
+    if (d.delay.count() > 0) {  // fault injection: hold the request, then forward it (flag DI)
+      asio::steady_timer delay(ex, d.delay);
+      co_await delay.async_wait(kNoThrow);
+      AddFlag(entry.flags, "DI");
+    }
     entry.upstream = EndpointString(uep);
     // The request as the upstream gets it.
     const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
@@ -376,90 +582,40 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
     bool http2 = ctx.inbound ? AppSpeaksHttp2(*ctx.table, uep.address().to_string(), uep.port(), false)
-                             : UpstreamSpeaksHttp2(*d.cluster, *d.endpoint, false);
+                             : UpstreamSpeaksHttp2(*d.cluster, d.endpoint ? *d.endpoint : kNoEndpoint, false);
     if (http2) {
       if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
       const istio::Headers* picked_headers = d.picked ? d.picked->headers : nullptr;
+      EndpointLoad load(d.endpoint);
       H2Outcome out =
           co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers, RouteTimeout(d.route));
+      RecordAttempt(d.cluster, d.endpoint, out.local_status ? AttemptFailure::kReset : AttemptFailure::kNone,
+                    out.local_status ? out.local_status : out.code);
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
         continue;
       }
       entry.code = out.code;
-      entry.flags = out.flags;
+      AddFlag(entry.flags, out.flags);
       LogAccess(ctx, entry);
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    auto& slot = upstreams[uep];
-    auto& ubuf = ubufs[uep];
-    if (!slot || !slot->is_open()) {
-      slot = std::make_unique<tcp::socket>(ex);
-      ubuf = std::make_unique<beast::flat_buffer>();
-      if (co_await ConnectUpstream(*slot, uep, ctx.inbound, ctx.connect_timeout) != ConnectResult::kOk) {
-        slot.reset();
-        if (!co_await local(503, "upstream connect error\n", "UF")) co_return;
-        continue;
-      }
-    }
-    Tee tee;
-    RelayError rec = co_await Relay<true>(down, dbuf, req_p, *slot, chunk, d.mirror ? &tee : nullptr);
-    if (rec) {
-      slot.reset();  // it holds a partial request
-      keep_alive = false;
-      if (rec.reading) {
-        co_await local(400, "bad request: " + rec.ec.message() + "\n", "DPE");
+    Http1Exchange x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+                    .entry = entry, .keep_alive = keep_alive, .ex = ex};
+    x.uep = uep;
+    ExchangeEnd end = co_await ForwardHttp1(x);
+    if (end.local_status) {
+      if (end.body_error) {  // the client's body was malformed
+        co_await local(400, "bad request: " + end.local_body, "DPE");
         co_return;
       }
-      if (!co_await local(503, "upstream reset before response\n", "UC")) co_return;
+      if (!co_await local(end.local_status, std::move(end.local_body), end.flags)) co_return;
       continue;
     }
-    if (d.mirror && !tee.overflow) {
-      headers.clear();  // the request as it went upstream (rewritten)
-      for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
-      SendMirror(ex, *d.mirror, rng(), ShadowRequest(req.method_string(), req.target(), req[http::field::host], headers, tee.body),
-                 ctx.connect_timeout);
-    }
-    http::response_parser<http::buffer_body> res_p;
-    res_p.header_limit(kMaxHeaderBytes);
-    res_p.body_limit(boost::none);
-    if (req.method() == http::verb::head) res_p.skip(true);
-    error_code uec;
-    if (auto timeout = RouteTimeout(d.route)) {
-      asio::steady_timer deadline(ex);
-      deadline.expires_after(*timeout);
-      auto got_header = co_await (http::async_read_header(*slot, *ubuf, res_p, kNoThrow) || deadline.async_wait(kNoThrow));
-      if (got_header.index() == 1) {
-        slot.reset();  // it may still answer: the connection cannot be reused
-        if (!co_await local(504, "upstream request timeout\n", "UT")) co_return;
-        continue;
-      }
-      uec = std::get<0>(std::get<0>(got_header));
-    } else {
-      uec = std::get<0>(co_await http::async_read_header(*slot, *ubuf, res_p, kNoThrow));
-    }
-    if (uec) {
-      slot.reset();
-      bool garbage = AnswerIsGarbage(uec);
-      if (!co_await local(garbage ? 502 : 503, garbage ? "upstream answered garbage\n" : "upstream reset before response\n",
-                          garbage ? "UPE" : "UC")) {
-        co_return;
-      }
-      continue;
-    }
-    auto& res = res_p.get();
-    entry.code = res.result_int();
-    if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
-    if (d.picked && d.picked->headers) ApplyHeaderOps(res.base(), d.picked->headers->response);
-    bool upstream_keep = res.keep_alive();
-    if (ctx.draining && *ctx.draining) keep_alive = false;  // shutting down: this is the last answer
-    res.keep_alive(keep_alive);
-    RelayError wec = co_await Relay<false>(*slot, *ubuf, res_p, down, chunk);
-    if (wec || !upstream_keep) slot.reset();
-    if (wec && wec.reading) entry.flags = "UPE";  // the upstream's body broke off or was malformed
+    AddFlag(entry.flags, end.flags);
     LogAccess(ctx, entry);
-    if (wec || !keep_alive) co_return;
+    if (end.close || !keep_alive) co_return;
   }
 }
 

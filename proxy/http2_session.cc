@@ -13,9 +13,11 @@
 #include "proxy/access_log.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
+#include "proxy/http1_pool.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
+#include "proxy/request_accounting.h"
 #include "proxy/route_decision.h"
 #include "proxy/upstream_connect.h"
 
@@ -51,6 +53,15 @@ struct Exchange {
   bool detached = false;
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
+  const Cluster* cluster = nullptr;            // outbound: for outlier detection and the limits
+  const UpstreamEndpoint* endpoint = nullptr;
+  RequestInFlight in_flight;                   // http2MaxRequests
+  std::optional<EndpointLoad> load;            // LEAST_REQUEST's count while the upstream has it
+  // Held by a fault-injected delay: where it goes once the delay is over.
+  tcp::endpoint to;
+  Headers upstream_request;
+  bool http2_upstream = true;
+  bool delayed = false;  // its body is kept until the delay is over
   AccessEntry entry;
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
@@ -81,7 +92,8 @@ class Bridge final : public H2Handler {
         ex_(socket.get_executor()),
         down_(std::make_unique<H2Connection>(std::move(socket), H2Connection::Role::kServer, *this)),
         tasks_done_(ex_),
-        inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||") {}
+        inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||"),
+        peer_ip_(ctx_.peer.address().to_string()) {}
 
   asio::awaitable<void> Serve(std::string head) {
     co_await down_->Run(std::move(head));
@@ -188,7 +200,7 @@ class Bridge final : public H2Handler {
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
     if (&c == down_.get()) {
       if (ex && ex->mirror) MirrorBody(*ex, data, size);
-      if (ex && ex->h1 && !ex->h1_done) {
+      if (ex && ((ex->h1 && !ex->h1_done) || ex->delayed)) {
         ex->request_body.Append(data, size);
         ex->Wake();
         return 0;
@@ -293,19 +305,27 @@ class Bridge final : public H2Handler {
     } else {
       RequestView view{.method = method, .path = path, .authority = authority, .scheme = scheme, .headers = &headers_,
                        .source_labels = &ctx_.table->snapshot().workload.labels,
-                       .port = static_cast<uint32_t>(ctx_.original.port())};
+                       .port = static_cast<uint32_t>(ctx_.original.port()), .source_ip = peer_ip_};
       const VirtualHost* vh = authority.empty() ? nullptr : ctx_.table->ForAuthority(authority, ctx_.original.port());
       if (!vh) vh = ctx_.host;
-      d = Decide(vh, *ctx_.table, view, rng_);
+      d = Decide(vh, *ctx_.table, view, rng_, SteadyNowNs());
       if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
       ex.entry.cluster = d.cluster_name;
       if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location);
-      boost::system::error_code aec;
-      to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
+      if (!ex.in_flight.Enter(d.cluster)) return Local(ex, 503, "upstream connection pool overflow\n", "UO");
+      if (d.passthrough) {
+        to = ctx_.original;
+      } else {
+        boost::system::error_code aec;
+        to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
+      }
       ex.spec = d.route->spec;
       ex.picked = d.picked;
+      ex.cluster = d.cluster;
+      ex.endpoint = d.endpoint;
       ex.timeout = RouteTimeout(d.route);
-      http2 = UpstreamSpeaksHttp2(*d.cluster, *d.endpoint, true);
+      static const UpstreamEndpoint kNoEndpoint{};
+      http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint ? *d.endpoint : kNoEndpoint, true);
     }
     ex.entry.upstream = EndpointString(to);
 
@@ -329,15 +349,43 @@ class Bridge final : public H2Handler {
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
     if (d.mirror) Mirror(ex, d, out);  // a copy: `out` still goes upstream
-    if (!http2) {
+    ex.to = to;
+    ex.upstream_request = std::move(out);
+    ex.http2_upstream = http2;
+    if (d.delay.count() > 0) {  // fault injection: the request waits, then goes on (flag DI)
+      ex.entry.flags = "DI";
+      ex.delayed = true;
+      ++live_tasks_;
+      asio::co_spawn(ex_, DelayThenForward(ex.down_id, d.delay), asio::detached);
+      return;
+    }
+    Forward(ex);
+  }
+
+  asio::awaitable<void> DelayThenForward(int32_t down_id, std::chrono::milliseconds delay) {
+    asio::steady_timer timer(ex_, delay);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    // Looked up again: the client may have reset the stream meanwhile.
+    auto it = exchanges_.find(down_id);
+    if (it != exchanges_.end() && !it->second->down_closed) {
+      it->second->delayed = false;
+      Forward(*it->second);
+    }
+    TaskDone();
+  }
+
+  // Sends the routed request upstream: its own coroutine for HTTP/1.1, a stream for HTTP/2.
+  void Forward(Exchange& ex) {
+    ex.load.emplace(ex.endpoint);
+    if (!ex.http2_upstream) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
       ++live_tasks_;
-      asio::co_spawn(ex_, ForwardHttp1(&ex, to, std::move(out)), asio::detached);
+      asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to, std::move(ex.upstream_request)), asio::detached);
       return;
     }
-    H2Connection& up = UpstreamFor(to);
-    auto nva = NameValues(out);
+    H2Connection& up = UpstreamFor(ex.to);
+    auto nva = NameValues(ex.upstream_request);
     nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadRequestBody};
     ex.up = &up;
     ex.up_id = nghttp2_submit_request(up.session(), nullptr, nva.data(), nva.size(), ex.request_end ? nullptr : &body, &ex);
@@ -397,6 +445,7 @@ class Bridge final : public H2Handler {
         nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
         ex.up->Kick();
       }
+      RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kTimeout, 0);
       Local(ex, 504, "upstream request timeout\n", "UT");
     }
     TaskDone();
@@ -443,35 +492,45 @@ class Bridge final : public H2Handler {
 
   // --- HTTP/1.1 upstreams ---
   static constexpr int kMaxHttp1PerEndpoint = 16;
-  static constexpr size_t kIdleHttp1PerEndpoint = kMaxHttp1PerEndpoint;
   static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
 
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
-    tcp::socket s(ex_);
-    bool keep = false;
     const char* failure = nullptr;
-    // At most kMaxHttp1PerEndpoint connections to one endpoint: a client multiplexing a hundred
-    // streams must not open a hundred connections at once (a small accept backlog drops them).
-    // Streams past it wait for a connection to come free, in no particular order.
+    std::unique_ptr<Http1Conn> conn;
+    // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
+    // a client multiplexing a hundred streams must not open a hundred connections at once (a
+    // small accept backlog drops them). Streams past it wait, in no particular order.
     while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
       // Only waits: re-arming the shared timer would cancel the other waiters (who would
       // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
       co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     ++http1_busy_[to];
-    auto idle = ex->down_closed ? idle_http1_.end() : idle_http1_.find(to);
-    if (ex->down_closed) {
-      failure = nullptr;  // the client gave up while the stream waited
-    } else if (idle != idle_http1_.end()) {
-      s = std::move(idle->second);
-      idle_http1_.erase(idle);
-    } else if (co_await ConnectUpstream(s, to, ctx_.inbound, ctx_.connect_timeout) != ConnectResult::kOk) {
-      failure = "UF";
+    if (!ex->down_closed) {
+      auto wait_until = std::chrono::steady_clock::now() + (ex->timeout ? std::min(*ex->timeout, ctx_.connect_timeout) : ctx_.connect_timeout);
+      Http1Pool::Lease lease =
+          co_await ctx_.http1_pool->Acquire(to, ctx_.inbound ? nullptr : ex->cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
+      conn = std::move(lease.conn);
+      failure = lease.failure;
     }
-    if (!failure && !ex->down_closed && s.is_open()) {
-      ex->h1_socket = &s;
-      failure = co_await Http1Exchange(*ex, s, request, &keep);
+    bool keep = false;
+    // A request without a body can be sent again as it is.
+    const bool bodiless = ex->request_end && ex->request_body.size() == 0;
+    for (int round = 0; round < 2 && conn && !ex->down_closed; ++round) {
+      bool reused = conn->reused;
+      ex->h1_socket = &conn->socket;
+      failure = co_await Http1Exchange(*ex, *conn, request, &keep);
       ex->h1_socket = nullptr;
+      // A kept-alive connection the upstream had closed meanwhile: replaced once, unseen.
+      bool stale = reused && failure && std::string_view(failure) == "UC" && bodiless && !ex->response_started &&
+                   IsIdempotent(ex->entry.method);
+      if (!stale || round > 0) break;
+      ctx_.http1_pool->Release(std::move(conn), false);
+      auto wait_until = std::chrono::steady_clock::now() + ctx_.connect_timeout;
+      Http1Pool::Lease lease =
+          co_await ctx_.http1_pool->Acquire(to, ctx_.inbound ? nullptr : ex->cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
+      conn = std::move(lease.conn);
+      failure = lease.failure;
     }
     ex->h1_done = true;
     if (size_t left = ex->request_body.Clear()) {
@@ -479,7 +538,7 @@ class Bridge final : public H2Handler {
       down_->Kick();
     }
     if (failure) UpstreamEnded(*ex, true, failure);
-    if (keep && s.is_open() && idle_http1_.count(to) < kIdleHttp1PerEndpoint) idle_http1_.emplace(to, std::move(s));
+    if (conn) ctx_.http1_pool->Release(std::move(conn), keep);
     --http1_busy_[to];
     http1_freed_.cancel();
     if (ex->Finished()) exchanges_.erase(ex->down_id);
@@ -492,7 +551,8 @@ class Bridge final : public H2Handler {
   }
 
   // One request and its answer over HTTP/1.1; the flags of a failure, or null.
-  asio::awaitable<const char*> Http1Exchange(Exchange& ex, tcp::socket& s, const Headers& request, bool* keep) {
+  asio::awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep) {
+    tcp::socket& s = conn.socket;
     namespace http = boost::beast::http;
     constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
     std::string_view method, path, authority;
@@ -545,7 +605,7 @@ class Bridge final : public H2Handler {
       if (wec) co_return ex.down_closed ? nullptr : "UC";
     }
 
-    boost::beast::flat_buffer buf;
+    boost::beast::flat_buffer& buf = conn.buffer;
     std::optional<http::response_parser<http::buffer_body>> p;
     for (;;) {  // 1xx answers (but 101) are interim: skipped
       p.emplace();
@@ -619,8 +679,13 @@ class Bridge final : public H2Handler {
     if (!ex.response_started) {
       ex.up = nullptr;
       std::string_view f(flags);
+      if (f != "UO") {  // an overflow says nothing of the endpoint
+        RecordAttempt(ex.cluster, ex.endpoint, f == "UT" ? AttemptFailure::kTimeout : f == "UPE" ? AttemptFailure::kNone : AttemptFailure::kReset,
+                      502);
+      }
       Local(ex, f == "UPE" ? 502 : f == "UT" ? 504 : 503,
             f == "UF"    ? "upstream connect error\n"
+            : f == "UO"  ? "upstream connection pool overflow\n"
             : f == "UPE" ? "upstream answered garbage\n"
             : f == "UT"  ? "upstream request timeout\n"
                          : "upstream reset before response\n",
@@ -639,6 +704,7 @@ class Bridge final : public H2Handler {
       if (n == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
       out.emplace_back(std::move(n), std::move(v));
     }
+    if (!ex.detached) RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kNone, ex.entry.code);
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->response);
     auto nva = NameValues(out);
@@ -650,7 +716,7 @@ class Bridge final : public H2Handler {
 
   void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
     ex.detached = true;
-    ex.entry.flags = flags;
+    AddFlag(ex.entry.flags, flags);
     ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
     if (!location.empty()) ex.answer.response.emplace_back("location", location);
     ex.response_body.Append(body);
@@ -711,13 +777,13 @@ class Bridge final : public H2Handler {
   std::unique_ptr<H2Connection> down_;
   std::vector<std::unique_ptr<H2Connection>> upstreams_;
   std::map<tcp::endpoint, H2Connection*> by_endpoint_;
-  std::multimap<tcp::endpoint, tcp::socket> idle_http1_;  // kept-alive HTTP/1.1 upstream connections
-  std::map<tcp::endpoint, int> http1_busy_;               // HTTP/1.1 upstream connections in use
+  std::map<tcp::endpoint, int> http1_busy_;  // HTTP/1.1 upstream connections this client's streams hold
   asio::steady_timer http1_freed_{ex_, asio::steady_timer::time_point::max()};  // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
   int live_tasks_ = 0;
   asio::steady_timer tasks_done_;
   const std::string inbound_cluster_;
+  const std::string peer_ip_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
   std::minstd_rand rng_{std::random_device{}()};
   bool goaway_sent_ = false;

@@ -12,6 +12,8 @@
 
 namespace tern::proxy {
 
+class Http1Pool;
+
 struct HttpContext {
   std::shared_ptr<const RouteTable> table;  // the snapshot this connection started on
   const VirtualHost* host = nullptr;        // the service the original destination names (may be null)
@@ -25,6 +27,7 @@ struct HttpContext {
   const std::atomic<bool>* draining = nullptr;  // set on shutdown: connections are not kept alive
   std::chrono::milliseconds header_timeout{15000};  // a client must send a whole header within it
   std::chrono::milliseconds connect_timeout{10000};
+  Http1Pool* http1_pool = nullptr;  // the worker's HTTP/1.1 upstream connections
 };
 
 // "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.

@@ -1,12 +1,18 @@
 #include "proxy/route_decision.h"
 
 #include "core/annotations/keys.h"
+#include "proxy/load_balancer.h"
 
 #include <algorithm>
 
 namespace tern::proxy {
 
-RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng) {
+bool Chance(double percentage, std::minstd_rand& rng) {
+  return static_cast<double>(rng() % 1000000) < percentage * 10000;
+}
+
+RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng,
+                     int64_t now_ns) {
   RouteDecision d;
   if (!host && table.snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
     // Neither the destination nor the authority is in the registry.
@@ -24,6 +30,19 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
     return d;
   }
   const istio::HttpRoute* spec = d.route->spec;
+  if (spec && spec->fault) {  // the fault filter runs before the router: it applies to every action
+    const auto& f = *spec->fault;
+    if (f.abort && f.abort->http_status && Chance(f.abort->percentage, rng)) {
+      d.local_status = f.abort->http_status;
+      d.local_body = "fault filter abort";
+      d.flags = "FI";
+      return d;
+    }
+    if (f.delay && f.delay->fixed_delay.count() > 0 && Chance(f.delay->percentage, rng)) {
+      d.delay = std::chrono::duration_cast<std::chrono::milliseconds>(f.delay->fixed_delay);
+      d.flags = "DI";
+    }
+  }
   if (spec && spec->direct_response) {
     d.local_status = static_cast<unsigned>(spec->direct_response->status);
     d.local_body = spec->direct_response->body;
@@ -45,19 +64,29 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
   d.picked = RouteTable::Pick(*d.route, rng() | (static_cast<uint64_t>(rng()) << 32));
   d.cluster = d.picked ? d.picked->cluster : nullptr;
   if (d.cluster) d.cluster_name = d.cluster->name;
-  if (!d.cluster || d.cluster->endpoints.empty()) {
-    d.local_status = 503;
-    d.local_body = "no healthy upstream\n";
-    d.flags = d.cluster && !d.cluster->known_subset ? "NC" : "UH";
-    return d;
+  if (d.cluster && d.cluster->lb == LbPolicy::kPassthrough && d.cluster->known_subset) {
+    d.passthrough = true;
+  } else {
+    if (d.cluster) {
+      d.hash = RequestHash(*d.cluster, request);
+      d.endpoint = PickEndpoint(*d.cluster, d.hash, nullptr, rng, now_ns);
+    }
+    if (!d.endpoint) {
+      d.local_status = 503;
+      d.local_body = "no healthy upstream\n";
+      d.flags = d.cluster && !d.cluster->known_subset ? "NC" : "UH";
+      return d;
+    }
   }
-  d.endpoint = &d.cluster->endpoints[rng() % d.cluster->endpoints.size()];
-  if (d.route->mirror && !d.route->mirror->endpoints.empty()) {
-    // mirrorPercentage in [0, 100], drawn in millionths.
-    double pct = spec ? spec->mirror_percentage : 100;
-    if (static_cast<double>(rng() % 1000000) < pct * 10000) d.mirror = d.route->mirror;
+  if (d.route->mirror && !d.route->mirror->endpoints.empty() && Chance(spec ? spec->mirror_percentage : 100, rng)) {
+    d.mirror = d.route->mirror;
   }
   return d;
+}
+
+const UpstreamEndpoint* RetryEndpoint(const RouteDecision& d, const UpstreamEndpoint* last, std::minstd_rand& rng, int64_t now_ns) {
+  if (d.passthrough || !d.cluster) return nullptr;
+  return PickEndpoint(*d.cluster, d.hash, d.hash ? nullptr : last, rng, now_ns);
 }
 
 namespace {

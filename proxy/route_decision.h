@@ -1,8 +1,9 @@
 // One request's routing decision, shared by the HTTP/1.1 and HTTP/2 sessions: the route that
 // matches, the weighted cluster it picks and an endpoint in it, or the answer the proxy gives
 // itself (no route 404/NR, REGISTRY_ONLY's 502/NR for a host outside the registry, direct
-// response, redirect, no healthy upstream 503/UH or NC). Pure:
-// the random draws come from the caller.
+// response, redirect, fault injection's abort 
+// (FI) and delay (DI), no healthy upstream 503/UH or NC). Pure: the random draws and the clock
+// come from the caller.
 #pragma once
 
 #include <chrono>
@@ -22,6 +23,9 @@ struct RouteDecision {
   const Cluster* cluster = nullptr;
   const UpstreamEndpoint* endpoint = nullptr;
   const Cluster* mirror = nullptr;  // set when this request is to be mirrored (the percentage drawn)
+  bool passthrough = false;         // PASSTHROUGH: to the connection's original destination, no endpoint
+  std::optional<uint64_t> hash;     // the consistent-hash key's, for retries' picks
+  std::chrono::milliseconds delay{0};  // fault injection: wait this long before forwarding (flag DI)
   std::string_view cluster_name;    // for the access log: the cluster's, or BlackHoleCluster
   // A local answer (no upstream) when local_status != 0.
   unsigned local_status = 0;
@@ -30,7 +34,15 @@ struct RouteDecision {
 };
 
 // `host`: the service the request addresses (by authority or by the connection's destination).
-RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng);
+RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng,
+                     int64_t now_ns);
+
+// A retry's endpoint: by the cluster's balancer, another than the last when it can (not when
+// hashing: a key keeps its endpoint). Null when none is healthy.
+const UpstreamEndpoint* RetryEndpoint(const RouteDecision& d, const UpstreamEndpoint* last, std::minstd_rand& rng, int64_t now_ns);
+
+// Whether an event of `percentage` (in [0, 100]) happens on this draw: drawn in millionths.
+bool Chance(double percentage, std::minstd_rand& rng);
 
 // The route's `timeout` (the wait for the upstream's answer; 504, flag UT, past it), or none:
 // unset or 0 disables it, as in Istio.

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "proxy/load_balancer.h"
+
 namespace tern::proxy {
 
 using istio::StringMatch;
@@ -149,9 +151,64 @@ bool Selects(const std::map<std::string, std::string>& selector, const std::map<
 
 }  // namespace
 
+namespace {
+
+// One part of a cluster's policy, by Istio's precedence: the subset's port-level setting, the
+// subset's, the rule's port-level setting, the rule's.
+template <class Part>
+const Part* Effective(const istio::TrafficPolicy* rule, const istio::TrafficPolicy* subset, uint32_t port,
+                      std::optional<Part> istio::TrafficPolicy::*whole, std::optional<Part> istio::TrafficPolicy::PortLevel::*at_port) {
+  for (const istio::TrafficPolicy* p : {subset, rule}) {
+    if (!p) continue;
+    for (const auto& pl : p->port_level_settings) {
+      if (pl.port == port && pl.*at_port) return &*(pl.*at_port);
+    }
+    if (p->*whole) return &*(p->*whole);
+  }
+  return nullptr;
+}
+
+std::chrono::milliseconds Ms(const istio::Duration& d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d); }
+
+void ApplyPolicy(Cluster& c, const istio::TrafficPolicy* rule, const istio::TrafficPolicy* subset) {
+  using TP = istio::TrafficPolicy;
+  if (const auto* lb = Effective(rule, subset, c.port, &TP::load_balancer, &TP::PortLevel::load_balancer)) {
+    c.lb_spec = lb;
+    if (lb->consistent_hash()) c.lb = LbPolicy::kConsistentHash;
+    else if (lb->simple == "ROUND_ROBIN") c.lb = LbPolicy::kRoundRobin;
+    else if (lb->simple == "RANDOM") c.lb = LbPolicy::kRandom;
+    else if (lb->simple == "PASSTHROUGH") c.lb = LbPolicy::kPassthrough;
+  }
+  if (const auto* cp = Effective(rule, subset, c.port, &TP::connection_pool, &TP::PortLevel::connection_pool)) {
+    PoolLimits& l = c.limits;
+    if (cp->max_connections) l.max_connections = *cp->max_connections;
+    if (cp->http1_max_pending_requests) l.max_pending = *cp->http1_max_pending_requests;
+    if (cp->http2_max_requests) l.max_requests = *cp->http2_max_requests;
+    if (cp->max_retries && *cp->max_retries > 0) l.max_retries = *cp->max_retries;  // 0 is Istio's "unset"
+    if (cp->max_requests_per_connection) l.max_requests_per_connection = *cp->max_requests_per_connection;
+    if (cp->connect_timeout && cp->connect_timeout->count() > 0) l.connect_timeout = Ms(*cp->connect_timeout);
+    if (cp->idle_timeout && cp->idle_timeout->count() > 0) l.idle_timeout = Ms(*cp->idle_timeout);
+    l.keepalive = cp->tcp_keepalive;
+    c.h2_upgrade = cp->h2_upgrade_policy == "UPGRADE";
+  }
+  if (const auto* od = Effective(rule, subset, c.port, &TP::outlier_detection, &TP::PortLevel::outlier_detection)) {
+    OutlierSettings& o = c.outlier;
+    o.enabled = true;
+    if (od->consecutive_5xx_errors) o.consecutive_5xx = *od->consecutive_5xx_errors;
+    if (od->consecutive_gateway_errors) o.consecutive_gateway = *od->consecutive_gateway_errors;
+    if (od->interval && od->interval->count() > 0) o.interval = Ms(*od->interval);
+    if (od->base_ejection_time && od->base_ejection_time->count() > 0) o.base_ejection = Ms(*od->base_ejection_time);
+    if (od->max_ejection_percent) o.max_ejection_percent = *od->max_ejection_percent;
+    if (od->min_health_percent) o.min_health_percent = *od->min_health_percent;
+  }
+}
+
+}  // namespace
+
 RouteTable::~RouteTable() = default;
 
-Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<const config::Snapshot> snapshot) {
+Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<const config::Snapshot> snapshot,
+                                                            const RouteTable* previous) {
   std::shared_ptr<RouteTable> t(new RouteTable());
   t->snapshot_ = std::move(snapshot);
   const config::Snapshot& s = *t->snapshot_;
@@ -174,12 +231,13 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
     c->port = port;
     c->subset = subset;
     const std::map<std::string, std::string>* selector = nullptr;
+    const istio::TrafficPolicy* subset_policy = nullptr;
     if (auto dr = rules.find(host); dr != rules.end()) {
       if (dr->second->traffic_policy) c->policy = &*dr->second->traffic_policy;
       for (const auto& sub : dr->second->subsets) {
         if (sub.name != subset) continue;
         selector = &sub.labels;
-        if (sub.traffic_policy) c->policy = &*sub.traffic_policy;
+        if (sub.traffic_policy) subset_policy = &*sub.traffic_policy;
       }
     }
     c->known_subset = subset.empty() || selector != nullptr;
@@ -191,19 +249,23 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
       }
     }
     if (sp) c->protocol = sp->protocol;
-    if (c->policy) {
-      const std::optional<istio::ConnectionPool>* pool = &c->policy->connection_pool;
-      for (const auto& pl : c->policy->port_level_settings) {
-        if (pl.port == port && pl.connection_pool) pool = &pl.connection_pool;
-      }
-      c->h2_upgrade = *pool && (*pool)->h2_upgrade_policy == "UPGRADE";
-    }
+    ApplyPolicy(*c, c->policy, subset_policy);
+    if (subset_policy) c->policy = subset_policy;
+    const Cluster* before = previous ? previous->FindCluster(name) : nullptr;
+    c->state = before ? before->state : std::make_shared<ClusterState>();
     if (svc && sp && c->known_subset) {
       for (const auto& e : s.endpoints) {
         if (e.service != host || !e.ready || (selector && !Selects(*selector, e.labels))) continue;
         auto named = e.ports.find(sp->name);
         uint32_t target = named != e.ports.end() ? named->second : sp->target_port ? sp->target_port : sp->port;
-        c->endpoints.push_back({e.address, target, &e.labels});
+        UpstreamEndpoint ep{e.address, target, &e.labels, nullptr, StableHash(e.address + ":" + std::to_string(target))};
+        if (before) {  // the same endpoint keeps its load and health
+          for (const auto& old : before->endpoints) {
+            if (old.port == target && old.address == e.address) ep.state = old.state;
+          }
+        }
+        if (!ep.state) ep.state = std::make_shared<EndpointState>();
+        c->endpoints.push_back(std::move(ep));
       }
     }
     Cluster* raw = c.get();
@@ -228,6 +290,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
           Route route;
           route.virtual_service = ns_of(r) + "/" + r.meta.name;
           route.spec = &hr;
+          route.retry = CompileRetryPolicy(hr.retries ? &*hr.retries : nullptr);
           bool port_applies = hr.match.empty();
           for (const auto& m : hr.match) {
             if (!m.port || *m.port == port.port) {
@@ -250,6 +313,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
       }
       if (vh->routes.empty()) {
         Route fallback;
+        fallback.retry = CompileRetryPolicy(nullptr);
         fallback.clusters.push_back({cluster(svc.hostname, port.port, ""), 100, nullptr});
         vh->routes.push_back(std::move(fallback));
       }

@@ -20,6 +20,8 @@
 
 #include "core/base/status.h"
 #include "core/config/snapshot.h"
+#include "proxy/cluster_state.h"
+#include "proxy/retry_policy.h"
 
 namespace re2 {
 class RE2;
@@ -31,6 +33,8 @@ struct UpstreamEndpoint {
   std::string address;
   uint32_t port = 0;
   const std::map<std::string, std::string>* labels = nullptr;
+  std::shared_ptr<EndpointState> state;  // never null; carried across snapshots by address:port
+  uint64_t hash = 0;                     // of address:port, for consistent hashing
 };
 
 // Istio names clusters "outbound|<port>|<subset>|<host>"; so does Tern (metrics, logs, admin).
@@ -44,6 +48,12 @@ struct Cluster {
   const istio::TrafficPolicy* policy = nullptr;  // the DestinationRule's (subset's if it has one)
   config::Protocol protocol = config::Protocol::kSniff;  // the service port's, declared or sniffed
   bool h2_upgrade = false;  // the policy's h2UpgradePolicy is UPGRADE (its port-level setting first)
+  // The effective policy for this port (a portLevelSettings entry wins over the whole rule).
+  LbPolicy lb = LbPolicy::kLeastRequest;  // Istio's default
+  const istio::LoadBalancer* lb_spec = nullptr;
+  PoolLimits limits;
+  OutlierSettings outlier;
+  std::shared_ptr<ClusterState> state;  // never null; carried across snapshots by name
 };
 
 // What the router needs to know of a request; every header value present, names in any case.
@@ -52,6 +62,7 @@ struct RequestView {
   const std::vector<std::pair<std::string_view, std::string_view>>* headers = nullptr;
   const std::map<std::string, std::string>* source_labels = nullptr;
   uint32_t port = 0;
+  std::string_view source_ip;  // the downstream's address (consistent hash by source IP)
 };
 
 // One name-keyed condition (a header, a query parameter) with its regex compiled.
@@ -80,6 +91,7 @@ struct Route {
   std::vector<CompiledMatch> matches;      // empty: matches every request
   std::vector<WeightedCluster> clusters;
   const Cluster* mirror = nullptr;
+  RetryPolicy retry;  // the route's retries, else Istio's default policy
 };
 
 struct VirtualHost {
@@ -90,7 +102,9 @@ struct VirtualHost {
 
 class RouteTable {
  public:
-  static Result<std::shared_ptr<const RouteTable>> Build(std::shared_ptr<const config::Snapshot> snapshot);
+  // `previous`: the table being replaced; its clusters' and endpoints' state carries over.
+  static Result<std::shared_ptr<const RouteTable>> Build(std::shared_ptr<const config::Snapshot> snapshot,
+                                                         const RouteTable* previous = nullptr);
   ~RouteTable();
 
   const config::Snapshot& snapshot() const { return *snapshot_; }

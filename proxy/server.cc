@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "core/metrics/registry.h"
+#include "proxy/http1_pool.h"
 #include "proxy/http1_session.h"
 #include "proxy/http2_session.h"
+#include "proxy/load_balancer.h"
 #include "proxy/original_dst.h"
 #include "proxy/sniff.h"
 #include "proxy/upstream_connect.h"
@@ -50,6 +52,8 @@ bool OriginalDestination(tcp::socket& s, tcp::endpoint* out) {
 
 struct Worker {
   asio::io_context io{1};
+  // Declared after io: destroyed first, while the io_context (and its sockets' reactor) lives.
+  Http1Pool http1_pool{io.get_executor()};
   std::thread thread;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::vector<tcp::acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
@@ -83,8 +87,8 @@ struct Server::Impl {
   }
 
   Status Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional);
-  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind);
-  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound);
+  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Http1Pool& pool);
+  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound, Http1Pool& pool);
   asio::awaitable<void> Admin(tcp::socket s, ListenerKind kind);
   void StopAll();
 };
@@ -113,13 +117,13 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
     return Status::Error("cannot listen on " + EndpointString(ep) + ": " + ec.message());
   }
   ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
-  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind), asio::detached);
+  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind, w.http1_pool), asio::detached);
   if (kind == ListenerKind::kOutbound || kind == ListenerKind::kInbound) w.captured.push_back(acceptor.get());
   w.acceptors.push_back(std::move(acceptor));
   return Status::Ok();
 }
 
-asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind) {
+asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Http1Pool& pool) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
@@ -131,7 +135,7 @@ asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, Listener
     switch (kind) {
       case ListenerKind::kOutbound:
       case ListenerKind::kInbound:
-        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound), asio::detached);
+        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound, pool), asio::detached);
         break;
       default:
         asio::co_spawn(ex, Admin(std::move(socket), kind), asio::detached);
@@ -157,7 +161,7 @@ asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) 
 
 }  // namespace
 
-asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound) {
+asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound, Http1Pool& pool) {
   auto start = std::chrono::steady_clock::now();
   ++active;
   struct Done {
@@ -186,15 +190,19 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
       declared = vh->port->protocol;
       cluster_name = "outbound|" + std::to_string(vh->port->port) + "||" + service;
       const Cluster* cluster = table->FindCluster(cluster_name);
-      if (!cluster || cluster->endpoints.empty()) {
-        flags = "UH";  // no healthy upstream
-      } else {
-        // Each worker thread draws from its own generator: nothing shared on the connection path.
-        thread_local std::minstd_rand rng{std::random_device{}()};
-        size_t pick = rng() % cluster->endpoints.size();
-        const UpstreamEndpoint& e = cluster->endpoints[pick];
-        upstream_ep = tcp::endpoint(asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port));
-        if (ec) flags = "UH";
+      // Each worker thread draws from its own generator: nothing shared on the connection path.
+      thread_local std::minstd_rand rng{std::random_device{}()};
+      // A TCP connection hashes on its source IP (the only key it has) when the policy hashes.
+      std::optional<uint64_t> hash;
+      if (cluster && cluster->lb == LbPolicy::kConsistentHash) hash = StableHash(peer.address().to_string());
+      if (!cluster || cluster->lb != LbPolicy::kPassthrough) {  // PASSTHROUGH keeps the original destination
+        const UpstreamEndpoint* e = cluster ? PickEndpoint(*cluster, hash, nullptr, rng, SteadyNowNs()) : nullptr;
+        if (!e) {
+          flags = "UH";  // no healthy upstream
+        } else {
+          upstream_ep = tcp::endpoint(asio::ip::make_address(e->address, ec), static_cast<uint16_t>(e->port));
+          if (ec) flags = "UH";
+        }
       }
     } else if (table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
       flags = "NR";  // no route: the destination is not in the registry
@@ -241,7 +249,8 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   if ((vh || blackhole || inbound) && (http1 || http2)) {
     HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
                     .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
-                    .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout};
+                    .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout,
+                    .http1_pool = &pool};
     if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
     else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
     closed.With({reporter, service, "-"}).Inc();

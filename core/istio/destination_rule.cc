@@ -28,15 +28,29 @@ LoadBalancer ReadLoadBalancer(const json& v, const std::string& path, FieldError
   if (const json* ch = r.Get("consistentHash")) {
     ObjectReader cr(*ch, r.Path("consistentHash"), errors);
     cr.String("httpHeaderName", lb.hash_header);
+    cr.String("httpQueryParameterName", lb.hash_query_param);
     cr.Bool("useSourceIp", lb.hash_source_ip);
-    for (const char* key : {"httpCookie", "httpQueryParameterName", "ringHash", "maglev", "minimumRingSize"}) {
+    if (const json* cookie = cr.Get("httpCookie")) {
+      ObjectReader kr(*cookie, cr.Path("httpCookie"), errors);
+      std::string name;
+      if (kr.String("name", name) && !name.empty()) lb.hash_cookie = name;
+      else errors.Add(kr.Path("name"), "required");
+      // Envoy mints the cookie when a request lacks it and ttl is set; Tern only reads it.
+      for (const char* key : {"path", "ttl", "attributes"}) {
+        if (kr.Get(key)) ne.push_back(kr.Path(key));
+      }
+    }
+    int sources = lb.hash_header.has_value() + lb.hash_cookie.has_value() + lb.hash_query_param.has_value() + lb.hash_source_ip;
+    if (sources > 1) errors.Add(r.Path("consistentHash"), "httpHeaderName, httpCookie, useSourceIp and httpQueryParameterName exclude each other");
+    // The ring's size tunes Envoy's ring hash; Tern hashes by rendezvous, which needs no ring.
+    for (const char* key : {"ringHash", "maglev", "minimumRingSize"}) {
       if (cr.Get(key)) ne.push_back(cr.Path(key));
     }
   }
   for (const char* key : {"localityLbSetting", "warmupDurationSecs", "warmup"}) {
     if (r.Get(key)) ne.push_back(r.Path(key));
   }
-  if (!lb.simple.empty() && (lb.hash_header || lb.hash_source_ip)) {
+  if (!lb.simple.empty() && lb.consistent_hash()) {
     errors.Add(path, "simple and consistentHash exclude each other");
   }
   return lb;
@@ -50,7 +64,15 @@ ConnectionPool ReadConnectionPool(const json& v, const std::string& path, FieldE
     ObjectReader tr(*tcp, r.Path("tcp"), errors);
     cp.max_connections = ReadCount(tr, "maxConnections", 1);
     cp.connect_timeout = ReadDuration(tr, "connectTimeout");
-    for (const char* key : {"tcpKeepalive", "maxConnectionDuration", "idleTimeout"}) {
+    if (const json* ka = tr.Get("tcpKeepalive")) {
+      ObjectReader kr(*ka, tr.Path("tcpKeepalive"), errors);
+      TcpKeepalive keepalive;
+      keepalive.probes = ReadCount(kr, "probes", 1, 127);
+      keepalive.time = ReadDuration(kr, "time");
+      keepalive.interval = ReadDuration(kr, "interval");
+      cp.tcp_keepalive = keepalive;
+    }
+    for (const char* key : {"maxConnectionDuration", "idleTimeout"}) {
       if (tr.Get(key)) ne.push_back(tr.Path(key));
     }
   }

@@ -20,13 +20,23 @@ struct LoadBalancer {
   // ROUND_ROBIN, LEAST_REQUEST (LEAST_CONN is Istio's older name for it), RANDOM, PASSTHROUGH;
   // "" when unset.
   std::string simple;
-  std::optional<std::string> hash_header;  // consistentHash.httpHeaderName
-  bool hash_source_ip = false;             // consistentHash.useSourceIp
+  // consistentHash: at most one key source is set.
+  std::optional<std::string> hash_header;       // httpHeaderName
+  std::optional<std::string> hash_cookie;       // httpCookie.name (read; never minted)
+  std::optional<std::string> hash_query_param;  // httpQueryParameterName
+  bool hash_source_ip = false;                  // useSourceIp
+  bool consistent_hash() const { return hash_header || hash_cookie || hash_query_param || hash_source_ip; }
+};
+
+struct TcpKeepalive {
+  std::optional<int64_t> probes;
+  std::optional<Duration> time, interval;
 };
 
 struct ConnectionPool {
   std::optional<int64_t> max_connections;
   std::optional<Duration> connect_timeout;
+  std::optional<TcpKeepalive> tcp_keepalive;
   std::optional<int64_t> http1_max_pending_requests, http2_max_requests, max_requests_per_connection, max_retries;
   std::optional<Duration> idle_timeout;
   std::string h2_upgrade_policy;  // DEFAULT, DO_NOT_UPGRADE, UPGRADE; "" when unset

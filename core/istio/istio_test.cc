@@ -272,12 +272,44 @@ TEST(DestinationRule, BadInputNamesEveryProblem) {
       {"spec: {host: a, subsets: [{name: v1, labels: {version: 1}}]}", "spec.subsets[0].labels.version: must be a string"},
       {"spec: {host: a, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: ALWAYS}}}}",
        "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy: \"ALWAYS\" is not one of DEFAULT, DO_NOT_UPGRADE, UPGRADE"},
+      {"spec: {host: a, trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, useSourceIp: true}}}}",
+       "spec.trafficPolicy.loadBalancer.consistentHash: httpHeaderName, httpCookie, useSourceIp and httpQueryParameterName exclude each other"},
+      {"spec: {host: a, trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {ttl: 0s}}}}}",
+       "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name: required"},
+      {"spec: {host: a, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {probes: 0}}}}}",
+       "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes: 0 is out of range"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.spec);
     std::string err = ErrorOf(head + c.spec);
     EXPECT_NE(err.find(c.error), std::string::npos) << err;
   }
+}
+
+TEST(DestinationRule, HashKeysAndKeepalive) {
+  Resource r = MustParse(
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: dr}\n"
+      "spec:\n  host: a\n  trafficPolicy:\n"
+      "    loadBalancer: {consistentHash: {httpCookie: {name: session, ttl: 0s}}}\n"
+      "    connectionPool: {tcp: {tcpKeepalive: {probes: 3, time: 60s, interval: 5s}}}\n"
+      "  subsets:\n  - name: q\n    trafficPolicy: {loadBalancer: {consistentHash: {httpQueryParameterName: user}}}\n");
+  const auto& dr = std::get<DestinationRule>(r.spec);
+  EXPECT_EQ(dr.traffic_policy->load_balancer->hash_cookie, "session");
+  EXPECT_TRUE(dr.traffic_policy->load_balancer->consistent_hash());
+  EXPECT_EQ(dr.traffic_policy->connection_pool->tcp_keepalive->probes, 3);
+  EXPECT_EQ(dr.traffic_policy->connection_pool->tcp_keepalive->time, Duration(60s));
+  EXPECT_EQ(dr.traffic_policy->connection_pool->tcp_keepalive->interval, Duration(5s));
+  EXPECT_EQ(dr.subsets[0].traffic_policy->load_balancer->hash_query_param, "user");
+  EXPECT_EQ(dr.not_enforced, std::vector<std::string>{"spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.ttl"});
+}
+
+TEST(VirtualService, AFaultWithoutPercentageNeverFires) {
+  Resource r = MustParse(
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\n"
+      "spec: {hosts: [a], http: [{fault: {abort: {httpStatus: 500}, delay: {fixedDelay: 1s}}, route: [{destination: {host: a}}]}]}\n");
+  const auto& fault = *std::get<VirtualService>(r.spec).http[0].fault;
+  EXPECT_DOUBLE_EQ(fault.abort->percentage, 0) << "Istio: an unset percentage is 0";
+  EXPECT_DOUBLE_EQ(fault.delay->percentage, 0);
 }
 
 TEST(Resource, EnvelopeErrors) {

@@ -239,7 +239,7 @@ HttpRoute ReadHttpRoute(const json& v, const std::string& path, FieldErrors& err
     if (const json* d = fr.Get("delay")) {
       ObjectReader dr(*d, fr.Path("delay"), errors);
       HttpFault::Delay delay;
-      delay.percentage = ReadPercentage(dr, "percentage", 100);
+      delay.percentage = ReadPercentage(dr, "percentage", 0);
       if (auto fixed = ReadDuration(dr, "fixedDelay")) delay.fixed_delay = *fixed;
       else if (!dr.Get("fixedDelay")) errors.Add(dr.Path("fixedDelay"), "required");
       int64_t legacy = 0;
@@ -249,7 +249,7 @@ HttpRoute ReadHttpRoute(const json& v, const std::string& path, FieldErrors& err
     if (const json* a = fr.Get("abort")) {
       ObjectReader ar(*a, fr.Path("abort"), errors);
       HttpFault::Abort abort;
-      abort.percentage = ReadPercentage(ar, "percentage", 100);
+      abort.percentage = ReadPercentage(ar, "percentage", 0);
       int64_t status = 0;
       if (ar.Int("httpStatus", 200, 599, status)) abort.http_status = static_cast<uint32_t>(status);
       else if (ar.Get("grpcStatus")) ne.push_back(ar.Path("grpcStatus"));

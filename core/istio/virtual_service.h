@@ -72,13 +72,14 @@ struct HttpRetry {
   std::vector<std::string> retry_on;  // the policies and status codes, split
 };
 
+// A fault without `percentage` never fires (Istio's documented behaviour since 1.14).
 struct HttpFault {
   struct Delay {
-    double percentage = 100;
+    double percentage = 0;
     Duration fixed_delay{0};
   };
   struct Abort {
-    double percentage = 100;
+    double percentage = 0;
     uint32_t http_status = 0;
   };
   std::optional<Delay> delay;

@@ -3,6 +3,8 @@
 // file, and helpers to play the app, a backend and a client.
 #pragma once
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -55,12 +58,24 @@ inline std::string Snapshot(const std::string& version, const std::string& endpo
   return OneServiceSnapshot(version, policy, "db", "10.96.0.20", "tcp-db", 8080, endpoint);
 }
 
+// What a scripted backend does with its n-th request (0-based, over all its connections).
+struct Reply {
+  int status = 200;
+  std::chrono::milliseconds delay{0};  // before answering (ends early when the backend is destroyed)
+  bool reset = false;                  // no answer: the connection is reset (RST)
+  bool break_mid_body = false;         // the header and half the body, then a reset
+};
+using Script = std::function<Reply(int n, const std::string& request_line)>;
+
 // A tiny HTTP/1.1 backend on the peer: answers every request on a connection (keep-alive) with
-// its name and the request line, until the client closes. One thread per connection, bounded
+// its name and the request line, until the client closes or the backend is destroyed (the
+// proxy keeps idle connections: reads wait in slices and give up once the test is over).
+// A Script makes it fail, stall or reset chosen requests. One thread per connection, bounded
 // by the test's own requests.
 class Backend {
  public:
-  Backend(const nettest::Netns& ns, const Endpoint& at, std::string name) : listener_(ns, at), name_(std::move(name)) {
+  Backend(const nettest::Netns& ns, const Endpoint& at, std::string name, Script script = nullptr)
+      : listener_(ns, at), name_(std::move(name)), script_(std::move(script)) {
     thread_ = std::thread([this] { Serve(); });
   }
   ~Backend() {
@@ -74,20 +89,44 @@ class Backend {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_;
   }
+  int requests() const { return requests_; }
+  int connections() const { return connections_; }
+  int most_in_flight() const { return most_in_flight_; }  // requests being answered at once, at most
 
  private:
+  // recv, in 100 ms slices while the backend lives.
+  ssize_t Receive(int fd, char* buf, size_t size) {
+    while (!done_) {
+      pollfd p{fd, POLLIN, 0};
+      int r = poll(&p, 1, 100);
+      if (r < 0) return -1;
+      if (r > 0) return recv(fd, buf, size, 0);
+    }
+    return -1;
+  }
+  void Sleep(std::chrono::milliseconds d) {
+    auto until = std::chrono::steady_clock::now() + d;
+    while (!done_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  }
+  static void Reset(int fd) {
+    linger l{1, 0};  // close() sends RST
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+  }
+
   void Serve() {
     while (!done_) {
       Endpoint local, peer;
       int fd = listener_.AcceptConnection(&local, &peer);  // waits at most three seconds
       if (fd < 0) continue;
+      ++connections_;
       conns_.emplace_back([this, fd] {
         std::string buf;
         char chunk[4096];
         for (;;) {
           size_t end;
           while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
-            ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+            ssize_t n = Receive(fd, chunk, sizeof chunk);
             if (n <= 0) {
               close(fd);
               return;
@@ -105,7 +144,7 @@ class Backend {
           std::string lower = headers;
           for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           auto more = [&] {
-            ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+            ssize_t n = Receive(fd, chunk, sizeof chunk);
             if (n > 0) buf.append(chunk, static_cast<size_t>(n));
             return n > 0;
           };
@@ -130,13 +169,28 @@ class Backend {
               if (size == 0) break;
             }
           }
+          Reply reply = script_ ? script_(requests_++, request_line) : (requests_++, Reply{});
+          int now = ++in_flight_;
+          for (int most = most_in_flight_; now > most && !most_in_flight_.compare_exchange_weak(most, now);) {
+          }
+          Sleep(reply.delay);
+          --in_flight_;
+          if (reply.reset || done_) {
+            Reset(fd);
+            return;
+          }
           std::string body = name_ + " " + request_line;
           if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
           if (received) body += " received " + std::to_string(received);
           if (request_line.find(" /big ") != std::string::npos) body += std::string(300000, 'b');
           if (request_line.find(" /headers ") != std::string::npos) body += "\n" + headers;
-          std::string res = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\nx-backend: " + name_ +
-                            "\r\n\r\n" + body;
+          std::string res = "HTTP/1.1 " + std::to_string(reply.status) + " Scripted\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nx-backend: " + name_ + "\r\n\r\n" + body;
+          if (reply.break_mid_body) {
+            nettest::SendAll(fd, res.substr(0, res.size() - body.size() / 2));
+            Reset(fd);
+            return;
+          }
           if (!nettest::SendAll(fd, res)) {
             close(fd);
             return;
@@ -147,6 +201,8 @@ class Backend {
   }
   Listener listener_;
   std::string name_;
+  Script script_;
+  std::atomic<int> requests_{0}, connections_{0}, in_flight_{0}, most_in_flight_{0};
   mutable std::mutex mu_;
   std::vector<std::string> seen_;
   std::atomic<bool> done_{false};

@@ -1,0 +1,227 @@
+#include "proxy/http1_pool.h"
+
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/as_tuple.hpp>
+
+#include <algorithm>
+
+#include "proxy/upstream_connect.h"
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxIdlePerEndpoint = 64;
+constexpr int kMaxAcquireRounds = 1000;  // a waiter woken this often without a connection gives up
+
+class Http1Pool::Waiter final : public PoolWaiter, public std::enable_shared_from_this<Http1Pool::Waiter> {
+ public:
+  Waiter(asio::any_io_executor ex, const Http1Pool* owner) : ex_(ex), timer_(ex) { pool = owner; }
+  // From any thread: the wake-up runs on the waiter's own worker.
+  void Wake() override {
+    asio::post(ex_, [self = shared_from_this()] {
+      self->woken_ = true;
+      self->timer_.cancel();
+    });
+  }
+  asio::awaitable<bool> Wait(Clock::time_point until) {
+    timer_.expires_at(until);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return woken_;
+  }
+
+ private:
+  asio::any_io_executor ex_;
+  asio::steady_timer timer_;
+  bool woken_ = false;
+};
+
+namespace {
+
+void ApplyKeepalive(tcp::socket& s, const istio::TcpKeepalive& ka) {
+  int fd = s.native_handle();
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  auto seconds = [](const istio::Duration& d) {
+    return static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count()));
+  };
+  if (ka.probes) {
+    int n = static_cast<int>(*ka.probes);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &n, sizeof n);
+  }
+  if (ka.time) {
+    int n = seconds(*ka.time);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &n, sizeof n);
+  }
+  if (ka.interval) {
+    int n = seconds(*ka.interval);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &n, sizeof n);
+  }
+}
+
+void WakeOne(ClusterState& c) {
+  if (c.pending.load(std::memory_order_relaxed) == 0) return;
+  if (auto w = c.TakeWaiter()) w->Wake();
+}
+
+}  // namespace
+
+Http1Pool::Http1Pool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+
+Http1Pool::~Http1Pool() { Shutdown(); }
+
+size_t Http1Pool::idle_count() const {
+  size_t n = 0;
+  for (const auto& [to, conns] : idle_) n += conns.size();
+  return n;
+}
+
+void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
+  boost::system::error_code ec;
+  conn->socket.close(ec);
+  if (conn->cluster) {
+    conn->cluster->connections.fetch_sub(1, std::memory_order_relaxed);
+    WakeOne(*conn->cluster);
+  }
+}
+
+bool Http1Pool::EvictIdle(const ClusterState* cluster) {
+  for (auto& [to, conns] : idle_) {
+    for (auto it = conns.begin(); it != conns.end(); ++it) {
+      if ((*it)->cluster.get() != cluster) continue;
+      auto conn = std::move(*it);
+      conns.erase(it);
+      boost::system::error_code ec;
+      conn->socket.close(ec);  // its slot in the cluster's count passes to the caller
+      return true;
+    }
+  }
+  return false;
+}
+
+asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cluster* cluster, bool inbound,
+                                                     std::chrono::milliseconds connect_timeout, Clock::time_point give_up) {
+  ClusterState* state = cluster ? cluster->state.get() : nullptr;
+  for (int round = 0; round < kMaxAcquireRounds; ++round) {
+    // An idle connection to this endpoint, the most recently used first.
+    if (auto it = idle_.find(to); it != idle_.end()) {
+      auto& conns = it->second;
+      while (!conns.empty()) {
+        auto conn = std::move(conns.back());
+        conns.pop_back();
+        if (conn->socket.is_open() && Clock::now() - conn->idle_since < conn->idle_timeout) {
+          conn->reused = true;
+          co_return Lease{std::move(conn)};
+        }
+        Close(std::move(conn));
+      }
+    }
+    // A new one, within the cluster's limit (or in place of an idle one to another endpoint).
+    if (!state || TryAcquire(state->connections, cluster->limits.max_connections) || EvictIdle(state)) {
+      auto conn = std::make_unique<Http1Conn>(ex_);
+      conn->to = to;
+      if (cluster) {
+        conn->cluster = cluster->state;
+        conn->max_requests = cluster->limits.max_requests_per_connection;
+        conn->idle_timeout = cluster->limits.idle_timeout;
+      }
+      auto timeout = cluster && cluster->limits.connect_timeout ? *cluster->limits.connect_timeout : connect_timeout;
+      if (co_await ConnectUpstream(conn->socket, to, inbound, timeout) != ConnectResult::kOk) {
+        Close(std::move(conn));
+        co_return Lease{nullptr, "UF"};
+      }
+      if (cluster && cluster->limits.keepalive) ApplyKeepalive(conn->socket, *cluster->limits.keepalive);
+      if (!sweeping_ && !shut_down_) {
+        sweeping_ = true;
+        asio::co_spawn(ex_, Sweep(), asio::detached);
+      }
+      co_return Lease{std::move(conn)};
+    }
+    // At the limit: wait in the cluster's queue, if it has room.
+    if (!TryAcquire(state->pending, cluster->limits.max_pending)) {
+      state->overflows.fetch_add(1, std::memory_order_relaxed);
+      co_return Lease{nullptr, "UO"};
+    }
+    auto waiter = std::make_shared<Waiter>(ex_, this);
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->waiters.push_back(waiter);
+    }
+    // A slot may have come free between the check and the queueing: look once more.
+    bool woken = state->connections.load(std::memory_order_relaxed) < cluster->limits.max_connections ||
+                 co_await waiter->Wait(give_up);
+    state->pending.fetch_sub(1, std::memory_order_relaxed);
+    if (!woken) {
+      state->overflows.fetch_add(1, std::memory_order_relaxed);
+      co_return Lease{nullptr, "UO"};  // waited as long as the request may
+    }
+  }
+  co_return Lease{nullptr, "UO"};
+}
+
+void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
+  ++conn->requests;
+  reusable = reusable && !shut_down_ && conn->socket.is_open() && (conn->max_requests == 0 || conn->requests < conn->max_requests);
+  auto& conns = idle_[conn->to];
+  if (!reusable || conns.size() >= kMaxIdlePerEndpoint) return Close(std::move(conn));
+  if (conn->cluster && conn->cluster->pending.load(std::memory_order_relaxed) > 0) {
+    if (auto w = conn->cluster->TakeWaiter()) {
+      // A waiter here finds it idle; one on another worker needs its slot.
+      if (w->pool != this) {
+        boost::system::error_code ec;
+        conn->socket.close(ec);
+        conn->cluster->connections.fetch_sub(1, std::memory_order_relaxed);
+      } else {
+        conn->idle_since = Clock::now();
+        conns.push_back(std::move(conn));
+      }
+      w->Wake();
+      return;
+    }
+  }
+  conn->idle_since = Clock::now();
+  conns.push_back(std::move(conn));
+}
+
+asio::awaitable<void> Http1Pool::Sweep() {
+  while (!shut_down_) {
+    sweep_timer_.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || shut_down_) break;
+    auto now = Clock::now();
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      auto& conns = it->second;
+      for (size_t i = 0; i < conns.size();) {
+        if (now - conns[i]->idle_since >= conns[i]->idle_timeout) {
+          auto conn = std::move(conns[i]);
+          conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
+          Close(std::move(conn));
+        } else {
+          ++i;
+        }
+      }
+      it = conns.empty() ? idle_.erase(it) : std::next(it);
+    }
+  }
+  sweeping_ = false;
+}
+
+void Http1Pool::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  sweep_timer_.cancel();
+  for (auto& [to, conns] : idle_) {
+    for (auto& c : conns) Close(std::move(c));
+  }
+  idle_.clear();
+}
+
+}  // namespace tern::proxy

@@ -1,0 +1,77 @@
+// One worker's HTTP/1.1 upstream connections, shared by all its sessions (HTTP/1.1 and HTTP/2
+// clients alike), under each cluster's connectionPool limits:
+//  - a request takes an idle connection to its endpoint (the most recently used), else opens
+//    one while the cluster is under tcp.maxConnections (counted across workers), else waits
+//    in the cluster's queue while fewer than http1MaxPendingRequests wait, else is refused at
+//    once (503, flag UO);
+//  - a connection comes back after its exchange when both sides keep it alive and it served
+//    fewer than maxRequestsPerConnection requests; a waiter on another worker gets the slot
+//    instead (the connection is closed so that worker can open one);
+//  - idle connections are closed after the cluster's idleTimeout (swept every second);
+//  - tcpKeepalive is applied to every connection opened.
+// Inbound connections (to the app) have no cluster: no limits.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "proxy/route_table.h"
+
+namespace tern::proxy {
+
+struct Http1Conn {
+  explicit Http1Conn(boost::asio::any_io_executor ex) : socket(std::move(ex)) {}
+  boost::asio::ip::tcp::socket socket;
+  boost::beast::flat_buffer buffer;
+  boost::asio::ip::tcp::endpoint to;
+  std::shared_ptr<ClusterState> cluster;  // null inbound
+  int64_t max_requests = 0;               // maxRequestsPerConnection; 0: no limit
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
+  int64_t requests = 0;                   // exchanges begun on it
+  bool reused = false;                    // it served a request before this one
+  std::chrono::steady_clock::time_point idle_since;
+};
+
+class Http1Pool {
+ public:
+  explicit Http1Pool(boost::asio::any_io_executor ex);
+  ~Http1Pool();
+  Http1Pool(const Http1Pool&) = delete;
+  Http1Pool& operator=(const Http1Pool&) = delete;
+
+  struct Lease {
+    std::unique_ptr<Http1Conn> conn;
+    const char* failure = nullptr;  // "UF" (connect failed), "UO" (limits: refused or waited too long)
+  };
+  // `cluster`: null inbound. `connect_timeout`: the proxy's, unless the cluster sets one.
+  // `give_up`: how long a request may wait in the pending queue.
+  boost::asio::awaitable<Lease> Acquire(const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
+                                        std::chrono::milliseconds connect_timeout,
+                                        std::chrono::steady_clock::time_point give_up);
+  // Back to the pool when `reusable` (the exchange ended whole and both sides keep the
+  // connection alive), else closed.
+  void Release(std::unique_ptr<Http1Conn> conn, bool reusable);
+  // Closes every idle connection and stops the sweeper (the worker is ending).
+  void Shutdown();
+  size_t idle_count() const;
+
+ private:
+  class Waiter;
+  void Close(std::unique_ptr<Http1Conn> conn);
+  // Closes an idle connection of `cluster` (to any endpoint), handing its slot to the caller.
+  bool EvictIdle(const ClusterState* cluster);
+  boost::asio::awaitable<void> Sweep();
+
+  boost::asio::any_io_executor ex_;
+  std::map<boost::asio::ip::tcp::endpoint, std::vector<std::unique_ptr<Http1Conn>>> idle_;
+  boost::asio::steady_timer sweep_timer_;
+  bool sweeping_ = false, shut_down_ = false;
+};
+
+}  // namespace tern::proxy

@@ -33,6 +33,7 @@ namespace {
 struct RelayError {
   error_code ec;
   bool reading = false;  // the error came from the side being read (a malformed body, a reset)
+  bool wrote = false;    // some of the message had been written before it
   explicit operator bool() const { return static_cast<bool>(ec); }
 };
 
@@ -67,7 +68,7 @@ asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, h
       body.size = chunk.size();
       auto [rec, rn] = co_await http::async_read(in, buffer, p, kNoThrow);
       if (rec == http::error::need_buffer) rec = {};
-      if (rec) co_return RelayError{rec, true};
+      if (rec) co_return RelayError{rec, true, !first};
       body.size = chunk.size() - body.size;
       body.data = chunk.data();
       if (tee) tee->Add(chunk.data(), body.size);
@@ -80,7 +81,7 @@ asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, h
     first = false;
     auto [wec, wn] = co_await http::async_write(out, sr, kNoThrow);
     if (wec == http::error::need_buffer) wec = {};
-    if (wec) co_return RelayError{wec, false};
+    if (wec) co_return RelayError{wec, false, true};
     if (sr.is_done()) break;
   }
   co_return RelayError{};
@@ -451,6 +452,12 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
     res.keep_alive(keep_alive);
     RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
+    if (wec && wec.reading && !wec.wrote) {  // it broke off before any of it reached the client
+      end.local_status = 503;
+      end.local_body = "upstream reset before response\n";
+      AddFlag(end.flags, "UC");
+      co_return end;
+    }
     if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
     end.close = wec || !keep_alive;
     co_return end;

@@ -182,12 +182,13 @@ class Backend {
           std::string body = name_ + " " + request_line;
           if (headers.find("x-mesh: tern") != std::string::npos) body += " x-mesh";
           if (received) body += " received " + std::to_string(received);
-          if (request_line.find(" /big ") != std::string::npos) body += std::string(300000, 'b');
+          if (request_line.find("/big ") != std::string::npos) body += std::string(300000, 'b');
           if (request_line.find(" /headers ") != std::string::npos) body += "\n" + headers;
           std::string res = "HTTP/1.1 " + std::to_string(reply.status) + " Scripted\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\nx-backend: " + name_ + "\r\n\r\n" + body;
           if (reply.break_mid_body) {
             nettest::SendAll(fd, res.substr(0, res.size() - body.size() / 2));
+            Sleep(200ms);  // a reset discards what the peer has not read yet: let the header arrive first
             Reset(fd);
             return;
           }
@@ -344,10 +345,11 @@ inline std::string ProductSnapshot(const std::string& version, const std::string
          resources;
 }
 
-// product-service's resources: one VirtualService route to v1 (`route_extra`: more of the
-// route's fields, each line indented as the route's) and a DestinationRule with subsets v1, v2
-// (`policy`: its trafficPolicy in flow style, or empty).
-inline std::string ProductResources(const std::string& route_extra, const std::string& policy) {
+// product-service's resources: one VirtualService route to v1 (or `destination`; `route_extra`:
+// more of the route's fields, each line indented as the route's) and a DestinationRule with
+// subsets v1, v2 (`policy`: its trafficPolicy in flow style, or empty).
+inline std::string ProductResources(const std::string& route_extra, const std::string& policy,
+                                    const std::string& destination = "{host: product-service, subset: v1}") {
   return "resources:\n"
          "- apiVersion: networking.istio.io/v1beta1\n"
          "  kind: VirtualService\n"
@@ -356,7 +358,7 @@ inline std::string ProductResources(const std::string& route_extra, const std::s
          "    hosts: [product-service]\n"
          "    http:\n"
          "    - route:\n"
-         "      - destination: {host: product-service, subset: v1}\n" +
+         "      - destination: " + destination + "\n" +
          route_extra +
          "- apiVersion: networking.istio.io/v1beta1\n"
          "  kind: DestinationRule\n"

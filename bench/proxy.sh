@@ -11,6 +11,10 @@
 # HAProxy through an nftables redirect like tern's capture (10.96.0.30:8080 -> :18081), to tell
 # what the capture costs from what tern-proxy costs. tern-proxy runs with a 1,000-endpoint snapshot
 # (the bench service plus 100 services of 10 endpoints), so its idle RSS is the issue's measure.
+# A "tern-seed" row calls a second service (10.96.0.21:8080, the same nginx backend as v1 on
+# 127.0.0.1 and v2 on 127.0.0.2) under the seed's VirtualService and DestinationRule verbatim
+# (90/10 split, retries, timeout, LEAST_CONN, connection pool limits, outlier detection): next
+# to "tern" (a plain route) it prices the resilience features.
 #   bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +57,7 @@ cat > "$work/backend.conf" <<CONF
 worker_processes 1; daemon off; pid $work/backend.pid; error_log stderr error;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080; location / { return 200 "hello from the backend\n"; } } }
+  server { listen 127.0.0.1:18080; listen 127.0.0.2:18080; location / { return 200 "hello from the backend\n"; } } }
 CONF
 cat > "$work/nginx-proxy.conf" <<CONF
 worker_processes 1; daemon off; pid $work/nginx-proxy.pid; error_log stderr error;
@@ -89,8 +93,13 @@ services:
 - hostname: backend.default.svc.cluster.local
   clusterIPs: [10.96.0.20]
   ports: [{name: http, port: 8080}]
+- hostname: guarded.default.svc.cluster.local
+  clusterIPs: [10.96.0.21]
+  ports: [{name: http, port: 8080}]
 endpoints:
 - {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
+- {service: guarded.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}, labels: {version: v1}}
+- {service: guarded.default.svc.cluster.local, address: 127.0.0.2, ports: {http: 18080}, labels: {version: v2}}
 CONF
 # 999 more endpoints: 100 services of 10 (one of 9), as a mid-size mesh's sidecar would see.
 for i in $(seq 0 99); do
@@ -100,6 +109,9 @@ for i in $(seq 0 99); do
     echo "- {service: svc-$i.default.svc.cluster.local, address: 10.$((100 + i / 100)).$((i % 100)).$((j + 1)), ports: {http: 8080}, labels: {app: svc-$i, version: v$((j % 2))}}" >>"$work/snapshot.yaml"
   done
 done
+
+# The seed's VirtualService and DestinationRule, for the service "guarded".
+sed -n '/^resources:/,$p' core/config/testdata/seed.yaml | sed 's/product-service/guarded/g' >>"$work/snapshot.yaml"
 
 run nginx -c "$work/backend.conf" & pids+=($!)
 run nginx -c "$work/nginx-proxy.conf" & pids+=($!)
@@ -132,16 +144,19 @@ rss_now_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
 declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/
-                [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/)
-declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid [haproxy-nat]=$haproxy_pid)
+                [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/ [tern-seed]=http://10.96.0.21:8080/)
+declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid [haproxy-nat]=$haproxy_pid
+                [tern-seed]=$tern_pid)
 declare -A rps p50 p99 cpu
 echo "idle RSS: tern-proxy $(rss_now_kb "$tern_pid") KB, HAProxy $(rss_now_kb "$haproxy_pid") KB, nginx worker $(rss_now_kb "$nginx_pid") KB"
 h2_ok=$(run h2load -n1 -c1 http://10.96.0.20:8080/ 2>&1 | awk '/^status codes:/ {print $3}')
 [[ "$h2_ok" == 1 ]] || { echo "bench/proxy.sh: tern-proxy did not answer an HTTP/2 request" >&2; exit 1; }
+seed_ok=$(run h2load -n1 -c1 http://10.96.0.21:8080/ 2>&1 | awk '/^status codes:/ {print $3}')
+[[ "$seed_ok" == 1 ]] || { echo "bench/proxy.sh: tern-proxy did not answer through the seed's routes" >&2; exit 1; }
 echo "tern-proxy snapshot: $(grep -c "^- {service:" "$work/snapshot.yaml") endpoints, $(grep -c "hostname:" "$work/snapshot.yaml") services"
 for conns in 16 64; do
   for round in $(seq "$rounds"); do
-    for target in direct tern haproxy nginx haproxy-nat; do
+    for target in direct tern haproxy nginx haproxy-nat tern-seed; do
       p=${pid[$target]}
       before=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
       out=$(run wrk -t2 -c"$conns" -d"${duration}s" --latency "${url[$target]}")
@@ -161,7 +176,7 @@ to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 printf "\n%-12s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
 for conns in 16 64; do
-  for target in direct tern haproxy nginx haproxy-nat; do
+  for target in direct tern haproxy nginx haproxy-nat tern-seed; do
     key="$target/$conns"
     m50=$(for v in ${p50[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
     m99=$(for v in ${p99[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
@@ -176,6 +191,10 @@ for conns in 16 64; do
   n99=$(median "$(for v in ${p99[haproxy-nat/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
   awk -v t="$t" -v n="$n" -v t99="$t99" -v n99="$n99" -v c="$conns" \
     'BEGIN { printf "tern/HAProxy both behind a redirect, %s connections: throughput %.2fx, p99 %.2fx\n", c, t/n, t99/n99 }'
+  s=$(median "${rps[tern-seed/$conns]}")
+  s99=$(median "$(for v in ${p99[tern-seed/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
+  awk -v t="$t" -v s="$s" -v t99="$t99" -v s99="$s99" -v c="$conns" \
+    'BEGIN { printf "resilience cost, seed DestinationRule vs plain route, %s connections: throughput %.2fx, p99 %.2fx\n", c, s/t, s99/t99 }'
 done
 
 # HTTP/2: h2load, 16 connections x 10 streams, per-request times from its log file.

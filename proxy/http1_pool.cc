@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 
 #include <algorithm>
+#include <cerrno>
 
 #include "proxy/upstream_connect.h"
 
@@ -19,7 +20,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxIdlePerEndpoint = 64;
+constexpr size_t kMaxIdlePerEndpoint = 512;  // bounds memory; below it an HTTP/2 client's streams would churn connections
 constexpr int kMaxAcquireRounds = 1000;  // a waiter woken this often without a connection gives up
 
 class Http1Pool::Waiter final : public PoolWaiter, public std::enable_shared_from_this<Http1Pool::Waiter> {
@@ -68,8 +69,17 @@ void ApplyKeepalive(tcp::socket& s, const istio::TcpKeepalive& ka) {
 }
 
 void WakeOne(ClusterState& c) {
-  if (c.pending.load(std::memory_order_relaxed) == 0) return;
+  if (c.pending.load(std::memory_order_seq_cst) == 0) return;
   if (auto w = c.TakeWaiter()) w->Wake();
+}
+
+// Whether an idle connection still stands: the peer has neither closed it nor sent anything
+// unasked (both end its use), judged without blocking.
+bool StillOpen(tcp::socket& s) {
+  if (!s.is_open()) return false;
+  char c;
+  ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 }  // namespace
@@ -80,7 +90,7 @@ Http1Pool::~Http1Pool() { Shutdown(); }
 
 size_t Http1Pool::idle_count() const {
   size_t n = 0;
-  for (const auto& [to, conns] : idle_) n += conns.size();
+  for (const auto& [key, conns] : idle_) n += conns.size();
   return n;
 }
 
@@ -88,21 +98,21 @@ void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
   boost::system::error_code ec;
   conn->socket.close(ec);
   if (conn->cluster) {
-    conn->cluster->connections.fetch_sub(1, std::memory_order_relaxed);
+    --open_[conn->cluster.get()];
+    conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
     WakeOne(*conn->cluster);
   }
 }
 
 bool Http1Pool::EvictIdle(const ClusterState* cluster) {
-  for (auto& [to, conns] : idle_) {
-    for (auto it = conns.begin(); it != conns.end(); ++it) {
-      if ((*it)->cluster.get() != cluster) continue;
-      auto conn = std::move(*it);
-      conns.erase(it);
-      boost::system::error_code ec;
-      conn->socket.close(ec);  // its slot in the cluster's count passes to the caller
-      return true;
-    }
+  for (auto& [key, conns] : idle_) {
+    if (key.second != cluster || conns.empty()) continue;
+    auto conn = std::move(conns.front());  // the least recently used
+    conns.erase(conns.begin());
+    boost::system::error_code ec;
+    conn->socket.close(ec);  // its slot in the cluster's count passes to the caller
+    --open_[cluster];
+    return true;
   }
   return false;
 }
@@ -110,25 +120,31 @@ bool Http1Pool::EvictIdle(const ClusterState* cluster) {
 asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                                      std::chrono::milliseconds connect_timeout, Clock::time_point give_up) {
   ClusterState* state = cluster ? cluster->state.get() : nullptr;
+  const Key key{to, state};
   for (int round = 0; round < kMaxAcquireRounds; ++round) {
-    // An idle connection to this endpoint, the most recently used first.
-    if (auto it = idle_.find(to); it != idle_.end()) {
+    // An idle connection to this endpoint for this cluster, the most recently used first.
+    if (auto it = idle_.find(key); it != idle_.end()) {
       auto& conns = it->second;
       while (!conns.empty()) {
         auto conn = std::move(conns.back());
         conns.pop_back();
-        if (conn->socket.is_open() && Clock::now() - conn->idle_since < conn->idle_timeout) {
+        if (Clock::now() - conn->idle_since < conn->idle_timeout && StillOpen(conn->socket)) {
           conn->reused = true;
           co_return Lease{std::move(conn)};
         }
         Close(std::move(conn));
       }
     }
-    // A new one, within the cluster's limit (or in place of an idle one to another endpoint).
-    if (!state || TryAcquire(state->connections, cluster->limits.max_connections) || EvictIdle(state)) {
+    // A new one, within the cluster's limit (or in place of an idle one to another endpoint);
+    // a worker with none to this cluster may always open one (Envoy's rule: otherwise requests
+    // here could wait on connections idle in another worker).
+    bool first_here = state && open_[state] == 0;
+    if (first_here) state->connections.fetch_add(1, std::memory_order_seq_cst);
+    if (!state || first_here || TryAcquire(state->connections, cluster->limits.max_connections) || EvictIdle(state)) {
       auto conn = std::make_unique<Http1Conn>(ex_);
       conn->to = to;
       if (cluster) {
+        ++open_[state];
         conn->cluster = cluster->state;
         conn->max_requests = cluster->limits.max_requests_per_connection;
         conn->idle_timeout = cluster->limits.idle_timeout;
@@ -156,9 +172,13 @@ asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, co
       state->waiters.push_back(waiter);
     }
     // A slot may have come free between the check and the queueing: look once more.
-    bool woken = state->connections.load(std::memory_order_relaxed) < cluster->limits.max_connections ||
+    bool woken = state->connections.load(std::memory_order_seq_cst) < cluster->limits.max_connections ||
                  co_await waiter->Wait(give_up);
-    state->pending.fetch_sub(1, std::memory_order_relaxed);
+    state->pending.fetch_sub(1, std::memory_order_seq_cst);
+    {
+      std::lock_guard<std::mutex> lock(state->mu);  // its queue entry goes with it
+      std::erase_if(state->waiters, [&](const std::weak_ptr<PoolWaiter>& w) { return w.expired() || w.lock() == waiter; });
+    }
     if (!woken) {
       state->overflows.fetch_add(1, std::memory_order_relaxed);
       co_return Lease{nullptr, "UO"};  // waited as long as the request may
@@ -170,15 +190,16 @@ asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, co
 void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
   ++conn->requests;
   reusable = reusable && !shut_down_ && conn->socket.is_open() && (conn->max_requests == 0 || conn->requests < conn->max_requests);
-  auto& conns = idle_[conn->to];
+  auto& conns = idle_[KeyOf(*conn)];
   if (!reusable || conns.size() >= kMaxIdlePerEndpoint) return Close(std::move(conn));
-  if (conn->cluster && conn->cluster->pending.load(std::memory_order_relaxed) > 0) {
+  if (conn->cluster && conn->cluster->pending.load(std::memory_order_seq_cst) > 0) {
     if (auto w = conn->cluster->TakeWaiter()) {
       // A waiter here finds it idle; one on another worker needs its slot.
       if (w->pool != this) {
         boost::system::error_code ec;
         conn->socket.close(ec);
-        conn->cluster->connections.fetch_sub(1, std::memory_order_relaxed);
+        --open_[conn->cluster.get()];
+        conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
       } else {
         conn->idle_since = Clock::now();
         conns.push_back(std::move(conn));
@@ -218,7 +239,7 @@ void Http1Pool::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   sweep_timer_.cancel();
-  for (auto& [to, conns] : idle_) {
+  for (auto& [key, conns] : idle_) {
     for (auto& c : conns) Close(std::move(c));
   }
   idle_.clear();

@@ -1,9 +1,11 @@
 // One worker's HTTP/1.1 upstream connections, shared by all its sessions (HTTP/1.1 and HTTP/2
 // clients alike), under each cluster's connectionPool limits:
-//  - a request takes an idle connection to its endpoint (the most recently used), else opens
-//    one while the cluster is under tcp.maxConnections (counted across workers), else waits
-//    in the cluster's queue while fewer than http1MaxPendingRequests wait, else is refused at
-//    once (503, flag UO);
+//  - a request takes an idle connection made for the same cluster (or inbound, for the app) to
+//    its endpoint, the most recently used first and never one the peer closed meanwhile; else
+//    opens one while the cluster is under tcp.maxConnections (counted across workers; like
+//    Envoy, a worker with no connection to the cluster may always open one); else waits in the
+//    cluster's queue while fewer than http1MaxPendingRequests wait; else is refused at once
+//    (503, flag UO);
 //  - a connection comes back after its exchange when both sides keep it alive and it served
 //    fewer than maxRequestsPerConnection requests; a waiter on another worker gets the slot
 //    instead (the connection is closed so that worker can open one);
@@ -68,8 +70,13 @@ class Http1Pool {
   bool EvictIdle(const ClusterState* cluster);
   boost::asio::awaitable<void> Sweep();
 
+  // Idle connections by what they may serve: an endpoint for one cluster (null: inbound).
+  using Key = std::pair<boost::asio::ip::tcp::endpoint, const ClusterState*>;
+  static Key KeyOf(const Http1Conn& c) { return {c.to, c.cluster.get()}; }
+
   boost::asio::any_io_executor ex_;
-  std::map<boost::asio::ip::tcp::endpoint, std::vector<std::unique_ptr<Http1Conn>>> idle_;
+  std::map<Key, std::vector<std::unique_ptr<Http1Conn>>> idle_;
+  std::map<const ClusterState*, int> open_;  // this worker's connections per cluster
   boost::asio::steady_timer sweep_timer_;
   bool sweeping_ = false, shut_down_ = false;
 };

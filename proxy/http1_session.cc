@@ -320,7 +320,9 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
   const RetryPolicy* policy = x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry;
   const int max_retries = policy ? policy->attempts : 0;
   const auto route_timeout = RouteTimeout(x.d.route);
-  const auto give_up = route_timeout ? Clock::now() + *route_timeout : Clock::time_point::max();
+  // The route's timeout runs from when the whole request was received (Envoy's rule): an upload
+  // takes what it takes. Until then only the connect timeout bounds the pool wait.
+  auto give_up = route_timeout && x.req_p.is_done() ? Clock::now() + *route_timeout : Clock::time_point::max();
   const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
   const UpstreamEndpoint* endpoint = x.d.endpoint;
   tcp::endpoint uep = x.uep;
@@ -360,6 +362,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
           co_return end;
         }
         if (rec) failure = AttemptFailure::kReset, flag = "UC";
+        if (route_timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *route_timeout;
       } else {  // later ones send the copy
         if (!replay) replay = Replay(req, tee.body);
         auto [wec, wn] = co_await http::async_write(conn.socket, *replay, kNoThrow);
@@ -440,6 +443,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
       AddFlag(end.flags, flag);
       co_return end;
     }
+    retry_slot.Release();  // the retry (if this was one) has its answer
     // The answer: relayed as it streams.
     Http1Conn& conn = *lease.conn;
     auto& res = res_p->get();
@@ -447,7 +451,9 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
     const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
     if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
     if (x.d.picked && x.d.picked->headers) ApplyHeaderOps(res.base(), x.d.picked->headers->response);
-    bool upstream_keep = res.keep_alive();
+    // The parser's view: false too when the body ends with the connection; a 101 switches it
+    // to another protocol.
+    bool upstream_keep = res_p->keep_alive() && res.result_int() != 101;
     bool keep_alive = x.keep_alive && !(x.ctx.draining && *x.ctx.draining);  // shutting down: the last answer
     res.keep_alive(keep_alive);
     RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
@@ -596,8 +602,14 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       EndpointLoad load(d.endpoint);
       H2Outcome out =
           co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers, RouteTimeout(d.route));
-      RecordAttempt(d.cluster, d.endpoint, out.local_status ? AttemptFailure::kReset : AttemptFailure::kNone,
-                    out.local_status ? out.local_status : out.code);
+      // The client's own faults (DPE) and our refusals (UO) say nothing of the endpoint.
+      if (out.flags != "DPE" && out.flags != "UO") {
+        RecordAttempt(d.cluster, d.endpoint,
+                      out.flags == "UT" ? AttemptFailure::kTimeout
+                      : out.local_status && out.flags != "UPE" ? AttemptFailure::kReset
+                                                              : AttemptFailure::kNone,
+                      out.local_status ? out.local_status : out.code);
+      }
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
         continue;

@@ -14,6 +14,7 @@
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/http1_pool.h"
+#include "proxy/load_balancer.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
@@ -32,6 +33,8 @@ namespace {
 constexpr size_t kMaxHeaderBlockBytes = 256 * 1024;  // encoded, HEADERS + CONTINUATION
 constexpr int kMaxContinuationFrames = 6;  // 64 KiB of headers needs 4 at the default frame size
 constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only past this many streams
+// Http1Exchange's result when the answer was dropped for a retry.
+constexpr const char* kRetriableAnswer = "retriable answer";
 
 // One request: the client's stream and the upstream stream it is bridged to.
 struct Exchange {
@@ -62,6 +65,14 @@ struct Exchange {
   Headers upstream_request;
   bool http2_upstream = true;
   bool delayed = false;  // its body is kept until the delay is over
+  // Retries (HTTP/1.1 upstreams): the route's policy, the balancer's key for the next pick, and
+  // the body as sent (up to kMaxMirroredBody) to send again.
+  const RetryPolicy* retry = nullptr;
+  std::optional<uint64_t> hash;
+  bool passthrough = false;
+  std::string kept_body;
+  bool kept_overflow = false;
+  size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
   AccessEntry entry;
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
@@ -324,6 +335,9 @@ class Bridge final : public H2Handler {
       ex.cluster = d.cluster;
       ex.endpoint = d.endpoint;
       ex.timeout = RouteTimeout(d.route);
+      ex.retry = &d.route->retry;
+      ex.hash = d.hash;
+      ex.passthrough = d.passthrough;
       static const UpstreamEndpoint kNoEndpoint{};
       http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint ? *d.endpoint : kNoEndpoint, true);
     }
@@ -388,7 +402,9 @@ class Bridge final : public H2Handler {
     auto nva = NameValues(ex.upstream_request);
     nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadRequestBody};
     ex.up = &up;
-    ex.up_id = nghttp2_submit_request(up.session(), nullptr, nva.data(), nva.size(), ex.request_end ? nullptr : &body, &ex);
+    // A body may already be waiting (it came during a fault delay).
+    bool no_body = ex.request_end && ex.request_body.size() == 0 && ex.request_trailers.empty();
+    ex.up_id = nghttp2_submit_request(up.session(), nullptr, nva.data(), nva.size(), no_body ? nullptr : &body, &ex);
     if (ex.up_id < 0) {
       ex.up = nullptr;
       return Local(ex, 503, "upstream refused the stream\n", "UO");
@@ -494,55 +510,127 @@ class Bridge final : public H2Handler {
   static constexpr int kMaxHttp1PerEndpoint = 16;
   static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
 
+  // One stream to an HTTP/1.1 upstream, with the route's retries (retry_policy.h): a connect
+  // failure, reset, per-try timeout or retriable status before the answer reached the client
+  // is tried again on another endpoint after a backoff, the body resent from its kept copy.
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
+    using Clock = std::chrono::steady_clock;
+    const auto give_up = ex->timeout ? Clock::now() + *ex->timeout : Clock::time_point::max();
+    const RetryPolicy* policy = ctx_.inbound ? nullptr : ex->retry;
+    const int max_retries = policy ? policy->attempts : 0;
+    RetrySlot retry_slot;
     const char* failure = nullptr;
     std::unique_ptr<Http1Conn> conn;
-    // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
-    // a client multiplexing a hundred streams must not open a hundred connections at once (a
-    // small accept backlog drops them). Streams past it wait, in no particular order.
-    while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
-      // Only waits: re-arming the shared timer would cancel the other waiters (who would
-      // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
-      co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
-    }
-    ++http1_busy_[to];
-    if (!ex->down_closed) {
-      auto wait_until = std::chrono::steady_clock::now() + (ex->timeout ? std::min(*ex->timeout, ctx_.connect_timeout) : ctx_.connect_timeout);
+    bool keep = false, stale_replaced = false;
+    int retries = 0;
+    // Whether an answer with `status` is dropped for a retry (the slot then taken).
+    auto retry_answer = [&](unsigned status) {
+      retry_slot.Release();  // the retry (if this was one) has its answer
+      if (!policy || !ShouldRetry(*policy, AttemptFailure::kNone, status, ex->entry.method)) return false;
+      if (retries >= max_retries || ex->kept_overflow || Clock::now() >= give_up) {
+        if (max_retries > 0) AddFlag(ex->entry.flags, "URX");
+        return false;
+      }
+      if (!retry_slot.Take(ex->cluster)) {
+        AddFlag(ex->entry.flags, "UO");  // the budget is spent: this answer stands
+        return false;
+      }
+      RecordAttempt(ex->cluster, ex->endpoint, AttemptFailure::kNone, status);  // the relayed ones are recorded as they go out
+      return true;
+    };
+    for (int round = 0; round <= max_retries + 1 && !ex->down_closed; ++round) {
+      // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
+      // a client multiplexing a hundred streams must not open a hundred connections at once (a
+      // small accept backlog drops them). Streams past it wait, in no particular order.
+      while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
+        // Only waits: re-arming the shared timer would cancel the other waiters (who would
+        // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
+        co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (ex->down_closed) break;
+      ++http1_busy_[to];
+      auto wait_until = std::min(give_up, Clock::now() + ctx_.connect_timeout);
       Http1Pool::Lease lease =
           co_await ctx_.http1_pool->Acquire(to, ctx_.inbound ? nullptr : ex->cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
       conn = std::move(lease.conn);
       failure = lease.failure;
-    }
-    bool keep = false;
-    // A request without a body can be sent again as it is.
-    const bool bodiless = ex->request_end && ex->request_body.size() == 0;
-    for (int round = 0; round < 2 && conn && !ex->down_closed; ++round) {
-      bool reused = conn->reused;
-      ex->h1_socket = &conn->socket;
-      failure = co_await Http1Exchange(*ex, *conn, request, &keep);
-      ex->h1_socket = nullptr;
+      bool reused = conn && conn->reused;
+      if (conn && !ex->down_closed) {
+        auto try_until = give_up;
+        if (policy && policy->per_try_timeout) try_until = std::min(give_up, Clock::now() + *policy->per_try_timeout);
+        ex->h1_socket = &conn->socket;
+        failure = co_await Http1Exchange(*ex, *conn, request, &keep, try_until, retry_answer);
+        ex->h1_socket = nullptr;
+      }
+      if (!failure || ex->down_closed) break;
+      const std::string_view f(failure);
+      if (f == "UO" || f == "UPE" || ex->response_started) break;  // never retried
+      const bool answered = f == kRetriableAnswer;
+      const AttemptFailure kind = answered ? AttemptFailure::kNone
+                                  : f == "UF" ? AttemptFailure::kConnectFailure
+                                  : f == "UT" ? AttemptFailure::kTimeout
+                                              : AttemptFailure::kReset;
+      const bool replayable = !ex->kept_overflow;
       // A kept-alive connection the upstream had closed meanwhile: replaced once, unseen.
-      bool stale = reused && failure && std::string_view(failure) == "UC" && bodiless && !ex->response_started &&
-                   IsIdempotent(ex->entry.method);
-      if (!stale || round > 0) break;
+      bool stale = reused && kind == AttemptFailure::kReset && replayable && IsIdempotent(ex->entry.method) && !stale_replaced;
+      if (!answered && !stale) RecordAttempt(ex->cluster, ex->endpoint, kind, 0);
+      bool again = stale || answered;
+      if (!again && policy && ShouldRetry(*policy, kind, 0, ex->entry.method)) {
+        if (retries < max_retries && replayable && Clock::now() < give_up) {
+          again = retry_slot.Take(ex->cluster);
+          if (!again) AddFlag(ex->entry.flags, "UO");
+        } else if (max_retries > 0) {
+          AddFlag(ex->entry.flags, "URX");
+        }
+      }
+      if (!again) break;
       ctx_.http1_pool->Release(std::move(conn), false);
-      auto wait_until = std::chrono::steady_clock::now() + ctx_.connect_timeout;
-      Http1Pool::Lease lease =
-          co_await ctx_.http1_pool->Acquire(to, ctx_.inbound ? nullptr : ex->cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
-      conn = std::move(lease.conn);
-      failure = lease.failure;
+      --http1_busy_[to];
+      http1_freed_.cancel();
+      Requeue(*ex);
+      if (stale) {
+        stale_replaced = true;
+        --round;
+        continue;
+      }
+      ++retries;
+      asio::steady_timer backoff(ex_, std::min<Clock::duration>(RetryBackoff(retries, rng_), std::max(Clock::duration::zero(), give_up - Clock::now())));
+      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!ex->passthrough && ex->cluster) {
+        if (const UpstreamEndpoint* next = PickEndpoint(*ex->cluster, ex->hash, ex->hash ? nullptr : ex->endpoint, rng_, SteadyNowNs())) {
+          ex->endpoint = next;
+          ex->load.emplace(next);
+          boost::system::error_code aec;
+          to = tcp::endpoint(asio::ip::make_address(next->address, aec), static_cast<uint16_t>(next->port));
+          ex->entry.upstream = EndpointString(to);
+        }
+      }
     }
+    if (failure && std::string_view(failure) == kRetriableAnswer) failure = "UC";  // unreachable: a dropped answer is retried
     ex->h1_done = true;
     if (size_t left = ex->request_body.Clear()) {
-      nghttp2_session_consume(down_->session(), ex->down_id, left);
+      size_t fresh = left - std::min(left, ex->acknowledged_prefix);
+      if (fresh) nghttp2_session_consume(down_->session(), ex->down_id, fresh);
       down_->Kick();
     }
     if (failure) UpstreamEnded(*ex, true, failure);
     if (conn) ctx_.http1_pool->Release(std::move(conn), keep);
-    --http1_busy_[to];
+    if (http1_busy_[to] > 0) --http1_busy_[to];
     http1_freed_.cancel();
     if (ex->Finished()) exchanges_.erase(ex->down_id);
     TaskDone();
+  }
+
+  // The body sent so far goes back to the front of the queue, to be sent again; the client's
+  // window was credited for it already.
+  static void Requeue(Exchange& ex) {
+    std::string rest(ex.request_body.size(), '\0');
+    ex.request_body.Take(reinterpret_cast<uint8_t*>(rest.data()), rest.size());
+    ex.request_body.Clear();
+    ex.acknowledged_prefix = ex.kept_body.size();
+    ex.request_body.Append(ex.kept_body);
+    ex.request_body.Append(rest);
+    ex.kept_body.clear();
   }
 
   asio::awaitable<void> WaitFor(Exchange& ex) {
@@ -550,8 +638,11 @@ class Bridge final : public H2Handler {
     co_await ex.wake->async_wait(asio::as_tuple(asio::use_awaitable));
   }
 
-  // One request and its answer over HTTP/1.1; the flags of a failure, or null.
-  asio::awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep) {
+  // One request and its answer over HTTP/1.1; the flags of a failure, null once answered, or
+  // kRetriableAnswer when `retry_answer` wanted the answer dropped (nothing reached the client).
+  template <class RetryAnswer>
+  asio::awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep,
+                                             std::chrono::steady_clock::time_point try_until, RetryAnswer& retry_answer) {
     tcp::socket& s = conn.socket;
     namespace http = boost::beast::http;
     constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
@@ -592,8 +683,17 @@ class Bridge final : public H2Handler {
                                                 asio::buffer(chunk.data(), n), asio::buffer("\r\n", chunked ? 2 : 0)};
         auto [wec, wn] = co_await asio::async_write(s, parts, kNoThrow);
         if (wec) co_return ex.down_closed ? nullptr : "UC";
-        nghttp2_session_consume(down_->session(), ex.down_id, n);
-        down_->Kick();
+        // Kept for a retry; the client's window opens only for bytes it was not credited for.
+        if (!ex.kept_overflow) {
+          if (ex.kept_body.size() + n > kMaxMirroredBody) ex.kept_overflow = true, ex.kept_body.clear();
+          else ex.kept_body.append(reinterpret_cast<const char*>(chunk.data()), n);
+        }
+        size_t resent = std::min(n, ex.acknowledged_prefix);
+        ex.acknowledged_prefix -= resent;
+        if (n > resent) {
+          nghttp2_session_consume(down_->session(), ex.down_id, n - resent);
+          down_->Kick();
+        }
         continue;
       }
       if (ex.request_end) break;
@@ -613,8 +713,8 @@ class Bridge final : public H2Handler {
       p->body_limit(boost::none);
       if (method == "HEAD") p->skip(true);
       boost::system::error_code rec;
-      if (ex.timeout) {
-        asio::steady_timer deadline(ex_, *ex.timeout);
+      if (try_until != std::chrono::steady_clock::time_point::max()) {
+        asio::steady_timer deadline(ex_, try_until);
         auto got = co_await (http::async_read_header(s, buf, *p, kNoThrow) || deadline.async_wait(kNoThrow));
         if (got.index() == 1) co_return ex.down_closed ? nullptr : "UT";
         rec = std::get<0>(std::get<0>(got));
@@ -627,8 +727,10 @@ class Bridge final : public H2Handler {
       }
       unsigned status = p->get().result_int();
       if (status < 100 || status >= 200 || status == 101) break;
+      // An interim answer was read: the connection stays usable (it is skipped).
     }
     auto& res = p->get();
+    if (!ex.down_closed && retry_answer(res.result_int())) co_return kRetriableAnswer;
     ex.answer.response = {{":status", std::to_string(res.result_int())}};
     for (const auto& f : res) {
       std::string name = Lower(f.name_string());
@@ -662,7 +764,7 @@ class Bridge final : public H2Handler {
       nghttp2_session_resume_data(down_->session(), ex.down_id);
       down_->Kick();
     }
-    *keep = res.keep_alive();
+    *keep = p->keep_alive();  // the parser's: false too when the body ended with the connection
     co_return nullptr;
   }
 

@@ -489,5 +489,46 @@ TEST_F(ProxyH2, AnHttp2UpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
   EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"UT\"") != std::string::npos; })) << Log();
 }
 
+// The seed's retries for HTTP/2 clients of HTTP/1.1 upstreams: 60 requests, 3 streams at a
+// time (the retry budget always allows three retries in flight; a burst of a hundred would get
+// only 20 %), against backends failing 30 % with 503 all succeed; a PUT's body is sent again
+// whole on its retry.
+TEST_F(ProxyH2, Http2ClientsGetTheSeedsRetriesTowardHttp1Upstreams) {
+  LOAD_SNAPSHOT(SeedSnapshot(), "seed");
+  auto flaky = [](int n, const std::string&) {
+    return testing_support::Reply{.status = (n % 10 == 0 || n % 10 == 3 || n % 10 == 6) ? 503 : 200};
+  };
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1", flaky), v2(net_->peer, {"10.200.0.3", 8080}, "v2", flaky);
+  int ok = 0, failed = 0;
+  std::string out;
+  for (int i = 0; i < 20; ++i) {
+    auto run = RunIn(net_->pod, 1000, {"nghttp", "-v", "-m", "3", "http://10.96.0.20:8080/items"});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    for (size_t at = run.out.find(":status: "); at != std::string::npos; at = run.out.find(":status: ", at + 1)) {
+      (run.out.compare(at + 9, 3, "200") == 0 ? ok : failed)++;
+    }
+    out += run.out;
+  }
+  EXPECT_EQ(ok, 60) << out.substr(0, 2000);
+  EXPECT_EQ(failed, 0) << [&] {  // the failed ones' access-log lines
+    std::string lines, log = Log();
+    for (size_t at = log.find("\"response_code\":503"); at != std::string::npos; at = log.find("\"response_code\":503", at + 1)) {
+      lines += log.substr(at, 60) + "\n";
+    }
+    return lines;
+  }();
+  EXPECT_GT(v1.requests() + v2.requests(), 70) << "the failures were retried";
+  EXPECT_LE(v1.requests() + v2.requests(), 240);
+
+  // A PUT (idempotent) with a body: the first try gets 503, the retry carries the body again.
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/upload", std::string(20000, 'p')).ok());
+  int before = v1.requests() + v2.requests();
+  auto put = RunIn(net_->pod, 1000, {"nghttp", "-H", ":method: PUT", "-H", "x-canary: true", "-d", dir_ + "/upload",
+                                     "http://10.96.0.20:8080/put"});
+  EXPECT_EQ(put.exit_code, 0) << put.err;
+  EXPECT_NE(put.out.find("received 20000"), std::string::npos) << put.out.substr(0, 300);
+  EXPECT_GE(v1.requests() + v2.requests() - before, 1);
+}
+
 }  // namespace
 }  // namespace tern::proxy

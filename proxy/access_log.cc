@@ -9,6 +9,11 @@ std::string EndpointString(const boost::asio::ip::tcp::endpoint& e) {
                              : e.address().to_string() + ":" + std::to_string(e.port());
 }
 
+boost::asio::ip::tcp::endpoint ToEndpoint(const UpstreamEndpoint& e) {
+  boost::system::error_code ec;  // the snapshot parser validated the address
+  return {boost::asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port)};
+}
+
 void LogAccess(const HttpContext& ctx, const AccessEntry& e) {
   if (!ctx.log->Enabled(LogLevel::kInfo)) return;
   ctx.log->Info("access", {{"downstream", EndpointString(ctx.peer)},

@@ -54,7 +54,6 @@ struct EndpointState {
   std::atomic<int64_t> ejected_until_ns{0};  // steady_clock; in the past (or 0) when not ejected
   // Ejection bookkeeping (rare: under ClusterState::mu).
   int64_t ejections = 0;            // the multiplier of baseEjectionTime
-  int64_t last_ejection_ns = 0;
   int64_t times_ejected = 0;        // ever (admin, tests)
 };
 
@@ -75,7 +74,6 @@ struct ClusterState {
   std::atomic<uint64_t> round_robin{0};
   // The latest ejected_until of any endpoint: past it, none is ejected (the fast path).
   std::atomic<int64_t> ejected_until_max_ns{0};
-  std::atomic<int64_t> overflows{0};    // requests answered 503 UO (admin, tests)
   std::mutex mu;                        // ejection decisions; the connection pool's waiters
   std::deque<std::weak_ptr<PoolWaiter>> waiters;  // under mu, oldest first
 

@@ -88,12 +88,6 @@ Http1Pool::Http1Pool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
 
 Http1Pool::~Http1Pool() { Shutdown(); }
 
-size_t Http1Pool::idle_count() const {
-  size_t n = 0;
-  for (const auto& [key, conns] : idle_) n += conns.size();
-  return n;
-}
-
 void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
   boost::system::error_code ec;
   conn->socket.close(ec);
@@ -162,10 +156,7 @@ asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, co
       co_return Lease{std::move(conn)};
     }
     // At the limit: wait in the cluster's queue, if it has room.
-    if (!TryAcquire(state->pending, cluster->limits.max_pending)) {
-      state->overflows.fetch_add(1, std::memory_order_relaxed);
-      co_return Lease{nullptr, "UO"};
-    }
+    if (!TryAcquire(state->pending, cluster->limits.max_pending)) co_return Lease{nullptr, "UO"};
     auto waiter = std::make_shared<Waiter>(ex_, this);
     {
       std::lock_guard<std::mutex> lock(state->mu);
@@ -179,10 +170,7 @@ asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, co
       std::lock_guard<std::mutex> lock(state->mu);  // its queue entry goes with it
       std::erase_if(state->waiters, [&](const std::weak_ptr<PoolWaiter>& w) { return w.expired() || w.lock() == waiter; });
     }
-    if (!woken) {
-      state->overflows.fetch_add(1, std::memory_order_relaxed);
-      co_return Lease{nullptr, "UO"};  // waited as long as the request may
-    }
+    if (!woken) co_return Lease{nullptr, "UO"};  // waited as long as the request may
   }
   co_return Lease{nullptr, "UO"};
 }

@@ -61,7 +61,6 @@ class Http1Pool {
   void Release(std::unique_ptr<Http1Conn> conn, bool reusable);
   // Closes every idle connection and stops the sweeper (the worker is ending).
   void Shutdown();
-  size_t idle_count() const;
 
  private:
   class Waiter;

@@ -213,12 +213,12 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   }
   if (!s->headers_done && !s->closed) {
     pool.Cancel(*s);
-    co_return H2Outcome{.local_status = 504, .local_body = "upstream request timeout\n", .flags = "UT"};
+    co_return H2Outcome{.local_status = 504, .local_body = AnswerFor("UT").body, .flags = "UT"};
   }
   if (!s->headers_done) {
     pool.Cancel(*s);
-    if (s->connect_failed) co_return H2Outcome{.local_status = 503, .local_body = "upstream connect error\n", .flags = "UF"};
-    co_return H2Outcome{.local_status = 503, .local_body = "upstream reset before response\n", .flags = "UC"};
+    const char* flag = s->connect_failed ? "UF" : "UC";
+    co_return H2Outcome{.local_status = AnswerFor(flag).status, .local_body = AnswerFor(flag).body, .flags = flag};
   }
   http::response<http::buffer_body> res;
   res.version(11);
@@ -263,14 +263,6 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   co_return out;
 }
 
-const UpstreamEndpoint kNoEndpoint{};  // PASSTHROUGH's and inbound's: no labels
-
-tcp::endpoint ToEndpoint(const UpstreamEndpoint* e) {
-  if (!e) return {};
-  error_code ec;
-  return tcp::endpoint(asio::ip::make_address(e->address, ec), static_cast<uint16_t>(e->port));
-}
-
 // A request sent again (a retry): the header as it first went upstream, the kept body framed
 // by its length.
 http::request<http::string_body> Replay(const http::request<http::buffer_body>& req, const std::string& body) {
@@ -284,7 +276,7 @@ http::request<http::string_body> Replay(const http::request<http::buffer_body>& 
 }
 
 // One request to forward over HTTP/1.1, its header already read and rewritten.
-struct Http1Exchange {
+struct Http1Forward {
   tcp::socket& down;
   beast::flat_buffer& dbuf;
   http::request_parser<http::buffer_body>& req_p;
@@ -307,23 +299,31 @@ struct ExchangeEnd {
   bool close = false;       // the client connection must end
 };
 
+// The local answer for an upstream failure with `flag`.
+ExchangeEnd& Failed(ExchangeEnd& end, std::string_view flag) {
+  FailureAnswer a = AnswerFor(flag);
+  end.local_status = a.status;
+  end.local_body = a.body;
+  AddFlag(end.flags, flag);
+  return end;
+}
+
 // Forwards x's request with the route's retries (retry_policy.h) and relays the answer. An
 // attempt fails by connect failure (UF), reset (UC), per-try timeout (UT) or a retriable
 // status; the next goes to another endpoint after a backoff, while attempts, the route's
 // timeout and the retry budget allow. A kept-alive connection the upstream closed meanwhile
 // is replaced once, unseen, for requests safe to send again. Nothing is retried once the
 // answer began to reach the client.
-asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
+asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Forward& x) {
   using Clock = std::chrono::steady_clock;
   auto& req = x.req_p.get();
   const std::string_view method = req.method_string();
-  const RetryPolicy* policy = x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry;
-  const int max_retries = policy ? policy->attempts : 0;
+  const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
+  Retrier retrier(x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry, cluster, method);
   const auto route_timeout = RouteTimeout(x.d.route);
   // The route's timeout runs from when the whole request was received (Envoy's rule): an upload
   // takes what it takes. Until then only the connect timeout bounds the pool wait.
   auto give_up = route_timeout && x.req_p.is_done() ? Clock::now() + *route_timeout : Clock::time_point::max();
-  const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
   const UpstreamEndpoint* endpoint = x.d.endpoint;
   tcp::endpoint uep = x.uep;
   // Connection is hop-by-hop: the upstream connection stays alive for the pool whatever the
@@ -332,19 +332,13 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
   Tee tee;  // the request body, kept for a retry or a mirror (up to kMaxMirroredBody)
   std::optional<http::request<http::string_body>> replay;
   bool relayed = false, mirrored = false, stale_replaced = false;
-  RetrySlot retry_slot;
   ExchangeEnd end;
-  for (int retries = 0, round = 0; round <= max_retries + 1; ++round) {
+  for (int round = 0; round <= retrier.max_retries() + 1; ++round) {
     x.entry.upstream = EndpointString(uep);
     EndpointLoad load(endpoint);
     auto wait_until = std::min(give_up, Clock::now() + x.ctx.connect_timeout);
     Http1Pool::Lease lease = co_await x.ctx.http1_pool->Acquire(uep, cluster, x.ctx.inbound, x.ctx.connect_timeout, wait_until);
-    if (lease.failure && std::string_view(lease.failure) == "UO") {  // overflow is never retried
-      end.local_status = 503;
-      end.local_body = "upstream connection pool overflow\n";
-      AddFlag(end.flags, "UO");
-      co_return end;
-    }
+    if (lease.failure && std::string_view(lease.failure) == "UO") co_return Failed(end, "UO");  // never retried
     AttemptFailure failure = lease.conn ? AttemptFailure::kNone : AttemptFailure::kConnectFailure;
     const char* flag = lease.conn ? nullptr : "UF";
     bool garbage = false, reused = lease.conn && lease.conn->reused;
@@ -380,8 +374,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
         res_p->header_limit(kMaxHeaderBytes);
         res_p->body_limit(boost::none);
         if (req.method() == http::verb::head) res_p->skip(true);
-        auto try_until = give_up;
-        if (policy && policy->per_try_timeout) try_until = std::min(give_up, Clock::now() + *policy->per_try_timeout);
+        auto try_until = retrier.TryDeadline(give_up);
         error_code uec;
         if (try_until != Clock::time_point::max()) {
           asio::steady_timer deadline(x.ex, try_until);
@@ -409,41 +402,17 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
     }
     const unsigned status = garbage ? 502 : res_p && failure == AttemptFailure::kNone ? res_p->get().result_int() : 0;
     RecordAttempt(cluster, endpoint, failure, status);
-    const bool wants_retry = policy && !garbage && ShouldRetry(*policy, failure, status, method);
-    if (wants_retry && retries < max_retries && replayable && Clock::now() < give_up) {
-      if (!retry_slot.Take(cluster)) {
-        AddFlag(end.flags, "UO");  // the retry budget is spent: this failure stands
-      } else {
-        if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
-        ++retries;
-        asio::steady_timer backoff(x.ex, std::min(RetryBackoff(retries, x.rng), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                                                       std::max(Clock::duration::zero(), give_up - Clock::now()))));
-        co_await backoff.async_wait(kNoThrow);
-        if (!x.d.passthrough) {
-          if (const UpstreamEndpoint* next = RetryEndpoint(x.d, endpoint, x.rng, SteadyNowNs())) {
-            endpoint = next;
-            uep = ToEndpoint(next);
-          }
-        }
-        continue;
+    if (!garbage && retrier.Again(failure, status, replayable, give_up, end.flags)) {
+      if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
+      asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
+      co_await backoff.async_wait(kNoThrow);
+      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, x.rng, SteadyNowNs())) {
+        endpoint = next;
+        uep = ToEndpoint(*next);
       }
+      continue;
     }
-    if (wants_retry && max_retries > 0 && retries == max_retries) AddFlag(end.flags, "URX");
-    if (garbage) {
-      end.local_status = 502;
-      end.local_body = "upstream answered garbage\n";
-      AddFlag(end.flags, "UPE");
-      co_return end;
-    }
-    if (failure != AttemptFailure::kNone) {
-      end.local_status = failure == AttemptFailure::kTimeout ? 504 : 503;
-      end.local_body = failure == AttemptFailure::kTimeout      ? "upstream request timeout\n"
-                       : failure == AttemptFailure::kConnectFailure ? "upstream connect error\n"
-                                                                 : "upstream reset before response\n";
-      AddFlag(end.flags, flag);
-      co_return end;
-    }
-    retry_slot.Release();  // the retry (if this was one) has its answer
+    if (garbage || failure != AttemptFailure::kNone) co_return Failed(end, flag);
     // The answer: relayed as it streams.
     Http1Conn& conn = *lease.conn;
     auto& res = res_p->get();
@@ -458,19 +427,12 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Exchange& x) {
     res.keep_alive(keep_alive);
     RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
-    if (wec && wec.reading && !wec.wrote) {  // it broke off before any of it reached the client
-      end.local_status = 503;
-      end.local_body = "upstream reset before response\n";
-      AddFlag(end.flags, "UC");
-      co_return end;
-    }
+    if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client
     if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
     end.close = wec || !keep_alive;
     co_return end;
   }
-  end.local_status = 503;  // unreachable: every round returns or retries within the bound
-  end.local_body = "upstream reset before response\n";
-  co_return end;
+  co_return Failed(end, "UC");  // unreachable: every round returns or retries within the bound
 }
 
 }  // namespace
@@ -555,7 +517,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       d = Decide(vh, *ctx.table, view, rng, SteadyNowNs());
       if (d.route && d.route->spec) entry.route = d.route->virtual_service;
       entry.cluster = d.cluster_name;
-      uep = d.passthrough ? ctx.original : ToEndpoint(d.endpoint);
+      if (d.endpoint) uep = ToEndpoint(*d.endpoint);
+      else if (d.passthrough) uep = ctx.original;
     }
     auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "") -> asio::awaitable<bool> {
       AddFlag(entry.flags, flags);
@@ -575,7 +538,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     RequestInFlight in_flight;  // http2MaxRequests
     if (!in_flight.Enter(d.cluster)) {
-      if (!co_await local(503, "upstream connection pool overflow\n", "UO")) co_return;
+      if (!co_await local(503, AnswerFor("UO").body, "UO")) co_return;
       continue;
     }
     if (d.delay.count() > 0) {  // fault injection: hold the request, then forward it (flag DI)
@@ -595,7 +558,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
     bool http2 = ctx.inbound ? AppSpeaksHttp2(*ctx.table, uep.address().to_string(), uep.port(), false)
-                             : UpstreamSpeaksHttp2(*d.cluster, d.endpoint ? *d.endpoint : kNoEndpoint, false);
+                             : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
       if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
       const istio::Headers* picked_headers = d.picked ? d.picked->headers : nullptr;
@@ -604,10 +567,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
           co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers, RouteTimeout(d.route));
       // The client's own faults (DPE) and our refusals (UO) say nothing of the endpoint.
       if (out.flags != "DPE" && out.flags != "UO") {
-        RecordAttempt(d.cluster, d.endpoint,
-                      out.flags == "UT" ? AttemptFailure::kTimeout
-                      : out.local_status && out.flags != "UPE" ? AttemptFailure::kReset
-                                                              : AttemptFailure::kNone,
+        RecordAttempt(d.cluster, d.endpoint, out.local_status ? FailureOf(out.flags) : AttemptFailure::kNone,
                       out.local_status ? out.local_status : out.code);
       }
       if (out.local_status) {
@@ -620,7 +580,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    Http1Exchange x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+    Http1Forward x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                     .entry = entry, .keep_alive = keep_alive, .ex = ex};
     x.uep = uep;
     ExchangeEnd end = co_await ForwardHttp1(x);

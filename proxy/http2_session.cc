@@ -14,7 +14,6 @@
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/http1_pool.h"
-#include "proxy/load_balancer.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
@@ -69,7 +68,6 @@ struct Exchange {
   // the body as sent (up to kMaxMirroredBody) to send again.
   const RetryPolicy* retry = nullptr;
   std::optional<uint64_t> hash;
-  bool passthrough = false;
   std::string kept_body;
   bool kept_overflow = false;
   size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
@@ -323,13 +321,8 @@ class Bridge final : public H2Handler {
       if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
       ex.entry.cluster = d.cluster_name;
       if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location);
-      if (!ex.in_flight.Enter(d.cluster)) return Local(ex, 503, "upstream connection pool overflow\n", "UO");
-      if (d.passthrough) {
-        to = ctx_.original;
-      } else {
-        boost::system::error_code aec;
-        to = tcp::endpoint(asio::ip::make_address(d.endpoint->address, aec), static_cast<uint16_t>(d.endpoint->port));
-      }
+      if (!ex.in_flight.Enter(d.cluster)) return Local(ex, 503, AnswerFor("UO").body, "UO");
+      to = d.endpoint ? ToEndpoint(*d.endpoint) : ctx_.original;  // PASSTHROUGH picks none
       ex.spec = d.route->spec;
       ex.picked = d.picked;
       ex.cluster = d.cluster;
@@ -337,9 +330,7 @@ class Bridge final : public H2Handler {
       ex.timeout = RouteTimeout(d.route);
       ex.retry = &d.route->retry;
       ex.hash = d.hash;
-      ex.passthrough = d.passthrough;
-      static const UpstreamEndpoint kNoEndpoint{};
-      http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint ? *d.endpoint : kNoEndpoint, true);
+      http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true);
     }
     ex.entry.upstream = EndpointString(to);
 
@@ -462,7 +453,7 @@ class Bridge final : public H2Handler {
         ex.up->Kick();
       }
       RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kTimeout, 0);
-      Local(ex, 504, "upstream request timeout\n", "UT");
+      Local(ex, 504, AnswerFor("UT").body, "UT");
     }
     TaskDone();
   }
@@ -516,29 +507,18 @@ class Bridge final : public H2Handler {
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
     using Clock = std::chrono::steady_clock;
     const auto give_up = ex->timeout ? Clock::now() + *ex->timeout : Clock::time_point::max();
-    const RetryPolicy* policy = ctx_.inbound ? nullptr : ex->retry;
-    const int max_retries = policy ? policy->attempts : 0;
-    RetrySlot retry_slot;
+    Retrier retrier(ctx_.inbound ? nullptr : ex->retry, ex->cluster, ex->entry.method);
     const char* failure = nullptr;
     std::unique_ptr<Http1Conn> conn;
     bool keep = false, stale_replaced = false;
-    int retries = 0;
-    // Whether an answer with `status` is dropped for a retry (the slot then taken).
+    // Whether an answer with `status` is dropped for a retry. The answers relayed are recorded
+    // for outlier detection as they go out (SubmitResponse).
     auto retry_answer = [&](unsigned status) {
-      retry_slot.Release();  // the retry (if this was one) has its answer
-      if (!policy || !ShouldRetry(*policy, AttemptFailure::kNone, status, ex->entry.method)) return false;
-      if (retries >= max_retries || ex->kept_overflow || Clock::now() >= give_up) {
-        if (max_retries > 0) AddFlag(ex->entry.flags, "URX");
-        return false;
-      }
-      if (!retry_slot.Take(ex->cluster)) {
-        AddFlag(ex->entry.flags, "UO");  // the budget is spent: this answer stands
-        return false;
-      }
-      RecordAttempt(ex->cluster, ex->endpoint, AttemptFailure::kNone, status);  // the relayed ones are recorded as they go out
+      if (!retrier.Again(AttemptFailure::kNone, status, !ex->kept_overflow, give_up, ex->entry.flags)) return false;
+      RecordAttempt(ex->cluster, ex->endpoint, AttemptFailure::kNone, status);
       return true;
     };
-    for (int round = 0; round <= max_retries + 1 && !ex->down_closed; ++round) {
+    for (int round = 0; round <= retrier.max_retries() + 1 && !ex->down_closed; ++round) {
       // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
       // a client multiplexing a hundred streams must not open a hundred connections at once (a
       // small accept backlog drops them). Streams past it wait, in no particular order.
@@ -556,32 +536,22 @@ class Bridge final : public H2Handler {
       failure = lease.failure;
       bool reused = conn && conn->reused;
       if (conn && !ex->down_closed) {
-        auto try_until = give_up;
-        if (policy && policy->per_try_timeout) try_until = std::min(give_up, Clock::now() + *policy->per_try_timeout);
         ex->h1_socket = &conn->socket;
-        failure = co_await Http1Exchange(*ex, *conn, request, &keep, try_until, retry_answer);
+        failure = co_await Http1Exchange(*ex, *conn, request, &keep, retrier.TryDeadline(give_up), retry_answer);
         ex->h1_socket = nullptr;
       }
       if (!failure || ex->down_closed) break;
       const std::string_view f(failure);
       if (f == "UO" || f == "UPE" || ex->response_started) break;  // never retried
-      const bool answered = f == kRetriableAnswer;
-      const AttemptFailure kind = answered ? AttemptFailure::kNone
-                                  : f == "UF" ? AttemptFailure::kConnectFailure
-                                  : f == "UT" ? AttemptFailure::kTimeout
-                                              : AttemptFailure::kReset;
+      const bool answered = f == kRetriableAnswer;  // Again said so already
+      const AttemptFailure kind = answered ? AttemptFailure::kNone : FailureOf(f);
       const bool replayable = !ex->kept_overflow;
       // A kept-alive connection the upstream had closed meanwhile: replaced once, unseen.
       bool stale = reused && kind == AttemptFailure::kReset && replayable && IsIdempotent(ex->entry.method) && !stale_replaced;
-      if (!answered && !stale) RecordAttempt(ex->cluster, ex->endpoint, kind, 0);
       bool again = stale || answered;
-      if (!again && policy && ShouldRetry(*policy, kind, 0, ex->entry.method)) {
-        if (retries < max_retries && replayable && Clock::now() < give_up) {
-          again = retry_slot.Take(ex->cluster);
-          if (!again) AddFlag(ex->entry.flags, "UO");
-        } else if (max_retries > 0) {
-          AddFlag(ex->entry.flags, "URX");
-        }
+      if (!again) {
+        again = retrier.Again(kind, 0, replayable, give_up, ex->entry.flags);
+        if (again) RecordAttempt(ex->cluster, ex->endpoint, kind, 0);  // the last failure: UpstreamEnded records it
       }
       if (!again) break;
       ctx_.http1_pool->Release(std::move(conn), false);
@@ -593,17 +563,13 @@ class Bridge final : public H2Handler {
         --round;
         continue;
       }
-      ++retries;
-      asio::steady_timer backoff(ex_, std::min<Clock::duration>(RetryBackoff(retries, rng_), std::max(Clock::duration::zero(), give_up - Clock::now())));
+      asio::steady_timer backoff(ex_, retrier.Backoff(rng_, give_up));
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!ex->passthrough && ex->cluster) {
-        if (const UpstreamEndpoint* next = PickEndpoint(*ex->cluster, ex->hash, ex->hash ? nullptr : ex->endpoint, rng_, SteadyNowNs())) {
-          ex->endpoint = next;
-          ex->load.emplace(next);
-          boost::system::error_code aec;
-          to = tcp::endpoint(asio::ip::make_address(next->address, aec), static_cast<uint16_t>(next->port));
-          ex->entry.upstream = EndpointString(to);
-        }
+      if (const UpstreamEndpoint* next = RetryEndpoint(ex->cluster, ex->hash, ex->endpoint, rng_, SteadyNowNs())) {
+        ex->endpoint = next;
+        ex->load.emplace(next);
+        to = ToEndpoint(*next);
+        ex->entry.upstream = EndpointString(to);
       }
     }
     if (failure && std::string_view(failure) == kRetriableAnswer) failure = "UC";  // unreachable: a dropped answer is retried
@@ -780,18 +746,9 @@ class Bridge final : public H2Handler {
     if (ex.down_closed) return;
     if (!ex.response_started) {
       ex.up = nullptr;
-      std::string_view f(flags);
-      if (f != "UO") {  // an overflow says nothing of the endpoint
-        RecordAttempt(ex.cluster, ex.endpoint, f == "UT" ? AttemptFailure::kTimeout : f == "UPE" ? AttemptFailure::kNone : AttemptFailure::kReset,
-                      502);
-      }
-      Local(ex, f == "UPE" ? 502 : f == "UT" ? 504 : 503,
-            f == "UF"    ? "upstream connect error\n"
-            : f == "UO"  ? "upstream connection pool overflow\n"
-            : f == "UPE" ? "upstream answered garbage\n"
-            : f == "UT"  ? "upstream request timeout\n"
-                         : "upstream reset before response\n",
-            flags);
+      FailureAnswer answer = AnswerFor(flags);
+      if (std::string_view(flags) != "UO") RecordAttempt(ex.cluster, ex.endpoint, FailureOf(flags), answer.status);  // UO: not the endpoint's
+      Local(ex, answer.status, answer.body, flags);
     } else if (failed && !ex.response_end) {
       ex.entry.flags = "UPE";
       nghttp2_submit_rst_stream(down_->session(), NGHTTP2_FLAG_NONE, ex.down_id, NGHTTP2_INTERNAL_ERROR);

@@ -32,5 +32,7 @@ struct HttpContext {
 
 // "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.
 std::string EndpointString(const boost::asio::ip::tcp::endpoint& e);
+// An endpoint of the snapshot as a socket address.
+boost::asio::ip::tcp::endpoint ToEndpoint(const UpstreamEndpoint& e);
 
 }  // namespace tern::proxy

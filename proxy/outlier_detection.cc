@@ -25,7 +25,6 @@ bool Eject(const Cluster& c, const UpstreamEndpoint& endpoint, int64_t now_ns) {
   ++e.times_ejected;
   int64_t duration = std::min(Ns(o.base_ejection) * e.ejections, std::max(Ns(o.base_ejection), Ns(o.max_ejection)));
   int64_t until = now_ns + duration;
-  e.last_ejection_ns = now_ns;
   e.ejected_until_ns.store(until, std::memory_order_relaxed);
   e.consecutive_5xx.store(0, std::memory_order_relaxed);
   e.consecutive_gateway.store(0, std::memory_order_relaxed);

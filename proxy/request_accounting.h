@@ -1,9 +1,13 @@
-// What both HTTP sessions count around a request: the cluster's requests in flight
-// (http2MaxRequests; past it 503 UO at once), each endpoint's load (LEAST_REQUEST), and each
-// attempt's result for outlier detection.
+// What both HTTP sessions keep around a request: the cluster's requests in flight
+// (http2MaxRequests; past it 503 UO at once), each endpoint's load (LEAST_REQUEST), each
+// attempt's result for outlier detection, the retries (Retrier), and what an upstream failure
+// answers (its flag's status and text).
 #pragma once
 
+#include <chrono>
+#include <random>
 #include <string>
+#include <string_view>
 
 #include "proxy/outlier_detection.h"
 #include "proxy/retry_policy.h"
@@ -20,13 +24,10 @@ class RequestInFlight {
   ~RequestInFlight() {
     if (state_) state_->requests.fetch_sub(1, std::memory_order_relaxed);
   }
-  // False when the cluster is at its limit (counted as an overflow).
+  // False when the cluster is at its limit.
   bool Enter(const Cluster* c) {
     if (!c) return true;
-    if (!TryAcquire(c->state->requests, c->limits.max_requests)) {
-      c->state->overflows.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
+    if (!TryAcquire(c->state->requests, c->limits.max_requests)) return false;
     state_ = c->state.get();
     return true;
   }
@@ -74,6 +75,27 @@ class RetrySlot {
   ClusterState* state_ = nullptr;
 };
 
+// What a request whose upstream failed with `flag` is answered.
+struct FailureAnswer {
+  unsigned status;
+  const char* body;
+};
+inline FailureAnswer AnswerFor(std::string_view flag) {
+  if (flag == "UF") return {503, "upstream connect error\n"};
+  if (flag == "UO") return {503, "upstream connection pool overflow\n"};
+  if (flag == "UPE") return {502, "upstream answered garbage\n"};
+  if (flag == "UT") return {504, "upstream request timeout\n"};
+  return {503, "upstream reset before response\n"};  // UC
+}
+
+// How an attempt that ended with `flag` failed (UPE: it answered, garbage).
+inline AttemptFailure FailureOf(std::string_view flag) {
+  if (flag == "UF") return AttemptFailure::kConnectFailure;
+  if (flag == "UT") return AttemptFailure::kTimeout;
+  if (flag == "UPE") return AttemptFailure::kNone;
+  return AttemptFailure::kReset;
+}
+
 // The status outlier detection counts for an attempt: the answer's, else 503 for a local
 // failure and 504 for a timeout (Envoy's mapping of locally originated errors).
 inline unsigned OutcomeStatus(AttemptFailure failure, unsigned status) {
@@ -94,5 +116,53 @@ inline void AddFlag(std::string& flags, std::string_view flag) {
   if (flags.empty() || flags == "-") flags = flag;
   else flags += "," + std::string(flag);
 }
+
+// One request's retries, for both sessions: after each attempt, whether another is made (the
+// policy wants it, attempts are left, the request can be sent again, its deadline has not
+// passed, the cluster's budget has room), else the flag that says why not (URX: attempts
+// spent; UO: budget spent); the backoff before the next. A retry holds its budget slot until
+// its own attempt has ended.
+class Retrier {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // `policy` null: no retries (inbound).
+  Retrier(const RetryPolicy* policy, const Cluster* cluster, std::string_view method)
+      : policy_(policy), cluster_(cluster), method_(method) {}
+
+  // `status`: the answer's when failure is kNone. `replayable`: the request can be sent whole again.
+  bool Again(AttemptFailure failure, unsigned status, bool replayable, Clock::time_point give_up, std::string& flags) {
+    slot_.Release();  // the attempt that just ended, if it was a retry, is over
+    if (!policy_ || !ShouldRetry(*policy_, failure, status, method_)) return false;
+    if (retries_ >= policy_->attempts) {
+      if (policy_->attempts > 0) AddFlag(flags, "URX");
+      return false;
+    }
+    if (!replayable || Clock::now() >= give_up) return false;
+    if (!slot_.Take(cluster_)) {
+      AddFlag(flags, "UO");  // the budget is spent: this failure stands
+      return false;
+    }
+    ++retries_;
+    return true;
+  }
+  // The wait before the retry Again just granted, within the deadline.
+  std::chrono::milliseconds Backoff(std::minstd_rand& rng, Clock::time_point give_up) const {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(Clock::duration::zero(), give_up - Clock::now()));
+    return std::min(RetryBackoff(retries_, rng), left);
+  }
+  // When this try must have its answer: the per-try timeout, within the request's deadline.
+  Clock::time_point TryDeadline(Clock::time_point give_up) const {
+    if (!policy_ || !policy_->per_try_timeout) return give_up;
+    return std::min(give_up, Clock::now() + *policy_->per_try_timeout);
+  }
+  int max_retries() const { return policy_ ? policy_->attempts : 0; }
+
+ private:
+  const RetryPolicy* policy_;
+  const Cluster* cluster_;
+  std::string_view method_;
+  int retries_ = 0;
+  RetrySlot slot_;
+};
 
 }  // namespace tern::proxy

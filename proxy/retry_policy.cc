@@ -26,14 +26,20 @@ uint32_t RetryOnBit(std::string_view p) {
   return 0;
 }
 
+// Istio's retryOn when a route does not say (for gRPC it adds unavailable and cancelled,
+// which read grpc-status: not acted on yet).
+void IstioDefaultRetryOn(RetryPolicy& p) {
+  p.on = kRetryConnectFailure | kRetryRefusedStream | kRetryStatusCodes;
+  p.status_codes = {503};
+}
+
 }  // namespace
 
 RetryPolicy CompileRetryPolicy(const istio::HttpRetry* retries) {
   RetryPolicy p;
-  if (!retries) {  // Istio's default for a route without `retries`
+  if (!retries) {  // Istio's default for a route without `retries`: 2 attempts
     p.attempts = 2;
-    p.on = kRetryConnectFailure | kRetryRefusedStream | kRetryStatusCodes;
-    p.status_codes = {503};
+    IstioDefaultRetryOn(p);
     return p;
   }
   p.attempts = std::max(0, retries->attempts);
@@ -51,11 +57,7 @@ RetryPolicy CompileRetryPolicy(const istio::HttpRetry* retries) {
       p.on |= RetryOnBit(entry);
     }
   }
-  // Istio's retryOn default when attempts are set without it.
-  if (retries->retry_on.empty()) {
-    p.on = kRetryConnectFailure | kRetryRefusedStream | kRetryStatusCodes;
-    p.status_codes = {503};
-  }
+  if (retries->retry_on.empty()) IstioDefaultRetryOn(p);  // attempts set without retryOn
   return p;
 }
 

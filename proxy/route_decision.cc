@@ -84,9 +84,10 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
   return d;
 }
 
-const UpstreamEndpoint* RetryEndpoint(const RouteDecision& d, const UpstreamEndpoint* last, std::minstd_rand& rng, int64_t now_ns) {
-  if (d.passthrough || !d.cluster) return nullptr;
-  return PickEndpoint(*d.cluster, d.hash, d.hash ? nullptr : last, rng, now_ns);
+const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
+                                      std::minstd_rand& rng, int64_t now_ns) {
+  if (!cluster || cluster->lb == LbPolicy::kPassthrough) return nullptr;
+  return PickEndpoint(*cluster, hash, hash ? nullptr : last, rng, now_ns);
 }
 
 namespace {
@@ -107,10 +108,10 @@ std::optional<std::chrono::milliseconds> RouteTimeout(const Route* route) {
   return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(*route->spec->timeout));
 }
 
-bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint& endpoint, bool downstream_http2) {
-  if (cluster.protocol == config::Protocol::kHttp && cluster.h2_upgrade && endpoint.labels) {
-    auto mode = endpoint.labels->find(keys::kTlsModeLabel);
-    if (mode != endpoint.labels->end() && mode->second == "istio") return true;
+bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint* endpoint, bool downstream_http2) {
+  if (cluster.protocol == config::Protocol::kHttp && cluster.h2_upgrade && endpoint && endpoint->labels) {
+    auto mode = endpoint->labels->find(keys::kTlsModeLabel);
+    if (mode != endpoint->labels->end() && mode->second == "istio") return true;
   }
   return DeclaredHttp2(cluster.protocol, downstream_http2);
 }

@@ -38,8 +38,10 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
                      int64_t now_ns);
 
 // A retry's endpoint: by the cluster's balancer, another than the last when it can (not when
-// hashing: a key keeps its endpoint). Null when none is healthy.
-const UpstreamEndpoint* RetryEndpoint(const RouteDecision& d, const UpstreamEndpoint* last, std::minstd_rand& rng, int64_t now_ns);
+// hashing: a key keeps its endpoint). Null when none is healthy or the cluster has no endpoint
+// list (PASSTHROUGH): the last one stands.
+const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
+                                      std::minstd_rand& rng, int64_t now_ns);
 
 // Whether an event of `percentage` (in [0, 100]) happens on this draw: drawn in millionths.
 bool Chance(double percentage, std::minstd_rand& rng);
@@ -52,7 +54,8 @@ std::optional<std::chrono::milliseconds> RouteTimeout(const Route* route);
 // port declared http speaks HTTP/1.1 unless the DestinationRule's h2UpgradePolicy is UPGRADE
 // and the endpoint runs a sidecar (label security.istio.io/tlsMode=istio: its proxy takes HTTP/2
 // and speaks to the app in the app's protocol); an undeclared port speaks what the client spoke.
-bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint& endpoint, bool downstream_http2);
+// `endpoint` null: none picked (PASSTHROUGH), no labels to go by.
+bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint* endpoint, bool downstream_http2);
 // Inbound, to the app: its declared protocol, else what the client spoke.
 bool AppSpeaksHttp2(const RouteTable& table, std::string_view ip, uint32_t port, bool downstream_http2);
 

@@ -231,9 +231,9 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
     c->port = port;
     c->subset = subset;
     const std::map<std::string, std::string>* selector = nullptr;
-    const istio::TrafficPolicy* subset_policy = nullptr;
+    const istio::TrafficPolicy *rule_policy = nullptr, *subset_policy = nullptr;
     if (auto dr = rules.find(host); dr != rules.end()) {
-      if (dr->second->traffic_policy) c->policy = &*dr->second->traffic_policy;
+      if (dr->second->traffic_policy) rule_policy = &*dr->second->traffic_policy;
       for (const auto& sub : dr->second->subsets) {
         if (sub.name != subset) continue;
         selector = &sub.labels;
@@ -249,8 +249,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
       }
     }
     if (sp) c->protocol = sp->protocol;
-    ApplyPolicy(*c, c->policy, subset_policy);
-    if (subset_policy) c->policy = subset_policy;
+    ApplyPolicy(*c, rule_policy, subset_policy);
     const Cluster* before = previous ? previous->FindCluster(name) : nullptr;
     c->state = before ? before->state : std::make_shared<ClusterState>();
     if (svc && sp && c->known_subset) {

@@ -45,7 +45,6 @@ struct Cluster {
   std::string subset;
   bool known_subset = true;  // false: no DestinationRule defines it (NC)
   std::vector<UpstreamEndpoint> endpoints;
-  const istio::TrafficPolicy* policy = nullptr;  // the DestinationRule's (subset's if it has one)
   config::Protocol protocol = config::Protocol::kSniff;  // the service port's, declared or sniffed
   bool h2_upgrade = false;  // the policy's h2UpgradePolicy is UPGRADE (its port-level setting first)
   // The effective policy for this port (a portLevelSettings entry wins over the whole rule).

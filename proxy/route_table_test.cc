@@ -60,7 +60,7 @@ TEST(Routing, TheSeedsCanaryHeaderForcesV2) {
   EXPECT_EQ(c->name, "outbound|8080|v2|product-service.my-app.svc.cluster.local");
   ASSERT_EQ(c->endpoints.size(), 1u);
   EXPECT_EQ(c->endpoints[0].address, "10.244.0.12");
-  EXPECT_EQ(c->policy->load_balancer->simple, "LEAST_REQUEST") << "the DestinationRule's policy travels with it";
+  EXPECT_EQ(c->lb_spec->simple, "LEAST_REQUEST") << "the DestinationRule's policy travels with it";
   // A second copy of the header cannot smuggle the canary in (or out): values are joined, and
   // the pick below (random 0) would be v1 on the 90/10 route.
   EXPECT_EQ(Route(*t, vh, {{"x-canary", "false"}, {"x-canary", "true"}}, "/", 0)->subset, "v1");

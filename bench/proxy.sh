@@ -22,7 +22,6 @@ duration=${1:-10}
 rounds=${2:-2}
 ./scripts/install-deps.sh
 for p in haproxy nginx wrk; do command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null; }; done
-command -v h2load >/dev/null || apt-get install -y -qq nghttp2-client >/dev/null
 cmake --preset release >/dev/null
 cmake --build --preset release >/dev/null
 build=$PWD/build/release

@@ -10,8 +10,10 @@ std::string EndpointString(const boost::asio::ip::tcp::endpoint& e) {
 }
 
 boost::asio::ip::tcp::endpoint ToEndpoint(const UpstreamEndpoint& e) {
-  boost::system::error_code ec;  // the snapshot parser validated the address
-  return {boost::asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port)};
+  namespace ip = boost::asio::ip;
+  auto port = static_cast<uint16_t>(e.port);
+  if (e.v6) return {ip::address_v6(e.ip), port};
+  return {ip::address_v4(ip::address_v4::bytes_type{e.ip[0], e.ip[1], e.ip[2], e.ip[3]}), port};
 }
 
 void LogAccess(const HttpContext& ctx, const AccessEntry& e) {

@@ -99,12 +99,11 @@ asio::awaitable<void> H2ClientPool::Run(H2Connection* conn, tcp::endpoint to) {
   bool connected = co_await ConnectUpstream(conn->socket(), to, passthrough_source_, connect_timeout_) == ConnectResult::kOk;
   if (connected && !conn->closed()) co_await conn->Run("");
   conn->Close();
-  // Every stream still open on it has failed; every stream still listed (open or not) lets go
+  // Every stream still open on it is over; every stream still listed (open or not) lets go
   // of the connection before it is freed.
   for (Stream* s : streams_[conn]) {
     if (!s->closed) {
       s->closed = true;
-      s->failed = !s->end;
       s->connect_failed = !connected;
     }
     s->conn = nullptr;
@@ -144,11 +143,10 @@ int H2ClientPool::OnData(H2Connection& c, int32_t stream, const uint8_t* data, s
   return 0;
 }
 
-int H2ClientPool::OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) {
+int H2ClientPool::OnStreamClose(H2Connection& c, int32_t stream, uint32_t /*error_code*/) {
   Stream* s = StreamOf(c, stream);
   if (!s) return 0;
   s->closed = true;  // it stays listed (and s->conn set) until its owner cancels it
-  s->failed = error_code != NGHTTP2_NO_ERROR || !s->end;
   s->wake.cancel();
   return 0;
 }

@@ -29,7 +29,7 @@ class H2ClientPool final : public H2Handler {
     bool request_end = false;
     AnswerHeaders answer;
     bool headers_done = false, end = false;
-    bool closed = false, failed = false, connect_failed = false;
+    bool closed = false, connect_failed = false;
     ByteQueue body;
     boost::asio::steady_timer wake;  // cancelled whenever something changed
   };

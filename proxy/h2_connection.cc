@@ -4,6 +4,8 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "proxy/header_limits.h"
+
 namespace tern::proxy {
 
 namespace asio = boost::asio;
@@ -65,7 +67,7 @@ H2Connection::H2Connection(tcp::socket socket, Role role, H2Handler& handler)
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxHeaderBytes},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
   };
   // A server must not send ENABLE_PUSH; a client announces it does not want pushes.

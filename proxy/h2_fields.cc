@@ -5,20 +5,14 @@
 
 namespace tern::proxy {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops) {
   auto erase = [&](const std::string& name) { std::erase_if(h, [&](const auto& f) { return f.first == name; }); };
-  for (const auto& name : ops.remove) erase(Lower(name));
+  for (const auto& name : ops.remove) erase(AsciiLower(name));
   for (const auto& [name, value] : ops.set) {
-    erase(Lower(name));
-    h.emplace_back(Lower(name), value);
+    erase(AsciiLower(name));
+    h.emplace_back(AsciiLower(name), value);
   }
-  for (const auto& [name, value] : ops.add) h.emplace_back(Lower(name), value);
+  for (const auto& [name, value] : ops.add) h.emplace_back(AsciiLower(name), value);
 }
 
 std::vector<nghttp2_nv> NameValues(const Headers& h) {

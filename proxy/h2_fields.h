@@ -3,6 +3,8 @@
 // (connection-specific) that an HTTP/1.1 side must drop when it crosses over.
 #pragma once
 
+#include "core/base/ascii.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
@@ -77,12 +79,15 @@ class AnswerHeaders {
   size_t bytes_ = 0;
 };
 
-std::string Lower(std::string_view s);
 // Istio's remove, set, add, with names compared lowercase.
 void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops);
 // Views into `h` (which must outlive the result).
 std::vector<nghttp2_nv> NameValues(const Headers& h);
 // connection, keep-alive, proxy-connection, transfer-encoding, upgrade (lowercase name).
 bool IsConnectionSpecific(std::string_view lowercase_name);
+// A request field that ends at the proxy: the connection-specific ones and te.
+inline bool IsHopByHop(std::string_view lowercase_name) {
+  return lowercase_name == "te" || IsConnectionSpecific(lowercase_name);
+}
 
 }  // namespace tern::proxy

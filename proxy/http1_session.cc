@@ -177,8 +177,8 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
             {":authority", std::string(req[http::field::host])},
             {":path", std::string(req.target())}};
   for (const auto& f : req) {
-    std::string name = Lower(f.name_string());
-    if (name == "host" || name == "te" || IsConnectionSpecific(name)) continue;
+    std::string name = AsciiLower(f.name_string());
+    if (name == "host" || IsHopByHop(name)) continue;
     h.emplace_back(std::move(name), std::string(f.value()));
   }
   bool has_body = !req_p.is_done();
@@ -446,9 +446,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   thread_local std::minstd_rand rng{std::random_device{}()};
   std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
   std::vector<char> chunk(16384);  // the body relay buffer, one per connection
-  // Keep-alive clients repeat their Host: the last authority's service is remembered.
-  std::string last_authority;
-  const VirtualHost* last_host = nullptr;
+  AuthorityCache authorities;
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
   const std::string peer_ip = ctx.peer.address().to_string();
 
@@ -505,14 +503,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
                        .source_labels = &ctx.table->snapshot().workload.labels,
                        .port = static_cast<uint32_t>(ctx.original.port()), .source_ip = peer_ip};
       // The service the authority names, else the one the connection was addressed to.
-      const VirtualHost* vh = nullptr;
-      if (!entry.authority.empty()) {
-        if (entry.authority != last_authority) {
-          last_authority = entry.authority;
-          last_host = ctx.table->ForAuthority(entry.authority, ctx.original.port());
-        }
-        vh = last_host;
-      }
+      const VirtualHost* vh = authorities.Find(*ctx.table, entry.authority, ctx.original.port());
       if (!vh) vh = ctx.host;
       d = Decide(vh, *ctx.table, view, rng, SteadyNowNs());
       if (d.route && d.route->spec) entry.route = d.route->virtual_service;
@@ -557,7 +548,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       ApplyHeaderOps(req.base(), spec->headers.request);
     }
     if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
-    bool http2 = ctx.inbound ? AppSpeaksHttp2(*ctx.table, uep.address().to_string(), uep.port(), false)
+    bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
       if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);

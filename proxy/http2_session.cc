@@ -310,12 +310,12 @@ class Bridge final : public H2Handler {
     if (ctx_.inbound) {
       ex.entry.cluster = inbound_cluster_;
       to = ctx_.original;
-      http2 = AppSpeaksHttp2(*ctx_.table, to.address().to_string(), to.port(), true);
+      http2 = AppSpeaksHttp2(ctx_.app_protocol, true);
     } else {
       RequestView view{.method = method, .path = path, .authority = authority, .scheme = scheme, .headers = &headers_,
                        .source_labels = &ctx_.table->snapshot().workload.labels,
                        .port = static_cast<uint32_t>(ctx_.original.port()), .source_ip = peer_ip_};
-      const VirtualHost* vh = authority.empty() ? nullptr : ctx_.table->ForAuthority(authority, ctx_.original.port());
+      const VirtualHost* vh = authorities_.Find(*ctx_.table, authority, ctx_.original.port());
       if (!vh) vh = ctx_.host;
       d = Decide(vh, *ctx_.table, view, rng_, SteadyNowNs());
       if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
@@ -619,7 +619,7 @@ class Bridge final : public H2Handler {
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
-      else if (n[0] == ':' || n == "te" || IsConnectionSpecific(n)) continue;
+      else if (n[0] == ':' || IsHopByHop(n)) continue;
       else {
         has_length |= n == "content-length";
         head += n + ": " + v + "\r\n";
@@ -699,7 +699,7 @@ class Bridge final : public H2Handler {
     if (!ex.down_closed && retry_answer(res.result_int())) co_return kRetriableAnswer;
     ex.answer.response = {{":status", std::to_string(res.result_int())}};
     for (const auto& f : res) {
-      std::string name = Lower(f.name_string());
+      std::string name = AsciiLower(f.name_string());
       if (IsConnectionSpecific(name)) continue;
       ex.answer.response.emplace_back(std::move(name), std::string(f.value()));
     }
@@ -843,6 +843,7 @@ class Bridge final : public H2Handler {
   asio::steady_timer tasks_done_;
   const std::string inbound_cluster_;
   const std::string peer_ip_;
+  AuthorityCache authorities_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
   std::minstd_rand rng_{std::random_device{}()};
   bool goaway_sent_ = false;

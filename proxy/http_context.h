@@ -23,6 +23,8 @@ struct HttpContext {
   // Inbound: the request came from outside the pod and goes to the app at the original
   // destination (no routing); steering headers are stripped.
   bool inbound = false;
+  // Inbound: the protocol the snapshot declares for the app's port (looked up once per connection).
+  config::Protocol app_protocol = config::Protocol::kSniff;
   TokenBucket* inbound_limit = nullptr;        // tern.dev/rate-limit: inbound requests past it get 429
   const std::atomic<bool>* draining = nullptr;  // set on shutdown: connections are not kept alive
   std::chrono::milliseconds header_timeout{15000};  // a client must send a whole header within it

@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "core/base/ascii.h"
+
 namespace tern::proxy {
 
 namespace {
@@ -14,18 +16,10 @@ uint64_t Mix(uint64_t x) {  // splitmix64's finalizer
   return x ^ (x >> 31);
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 std::optional<std::string_view> Header(const RequestView& r, std::string_view name) {
   if (!r.headers) return std::nullopt;
   for (const auto& [n, v] : *r.headers) {
-    if (IEquals(n, name)) return v;
+    if (AsciiIEquals(n, name)) return v;
   }
   return std::nullopt;
 }
@@ -34,7 +28,7 @@ std::optional<std::string_view> Header(const RequestView& r, std::string_view na
 std::optional<std::string_view> Cookie(const RequestView& r, std::string_view name) {
   if (!r.headers) return std::nullopt;
   for (const auto& [n, v] : *r.headers) {
-    if (!IEquals(n, "cookie")) continue;
+    if (!AsciiIEquals(n, "cookie")) continue;
     std::string_view rest = v;
     while (!rest.empty()) {
       size_t end = rest.find(';');

@@ -1,6 +1,6 @@
 #include "proxy/mesh_headers.h"
 
-#include <cctype>
+#include "core/base/ascii.h"
 
 namespace tern::proxy {
 
@@ -9,7 +9,7 @@ namespace {
 bool IStartsWith(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+    if (AsciiLower(s[i]) != prefix[i]) return false;
   }
   return true;
 }

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 
 #include "proxy/h2_fields.h"
+#include "proxy/http_context.h"
 #include "proxy/route_table.h"
 #include "proxy/upstream_connect.h"
 
@@ -49,8 +50,8 @@ std::string ShadowRequest(std::string_view method, std::string_view target, std:
   else host += "-shadow";
   std::string out = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nhost: " + host + "\r\n";
   for (const auto& [name, value] : fields) {
-    std::string n = Lower(name);
-    if (n.empty() || n[0] == ':' || n == "host" || n == "te" || n == "content-length" || IsConnectionSpecific(n)) continue;
+    std::string n = AsciiLower(name);
+    if (n.empty() || n[0] == ':' || n == "host" || n == "content-length" || IsHopByHop(n)) continue;
     out += n + ": " + std::string(value) + "\r\n";
   }
   if (!body.empty()) out += "content-length: " + std::to_string(body.size()) + "\r\n";
@@ -63,9 +64,7 @@ bool SendMirror(const asio::any_io_executor& ex, const Cluster& mirror, uint64_t
                 std::chrono::milliseconds timeout) {
   if (mirrors_in_flight >= kMaxMirrorsInFlight || mirror.endpoints.empty()) return false;
   const UpstreamEndpoint& e = mirror.endpoints[random % mirror.endpoints.size()];
-  boost::system::error_code ec;
-  tcp::endpoint to(asio::ip::make_address(e.address, ec), static_cast<uint16_t>(e.port));
-  if (ec) return false;
+  tcp::endpoint to = ToEndpoint(e);
   ++mirrors_in_flight;
   asio::co_spawn(ex, Mirror(to, std::move(request), timeout), asio::detached);
   return true;

@@ -85,6 +85,20 @@ TEST(Policy, SubsetAndPortLevelSettingsWinPartByPart) {
   EXPECT_EQ(whole.lb_spec->simple, "ROUND_ROBIN");
 }
 
+TEST(Policy, EndpointAddressesAreParsedOnceAtBuild) {
+  std::string text = Web(1, "{}");
+  text.insert(text.find("resources:"), "- {service: web.ns.svc.cluster.local, address: \"fd00::5\", ports: {http: 80}}\n");
+  auto t = Table(text);
+  const Cluster& c = WebCluster(*t);
+  ASSERT_EQ(c.endpoints.size(), 2u);
+  EXPECT_FALSE(c.endpoints[0].v6);
+  EXPECT_EQ((std::array<uint8_t, 4>{c.endpoints[0].ip[0], c.endpoints[0].ip[1], c.endpoints[0].ip[2], c.endpoints[0].ip[3]}),
+            (std::array<uint8_t, 4>{10, 1, 0, 1}));
+  EXPECT_TRUE(c.endpoints[1].v6);
+  EXPECT_EQ(c.endpoints[1].ip[0], 0xfd);
+  EXPECT_EQ(c.endpoints[1].ip[15], 5);
+}
+
 TEST(LoadBalancer, RoundRobinVisitsEveryEndpointInTurn) {
   auto t = Table(Web(3, "{loadBalancer: {simple: ROUND_ROBIN}}"));
   const Cluster& c = WebCluster(*t);

@@ -116,8 +116,8 @@ bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint* endpoin
   return DeclaredHttp2(cluster.protocol, downstream_http2);
 }
 
-bool AppSpeaksHttp2(const RouteTable& table, std::string_view ip, uint32_t port, bool downstream_http2) {
-  return DeclaredHttp2(table.InboundProtocol(ip, port), downstream_http2);
+bool AppSpeaksHttp2(config::Protocol app_protocol, bool downstream_http2) {
+  return DeclaredHttp2(app_protocol, downstream_http2);
 }
 
 std::string RewritePath(std::string_view path, const Route& route, const istio::HttpRewrite& rewrite) {

@@ -57,7 +57,8 @@ std::optional<std::chrono::milliseconds> RouteTimeout(const Route* route);
 // `endpoint` null: none picked (PASSTHROUGH), no labels to go by.
 bool UpstreamSpeaksHttp2(const Cluster& cluster, const UpstreamEndpoint* endpoint, bool downstream_http2);
 // Inbound, to the app: its declared protocol, else what the client spoke.
-bool AppSpeaksHttp2(const RouteTable& table, std::string_view ip, uint32_t port, bool downstream_http2);
+// `app_protocol`: the protocol declared for the app's port (HttpContext::app_protocol).
+bool AppSpeaksHttp2(config::Protocol app_protocol, bool downstream_http2);
 
 // The path the upstream gets: Envoy's prefix rewrite (the matched uri prefix or exact uri is
 // replaced), else the whole path replaced with the query kept.

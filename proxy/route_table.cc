@@ -1,5 +1,9 @@
 #include "proxy/route_table.h"
 
+#include <arpa/inet.h>
+
+#include "core/base/ascii.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -33,29 +37,16 @@ std::shared_ptr<const re2::RE2> Compile(const std::string& pattern, bool ignore_
 }
 
 bool Matches(const StringMatch& m, std::string_view value, const re2::RE2* re, bool ignore_case = false) {
-  auto lower = [](std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-  };
   switch (m.kind) {
     case StringMatch::Kind::kPresent: return true;
-    case StringMatch::Kind::kExact: return ignore_case ? lower(value) == lower(m.value) : value == m.value;
+    case StringMatch::Kind::kExact: return ignore_case ? AsciiLower(value) == AsciiLower(m.value) : value == m.value;
     case StringMatch::Kind::kPrefix: {
       if (value.size() < m.value.size()) return false;
-      return ignore_case ? lower(value.substr(0, m.value.size())) == lower(m.value) : value.substr(0, m.value.size()) == m.value;
+      return ignore_case ? AsciiLower(value.substr(0, m.value.size())) == AsciiLower(m.value) : value.substr(0, m.value.size()) == m.value;
     }
     case StringMatch::Kind::kRegex: return re && RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *re);
   }
   return false;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
 }
 
 // Every value of a repeated header, joined with ',' as one field value (RFC 9110 5.3): a second
@@ -64,7 +55,7 @@ bool HeaderValue(const RequestView& r, std::string_view name, std::string& out) 
   bool found = false;
   if (!r.headers) return false;
   for (const auto& [n, v] : *r.headers) {
-    if (!IEquals(n, name)) continue;
+    if (!AsciiIEquals(n, name)) continue;
     if (found) out += ",";
     out.append(v);
     found = true;
@@ -257,7 +248,10 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
         if (e.service != host || !e.ready || (selector && !Selects(*selector, e.labels))) continue;
         auto named = e.ports.find(sp->name);
         uint32_t target = named != e.ports.end() ? named->second : sp->target_port ? sp->target_port : sp->port;
-        UpstreamEndpoint ep{e.address, target, &e.labels, nullptr, StableHash(e.address + ":" + std::to_string(target))};
+        UpstreamEndpoint ep{.address = e.address, .port = target, .labels = &e.labels,
+                            .hash = StableHash(e.address + ":" + std::to_string(target))};
+        ep.v6 = e.address.find(':') != std::string::npos;
+        inet_pton(ep.v6 ? AF_INET6 : AF_INET, e.address.c_str(), ep.ip.data());
         if (before) {  // the same endpoint keeps its load and health
           for (const auto& old : before->endpoints) {
             if (old.port == target && old.address == e.address) ep.state = old.state;

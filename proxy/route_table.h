@@ -10,6 +10,7 @@
 // endpoints (the request gets 503, flag NC), never a refused snapshot.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,6 +33,9 @@ namespace tern::proxy {
 struct UpstreamEndpoint {
   std::string address;
   uint32_t port = 0;
+  // `address` parsed once (the snapshot parser validated it): IPv4 in the first four bytes.
+  std::array<uint8_t, 16> ip{};
+  bool v6 = false;
   const std::map<std::string, std::string>* labels = nullptr;
   std::shared_ptr<EndpointState> state;  // never null; carried across snapshots by address:port
   uint64_t hash = 0;                     // of address:port, for consistent hashing
@@ -129,6 +133,25 @@ class RouteTable {
   std::vector<std::unique_ptr<VirtualHost>> hosts_;
   std::map<std::pair<std::string, uint32_t>, VirtualHost*> by_ip_port_, by_host_port_;
   std::map<std::pair<std::string, uint32_t>, config::Protocol> inbound_protocols_;
+};
+
+// The service a connection's requests name by authority: keep-alive clients repeat theirs, so
+// the last one's lookup is remembered (for one connection, on one table).
+class AuthorityCache {
+ public:
+  // Null for an empty authority or one that names no service on `port`.
+  const VirtualHost* Find(const RouteTable& table, std::string_view authority, uint32_t port) {
+    if (authority.empty()) return nullptr;
+    if (authority != authority_) {
+      authority_ = authority;
+      host_ = table.ForAuthority(authority, port);
+    }
+    return host_;
+  }
+
+ private:
+  std::string authority_;
+  const VirtualHost* host_ = nullptr;
 };
 
 // "product-service" in namespace "my-app" -> "product-service.my-app.svc.cluster.local".

@@ -200,8 +200,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
         if (!e) {
           flags = "UH";  // no healthy upstream
         } else {
-          upstream_ep = tcp::endpoint(asio::ip::make_address(e->address, ec), static_cast<uint16_t>(e->port));
-          if (ec) flags = "UH";
+          upstream_ep = ToEndpoint(*e);
         }
       }
     } else if (table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
@@ -251,6 +250,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
                     .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
                     .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout,
                     .http1_pool = &pool};
+    if (inbound) ctx.app_protocol = table->InboundProtocol(original.address().to_string(), original.port());
     if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
     else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
     closed.With({reporter, service, "-"}).Inc();

@@ -1,5 +1,7 @@
 #include "core/config/snapshot.h"
 
+#include "core/base/ascii.h"
+
 #include <set>
 
 #include "core/base/object_reader.h"
@@ -24,8 +26,8 @@ const char* ProtocolName(Protocol p) {
 }
 
 Protocol DetectProtocol(const std::string& port_name, const std::string& app_protocol) {
-  auto of = [](std::string p) -> std::optional<Protocol> {
-    for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto of = [](std::string_view name) -> std::optional<Protocol> {
+    std::string p = AsciiLower(name);
     if (p == "http") return Protocol::kHttp;
     if (p == "http2" || p == "kubernetes.io/h2c") return Protocol::kHttp2;
     if (p == "grpc" || p == "grpc-web") return Protocol::kGrpc;

@@ -1,5 +1,7 @@
 #include "core/kube/https_get.h"
 
+#include "core/base/ascii.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -86,14 +88,6 @@ bool WaitFor(int fd, int ssl_error, Clock::time_point end) {
   return poll(&p, 1, MillisLeft(end)) == 1;
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 // Whether `raw` holds a whole response whose length is known from its framing.
 bool ResponseComplete(const std::string& raw) {
   size_t head_end = raw.find("\r\n\r\n");
@@ -103,7 +97,7 @@ bool ResponseComplete(const std::string& raw) {
   if (te != std::string_view::npos) return raw.size() >= 5 && raw.compare(raw.size() - 5, 5, "0\r\n\r\n") == 0;
   for (size_t at = 0; (at = head.find("\r\n", at)) != std::string_view::npos;) {
     at += 2;
-    if (head.size() - at > 15 && IEquals(head.substr(at, 15), "Content-Length:")) {
+    if (head.size() - at > 15 && AsciiIEquals(head.substr(at, 15), "Content-Length:")) {
       size_t length = std::strtoull(raw.c_str() + at + 15, nullptr, 10);
       return raw.size() - head_end - 4 >= length;
     }
@@ -136,8 +130,8 @@ Result<HttpsResponse> ParseHttpResponse(const std::string& raw) {
     if (colon == std::string_view::npos) continue;
     std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    if (IEquals(name, "Transfer-Encoding") && value.find("chunked") != std::string_view::npos) chunked = true;
-    if (IEquals(name, "Content-Length")) {
+    if (AsciiIEquals(name, "Transfer-Encoding") && value.find("chunked") != std::string_view::npos) chunked = true;
+    if (AsciiIEquals(name, "Content-Length")) {
       content_length = 0;
       for (char c : value) {
         if (c < '0' || c > '9' || content_length > (1LL << 40)) return Status::Error("malformed Content-Length");

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/base/ascii.h"
 #include "core/base/files.h"
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
@@ -141,8 +142,7 @@ class Backend {
             seen_.push_back(headers);
           }
           // A request body (by Content-Length, or chunked) is read whole and counted.
-          std::string lower = headers;
-          for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          std::string lower = AsciiLower(headers);
           auto more = [&] {
             ssize_t n = Receive(fd, chunk, sizeof chunk);
             if (n > 0) buf.append(chunk, static_cast<size_t>(n));
@@ -222,8 +222,7 @@ inline std::string Exchange(int fd, const std::string& request) {
     out += more;
     size_t end = out.find("\r\n\r\n");
     if (end == std::string::npos) continue;
-    std::string lower = out.substr(0, end);
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = AsciiLower(out.substr(0, end));
     size_t cl = lower.find("content-length: ");
     if (cl != std::string::npos) {
       size_t length = std::stoul(lower.substr(cl + 16));

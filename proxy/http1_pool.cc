@@ -73,10 +73,17 @@ void WakeOne(ClusterState& c) {
   if (auto w = c.TakeWaiter()) w->Wake();
 }
 
+// A connection idle this long is checked before reuse. Servers close idle keep-alive
+// connections after seconds (Node 5 s, gunicorn 2 s); one back within this short a time is
+// taken as is, sparing busy traffic a system call per request (a close that races it is the
+// stale-connection case the sessions replace once).
+constexpr std::chrono::milliseconds kCheckIdleAfter{100};
+
 // Whether an idle connection still stands: the peer has neither closed it nor sent anything
 // unasked (both end its use), judged without blocking.
-bool StillOpen(tcp::socket& s) {
+bool StillOpen(tcp::socket& s, std::chrono::steady_clock::duration idle) {
   if (!s.is_open()) return false;
+  if (idle < kCheckIdleAfter) return true;
   char c;
   ssize_t n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -122,7 +129,8 @@ asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, co
       while (!conns.empty()) {
         auto conn = std::move(conns.back());
         conns.pop_back();
-        if (Clock::now() - conn->idle_since < conn->idle_timeout && StillOpen(conn->socket)) {
+        auto idle = Clock::now() - conn->idle_since;
+        if (idle < conn->idle_timeout && StillOpen(conn->socket, idle)) {
           conn->reused = true;
           co_return Lease{std::move(conn)};
         }

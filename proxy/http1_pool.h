@@ -1,7 +1,8 @@
 // One worker's HTTP/1.1 upstream connections, shared by all its sessions (HTTP/1.1 and HTTP/2
 // clients alike), under each cluster's connectionPool limits:
 //  - a request takes an idle connection made for the same cluster (or inbound, for the app) to
-//    its endpoint, the most recently used first and never one the peer closed meanwhile; else
+//    its endpoint, the most recently used first and never one the peer closed while it idled
+//    (checked past 100 ms idle); else
 //    opens one while the cluster is under tcp.maxConnections (counted across workers; like
 //    Envoy, a worker with no connection to the cluster may always open one); else waits in the
 //    cluster's queue while fewer than http1MaxPendingRequests wait; else is refused at once

@@ -1,7 +1,7 @@
 #include "proxy/h2_fields.h"
 
 #include <algorithm>
-#include <cctype>
+#include <cstdlib>
 
 namespace tern::proxy {
 
@@ -41,6 +41,13 @@ AnswerHeaders::Block AnswerHeaders::End() {
   if (final_) return Block::kTrailers;
   final_ = true;
   return Block::kResponse;
+}
+
+unsigned AnswerHeaders::status() const {
+  for (const auto& [n, v] : response) {
+    if (n == ":status") return static_cast<unsigned>(std::atoi(v.c_str()));
+  }
+  return 0;
 }
 
 bool IsConnectionSpecific(std::string_view n) {

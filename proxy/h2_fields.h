@@ -71,6 +71,8 @@ class AnswerHeaders {
   // The current block is complete: which it was.
   Block End();
   bool has_response() const { return final_; }
+  // The response's :status (0 before it).
+  unsigned status() const;
 
   Headers response, trailers;
 

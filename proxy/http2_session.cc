@@ -64,13 +64,33 @@ struct Exchange {
   Headers upstream_request;
   bool http2_upstream = true;
   bool delayed = false;  // its body is kept until the delay is over
-  // Retries (HTTP/1.1 upstreams): the route's policy, the balancer's key for the next pick, and
-  // the body as sent (up to kMaxMirroredBody) to send again.
-  const RetryPolicy* retry = nullptr;
+  // Retries: the route's (none inbound), the balancer's key for the next pick, the body as sent
+  // (up to kMaxMirroredBody) to send again, and the deadline every try shares.
+  std::optional<Retrier> retrier;
   std::optional<uint64_t> hash;
   std::string kept_body;
   bool kept_overflow = false;
   size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
+  std::chrono::steady_clock::time_point give_up = std::chrono::steady_clock::time_point::max();
+
+  // Bytes of the request that went upstream: kept for a retry; returns how many of them the
+  // client's window is still to be credited for (a resent prefix was credited already).
+  size_t Sent(const uint8_t* data, size_t n) {
+    if (!kept_overflow) {
+      if (kept_body.size() + n > kMaxMirroredBody) kept_overflow = true, kept_body.clear();
+      else kept_body.append(reinterpret_cast<const char*>(data), n);
+    }
+    size_t resent = std::min(n, acknowledged_prefix);
+    acknowledged_prefix -= resent;
+    return n - resent;
+  }
+  // Drops the request bytes not sent yet; returns how many the client is to be credited for.
+  size_t DropRequestBody() {
+    size_t left = request_body.Clear();
+    size_t resent = std::min(left, acknowledged_prefix);
+    acknowledged_prefix = 0;
+    return left - resent;
+  }
   AccessEntry entry;
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
@@ -197,6 +217,7 @@ class Bridge final : public H2Handler {
     if (f.hd.type == NGHTTP2_HEADERS && ex->answer.End() == AnswerHeaders::Block::kInterim) return 0;
     if (end) ex->response_end = true;
     if (f.hd.type == NGHTTP2_HEADERS && !ex->response_started) {
+      if (!ex->down_closed && RetryOverHttp2(*ex, AttemptFailure::kNone, ex->answer.status())) return 0;
       if (!ex->down_closed) SubmitResponse(*ex);
     } else if (!ex->down_closed && end) {
       nghttp2_session_resume_data(down_->session(), ex->down_id);
@@ -249,7 +270,7 @@ class Bridge final : public H2Handler {
       LogAccess(ctx_, ex->entry);
       // Whatever either side still buffers is dropped, and acknowledged to whoever sent it, so
       // the connections' windows do not shrink by what a reset stream left behind.
-      if (size_t left = ex->request_body.Clear()) nghttp2_session_consume(c.session(), ex->down_id, left);
+      if (size_t left = ex->DropRequestBody()) nghttp2_session_consume(c.session(), ex->down_id, left);
       if (size_t left = ex->response_body.Clear(); left && !ex->detached && ex->up && !ex->up->closed()) {
         nghttp2_session_consume(ex->up->session(), ex->up_id, left);
         ex->up->Kick();
@@ -265,8 +286,11 @@ class Bridge final : public H2Handler {
       }
     } else {
       ex->up_closed = true;
+      // Closed before its answer (a reset, REFUSED_STREAM): perhaps tried again.
+      AttemptFailure failure = error_code == NGHTTP2_REFUSED_STREAM ? AttemptFailure::kRefusedStream : AttemptFailure::kReset;
+      if (!ex->response_started && RetryOverHttp2(*ex, failure, 0)) return 0;
       // The upstream will take no more of the request: what is left is acknowledged and dropped.
-      if (size_t left = ex->request_body.Clear(); left && !ex->down_closed) {
+      if (size_t left = ex->DropRequestBody(); left && !ex->down_closed) {
         nghttp2_session_consume(down_->session(), ex->down_id, left);
         down_->Kick();
       }
@@ -328,7 +352,7 @@ class Bridge final : public H2Handler {
       ex.cluster = d.cluster;
       ex.endpoint = d.endpoint;
       ex.timeout = RouteTimeout(d.route);
-      ex.retry = &d.route->retry;
+      ex.retrier.emplace(&d.route->retry, d.cluster, ex.entry.method);
       ex.hash = d.hash;
       http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true);
     }
@@ -382,6 +406,10 @@ class Bridge final : public H2Handler {
   // Sends the routed request upstream: its own coroutine for HTTP/1.1, a stream for HTTP/2.
   void Forward(Exchange& ex) {
     ex.load.emplace(ex.endpoint);
+    // The route's timeout: one deadline for every try, from the first.
+    if (ex.timeout && ex.give_up == std::chrono::steady_clock::time_point::max()) {
+      ex.give_up = std::chrono::steady_clock::now() + *ex.timeout;
+    }
     if (!ex.http2_upstream) {
       ex.h1 = true;
       ex.wake = std::make_unique<asio::steady_timer>(ex_);
@@ -401,11 +429,56 @@ class Bridge final : public H2Handler {
       return Local(ex, 503, "upstream refused the stream\n", "UO");
     }
     up.Kick();
-    if (ex.timeout) {
-      ex.deadline = std::make_unique<asio::steady_timer>(ex_, *ex.timeout);
+    if (ex.timeout && !ex.deadline) {
+      ex.deadline = std::make_unique<asio::steady_timer>(ex_, ex.give_up);
       ++live_tasks_;
       asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id), asio::detached);
     }
+  }
+
+  // An HTTP/2 upstream stream failed before its answer reached the client, or answered with a
+  // retriable status: when the route's retries allow, the stream is let go and the request is
+  // sent again (its kept body first) on another endpoint after the backoff. False: the
+  // failure stands.
+  bool RetryOverHttp2(Exchange& ex, AttemptFailure failure, unsigned status) {
+    if (ex.down_closed || ex.h1 || ex.detached || ex.response_started || !ex.retrier) return false;
+    if (!ex.retrier->Again(failure, status, !ex.kept_overflow, ex.give_up, ex.entry.flags)) return false;
+    RecordAttempt(ex.cluster, ex.endpoint, failure, status);
+    if (ex.up && !ex.up->closed()) {
+      if (!ex.up_closed) nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
+      // What it sent of an answer is acknowledged and dropped; its callbacks find no exchange.
+      if (size_t left = ex.response_body.Clear()) nghttp2_session_consume(ex.up->session(), ex.up_id, left);
+      nghttp2_session_set_stream_user_data(ex.up->session(), ex.up_id, nullptr);
+      ex.up->Kick();
+    }
+    ex.response_body.Clear();
+    ex.up = nullptr;
+    ex.up_id = -1;
+    ex.up_closed = false;
+    ex.answer = AnswerHeaders{};
+    ex.response_end = false;
+    Requeue(ex);
+    ex.delayed = true;  // the client's DATA meanwhile is kept, as during a fault delay
+    ++live_tasks_;
+    asio::co_spawn(ex_, RetryAfter(ex.down_id, ex.retrier->Backoff(rng_, ex.give_up)), asio::detached);
+    return true;
+  }
+
+  asio::awaitable<void> RetryAfter(int32_t down_id, std::chrono::milliseconds backoff) {
+    asio::steady_timer timer(ex_, backoff);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto it = exchanges_.find(down_id);  // the client may have reset the stream meanwhile
+    if (it != exchanges_.end() && !it->second->down_closed && !it->second->detached) {
+      Exchange& ex = *it->second;
+      ex.delayed = false;
+      if (const UpstreamEndpoint* next = RetryEndpoint(ex.cluster, ex.hash, ex.endpoint, rng_, SteadyNowNs())) {
+        ex.endpoint = next;
+        ex.to = ToEndpoint(*next);
+        ex.entry.upstream = EndpointString(ex.to);
+      }
+      Forward(ex);
+    }
+    TaskDone();
   }
 
   // A copy of the request for the route's mirror (see ShadowRequest), sent once the request is
@@ -482,7 +555,11 @@ class Bridge final : public H2Handler {
       Exchange& ex = *it->second;
       if (ex.up == conn && !ex.up_closed) {
         ex.up_closed = true;
-        if (size_t left = ex.request_body.Clear(); left && !ex.down_closed) {
+        if (RetryOverHttp2(ex, connected ? AttemptFailure::kReset : AttemptFailure::kConnectFailure, 0)) {
+          ++it;
+          continue;
+        }
+        if (size_t left = ex.DropRequestBody(); left && !ex.down_closed) {
           nghttp2_session_consume(down_->session(), ex.down_id, left);
           down_->Kick();
         }
@@ -506,8 +583,9 @@ class Bridge final : public H2Handler {
   // is tried again on another endpoint after a backoff, the body resent from its kept copy.
   asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
     using Clock = std::chrono::steady_clock;
-    const auto give_up = ex->timeout ? Clock::now() + *ex->timeout : Clock::time_point::max();
-    Retrier retrier(ctx_.inbound ? nullptr : ex->retry, ex->cluster, ex->entry.method);
+    const auto give_up = ex->give_up;
+    if (!ex->retrier) ex->retrier.emplace(nullptr, nullptr, ex->entry.method);  // inbound: no retries
+    Retrier& retrier = *ex->retrier;
     const char* failure = nullptr;
     std::unique_ptr<Http1Conn> conn;
     bool keep = false, stale_replaced = false;
@@ -574,9 +652,8 @@ class Bridge final : public H2Handler {
     }
     if (failure && std::string_view(failure) == kRetriableAnswer) failure = "UC";  // unreachable: a dropped answer is retried
     ex->h1_done = true;
-    if (size_t left = ex->request_body.Clear()) {
-      size_t fresh = left - std::min(left, ex->acknowledged_prefix);
-      if (fresh) nghttp2_session_consume(down_->session(), ex->down_id, fresh);
+    if (size_t fresh = ex->DropRequestBody()) {
+      nghttp2_session_consume(down_->session(), ex->down_id, fresh);
       down_->Kick();
     }
     if (failure) UpstreamEnded(*ex, true, failure);
@@ -650,14 +727,8 @@ class Bridge final : public H2Handler {
         auto [wec, wn] = co_await asio::async_write(s, parts, kNoThrow);
         if (wec) co_return ex.down_closed ? nullptr : "UC";
         // Kept for a retry; the client's window opens only for bytes it was not credited for.
-        if (!ex.kept_overflow) {
-          if (ex.kept_body.size() + n > kMaxMirroredBody) ex.kept_overflow = true, ex.kept_body.clear();
-          else ex.kept_body.append(reinterpret_cast<const char*>(chunk.data()), n);
-        }
-        size_t resent = std::min(n, ex.acknowledged_prefix);
-        ex.acknowledged_prefix -= resent;
-        if (n > resent) {
-          nghttp2_session_consume(down_->session(), ex.down_id, n - resent);
+        if (size_t fresh = ex.Sent(chunk.data(), n)) {
+          nghttp2_session_consume(down_->session(), ex.down_id, fresh);
           down_->Kick();
         }
         continue;
@@ -792,8 +863,9 @@ class Bridge final : public H2Handler {
     auto& ex = *static_cast<Exchange*>(source->ptr);
     auto& self = static_cast<Bridge&>(static_cast<H2Connection*>(user_data)->handler());
     size_t n = ex.request_body.Take(buf, length);
-    if (n > 0) {  // credits the connection's window even once the client's stream is closed
-      nghttp2_session_consume(self.down_->session(), ex.down_id, n);
+    // Kept for a retry; credits the connection's window even once the client's stream is closed.
+    if (size_t fresh = n > 0 ? ex.Sent(buf, n) : 0) {
+      nghttp2_session_consume(self.down_->session(), ex.down_id, fresh);
       self.down_->Kick();
     }
     if (ex.request_body.size() == 0) {

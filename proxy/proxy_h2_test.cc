@@ -27,6 +27,7 @@ namespace {
 using namespace std::chrono_literals;
 using nettest::Endpoint;
 using nettest::Listener;
+using testing_support::Count;
 using testing_support::ProductSnapshot;
 using testing_support::ProxyInPod;
 using testing_support::SeedSnapshot;
@@ -528,6 +529,43 @@ TEST_F(ProxyH2, Http2ClientsGetTheSeedsRetriesTowardHttp1Upstreams) {
   EXPECT_EQ(put.exit_code, 0) << put.err;
   EXPECT_NE(put.out.find("received 20000"), std::string::npos) << put.out.substr(0, 300);
   EXPECT_GE(v1.requests() + v2.requests() - before, 1);
+}
+
+// Retries toward HTTP/2 upstreams: with round robin over an endpoint where nothing listens and
+// one that serves, Istio's default policy sends each refused stream again to the other (two
+// streams at a time: within the retry budget's three); a status the route retries on is tried
+// again, then relayed with URX.
+TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
+  LOAD_SNAPSHOT(ProductSnapshot("h2-retries", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "", "{loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}",
+                                    "{host: product-service}"),
+                                /*sidecars=*/true),
+                "h2-retries");
+  H2Backend live(net_->peer, dir_, "10.200.0.3", "live");  // 10.200.0.2 refuses
+  std::this_thread::sleep_for(300ms);
+  int ok = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto run = RunIn(net_->pod, 1000, {"nghttp", "-m", "2", "http://10.96.0.20:8080/who"});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    for (size_t at = run.out.find("live"); at != std::string::npos; at = run.out.find("live", at + 1)) ++ok;
+  }
+  EXPECT_EQ(ok, 20) << Log().substr(0, 3000);
+  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"msg\":\"access\"") >= 20; }));
+  EXPECT_EQ(Count(Log(), "\"response_code\":503"), 0);
+
+  LOAD_SNAPSHOT(ProductSnapshot("h2-status", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "      retries: {attempts: 2, retryOn: \"404\"}\n",
+                                    "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}", "{host: product-service, subset: v2}"),
+                                /*sidecars=*/true),
+                "h2-status");
+  auto missing = RunIn(net_->pod, 1000, {"nghttp", "-v", "http://10.96.0.20:8080/missing"});
+  EXPECT_NE(missing.out.find(":status: 404"), std::string::npos) << missing.out.substr(0, 1000);
+  ASSERT_TRUE(WaitFor([&] { return Log().find("\"path\":\"/missing\"") != std::string::npos; }));
+  EXPECT_NE(Log().find("\"path\":\"/missing\",\"protocol\":\"HTTP/2\",\"response_code\":404,\"response_flags\":\"URX\""),
+            std::string::npos)
+      << Log();
 }
 
 }  // namespace

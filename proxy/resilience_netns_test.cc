@@ -19,12 +19,6 @@ namespace {
 
 int StatusOf(const std::string& res) { return res.size() > 12 ? std::atoi(res.c_str() + 9) : 0; }
 
-int Count(const std::string& text, const std::string& what) {
-  int n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 using ResilienceInPod = ProxyInPod;
 
 // One worker: connection limits are exact (with several, each worker may always open one).

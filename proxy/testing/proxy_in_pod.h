@@ -211,6 +211,13 @@ class Backend {
   std::vector<std::thread> conns_;
 };
 
+// How many times `what` occurs in `text` (access-log lines, flags).
+inline int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 // Sends one HTTP/1.1 request on `fd` and returns the whole response: the header as sent, then the
 // body (by Content-Length, or chunked and decoded).
 inline std::string Exchange(int fd, const std::string& request) {

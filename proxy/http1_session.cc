@@ -37,11 +37,14 @@ struct RelayError {
   explicit operator bool() const { return static_cast<bool>(ec); }
 };
 
-// A copy of a request body kept for its mirror, up to kMaxMirroredBody.
+// A copy of a request body kept for its mirror or a retry, up to kMaxMirroredBody; `overflow`
+// once bytes went by that are not in it.
 struct Tee {
   std::string body;
+  bool keep = true;  // false: nothing needs a copy
   bool overflow = false;
   void Add(const char* data, size_t n) {
+    if (!keep) overflow = overflow || n > 0;
     if (overflow) return;
     if (body.size() + n > kMaxMirroredBody) {
       overflow = true;
@@ -162,16 +165,37 @@ struct H2Outcome {
 
 constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the upstream
 
+// One request to forward upstream, its header already read and rewritten.
+struct ForwardRequest {
+  tcp::socket& down;
+  beast::flat_buffer& dbuf;
+  http::request_parser<http::buffer_body>& req_p;
+  std::span<char> chunk;
+  HttpContext& ctx;
+  const RouteDecision& d;
+  std::minstd_rand& rng;
+  AccessEntry& entry;
+  bool keep_alive;
+  asio::any_io_executor ex;
+  tcp::endpoint uep;
+};
+
 // One HTTP/1.1 request forwarded as an HTTP/2 stream, its answer written back as HTTP/1.1. The
 // request's fields cross over lowercase without the connection-specific ones; the answer's
-// trailers are dropped (an HTTP/1.1 client did not ask for them). An answer that breaks off
-// after its header ends the client connection: never a truncated answer presented as whole.
-asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffer& dbuf,
-                                            http::request_parser<http::buffer_body>& req_p, H2ClientPool& pool,
-                                            const tcp::endpoint& to, std::span<char> chunk, bool keep_alive,
-                                            const istio::HttpRoute* spec, const istio::Headers* picked,
-                                            std::optional<std::chrono::milliseconds> timeout) {
-  auto& req = req_p.get();
+// trailers are dropped (an HTTP/1.1 client did not ask for them). A stream that fails before
+// its answer (or answers a status the route retries on) is tried again on another endpoint, as
+// over HTTP/1.1 (the body kept up to kMaxMirroredBody). An answer that breaks off after its
+// header ends the client connection: never a truncated answer presented as whole.
+asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& pool) {
+  using Clock = std::chrono::steady_clock;
+  auto& req = x.req_p.get();
+  const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
+  const istio::Headers* picked = x.d.picked ? x.d.picked->headers : nullptr;
+  const auto timeout = RouteTimeout(x.d.route);
+  const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
+  Retrier retrier(x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry, cluster, req.method_string());
+  const UpstreamEndpoint* endpoint = x.d.endpoint;
+  tcp::endpoint to = x.uep;
   Headers h{{":method", std::string(req.method_string())},
             {":scheme", "http"},
             {":authority", std::string(req[http::field::host])},
@@ -181,44 +205,74 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
     if (name == "host" || IsHopByHop(name)) continue;
     h.emplace_back(std::move(name), std::string(f.value()));
   }
-  bool has_body = !req_p.is_done();
-  auto s = pool.Open(to, h, has_body);
-  if (!s) co_return H2Outcome{.local_status = 503, .local_body = "upstream refused the stream\n", .flags = "UO"};
-  auto uchunk = reinterpret_cast<const uint8_t*>(chunk.data());
-  auto& rbody = req.body();
-  while (!req_p.is_done() && !s->closed) {
-    if (s->request_body.size() >= kH2RequestBuffer) {
-      co_await pool.Wait(*s);
+  const bool has_body = !x.req_p.is_done();
+  Tee kept;  // the body as sent, for a retry
+  kept.keep = retrier.max_retries() > 0;
+  H2Outcome out;
+  auto give_up = Clock::time_point::max();
+  auto uchunk = reinterpret_cast<const uint8_t*>(x.chunk.data());
+  std::unique_ptr<H2ClientPool::Stream> s;
+  for (int round = 0; round <= retrier.max_retries(); ++round) {
+    x.entry.upstream = EndpointString(to);
+    EndpointLoad load(endpoint);
+    s = pool.Open(to, h, has_body);
+    if (!s) co_return H2Outcome{.local_status = 503, .local_body = "upstream refused the stream\n", .flags = "UO"};
+    if (round == 0) {  // the first try reads the body from the client as it goes
+      auto& rbody = req.body();
+      while (!x.req_p.is_done() && !s->closed) {
+        if (s->request_body.size() >= kH2RequestBuffer) {
+          co_await pool.Wait(*s);
+          continue;
+        }
+        rbody.data = x.chunk.data();
+        rbody.size = x.chunk.size();
+        auto [rec, rn] = co_await http::async_read(x.down, x.dbuf, x.req_p, kNoThrow);
+        if (rec == http::error::need_buffer) rec = {};
+        if (rec) {
+          pool.Cancel(*s);
+          co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + rec.message() + "\n", .flags = "DPE", .close = true};
+        }
+        size_t n = x.chunk.size() - rbody.size;
+        kept.Add(x.chunk.data(), n);
+        pool.Feed(*s, uchunk, n);
+      }
+    } else if (has_body) {
+      pool.Feed(*s, reinterpret_cast<const uint8_t*>(kept.body.data()), kept.body.size());
+    }
+    // The upstream may end the stream (answer, or reset) before taking the whole body: the rest
+    // of it is still on this connection and must never be read as a next request.
+    const bool body_unread = !x.req_p.is_done();
+    out.close = body_unread;
+    if (has_body && !body_unread) pool.EndRequest(*s);
+    if (timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *timeout;  // from the request's end
+    const auto try_until = retrier.TryDeadline(give_up);
+    asio::steady_timer deadline(x.ex, try_until);
+    while (!s->headers_done && !s->closed && Clock::now() < try_until) {
+      co_await (pool.Wait(*s) || deadline.async_wait(kNoThrow));
+    }
+    const char* flag = s->headers_done ? nullptr : !s->closed ? "UT" : s->connect_failed ? "UF" : "UC";
+    const AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;
+    const unsigned status = flag ? 0 : s->answer.status();
+    RecordAttempt(cluster, endpoint, failure, status);
+    if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags)) {
+      pool.Cancel(*s);  // its answer, if any, is dropped
+      asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
+      co_await backoff.async_wait(kNoThrow);
+      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
+        endpoint = next;
+        to = ToEndpoint(*next);
+      }
       continue;
     }
-    rbody.data = chunk.data();
-    rbody.size = chunk.size();
-    auto [rec, rn] = co_await http::async_read(down, dbuf, req_p, kNoThrow);
-    if (rec == http::error::need_buffer) rec = {};
-    if (rec) {
+    if (flag) {
       pool.Cancel(*s);
-      co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + rec.message() + "\n", .flags = "DPE", .close = true};
+      FailureAnswer answer = AnswerFor(flag);
+      AddFlag(out.flags, flag);
+      out.local_status = answer.status;
+      out.local_body = answer.body;
+      co_return out;
     }
-    pool.Feed(*s, uchunk, chunk.size() - rbody.size);
-  }
-  // The upstream may end the stream (answer, or reset) before taking the whole body: the rest
-  // of it is still on this connection and must never be read as a next request.
-  bool body_unread = !req_p.is_done();
-  if (has_body && !body_unread) pool.EndRequest(*s);
-  auto give_up = timeout ? std::chrono::steady_clock::now() + *timeout : std::chrono::steady_clock::time_point::max();
-  asio::steady_timer deadline(down.get_executor());
-  deadline.expires_at(give_up);
-  while (!s->headers_done && !s->closed && std::chrono::steady_clock::now() < give_up) {
-    co_await (pool.Wait(*s) || deadline.async_wait(kNoThrow));
-  }
-  if (!s->headers_done && !s->closed) {
-    pool.Cancel(*s);
-    co_return H2Outcome{.local_status = 504, .local_body = AnswerFor("UT").body, .flags = "UT"};
-  }
-  if (!s->headers_done) {
-    pool.Cancel(*s);
-    const char* flag = s->connect_failed ? "UF" : "UC";
-    co_return H2Outcome{.local_status = AnswerFor(flag).status, .local_body = AnswerFor(flag).body, .flags = flag};
+    break;
   }
   http::response<http::buffer_body> res;
   res.version(11);
@@ -229,31 +283,31 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(tcp::socket& down, beast::flat_buffe
   if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
   if (picked) ApplyHeaderOps(res.base(), picked->response);
   if (!res.count(http::field::content_length) && !(s->end && s->body.size() == 0)) res.chunked(true);
-  res.keep_alive(keep_alive && !body_unread);
-  H2Outcome out{.code = res.result_int(), .close = body_unread};
+  res.keep_alive(x.keep_alive && !out.close);
+  out.code = res.result_int();
   http::serializer<false, http::buffer_body> sr{res};
   bool header_written = false;
   for (;;) {
-    size_t n = s->body.Take(reinterpret_cast<uint8_t*>(chunk.data()), chunk.size());
+    size_t n = s->body.Take(reinterpret_cast<uint8_t*>(x.chunk.data()), x.chunk.size());
     if (n > 0) pool.Consumed(*s, n);
     bool last = s->end && s->body.size() == 0;
     if (n == 0 && !last && header_written) {
       if (s->closed) {  // broke off mid-answer
-        out.flags = "UPE";
+        AddFlag(out.flags, "UPE");
         out.close = true;
         break;
       }
       co_await pool.Wait(*s);
       continue;
     }
-    res.body().data = n ? chunk.data() : nullptr;
+    res.body().data = n ? x.chunk.data() : nullptr;
     res.body().size = n;
     res.body().more = !last;
-    auto [wec, wn] = co_await http::async_write(down, sr, kNoThrow);
+    auto [wec, wn] = co_await http::async_write(x.down, sr, kNoThrow);
     if (wec == http::error::need_buffer) wec = {};
     header_written = true;
     if (wec) {
-      out.flags = "DC";  // the client went away
+      AddFlag(out.flags, "DC");  // the client went away
       out.close = true;
       break;
     }
@@ -274,21 +328,6 @@ http::request<http::string_body> Replay(const http::request<http::buffer_body>& 
   }
   return r;
 }
-
-// One request to forward over HTTP/1.1, its header already read and rewritten.
-struct Http1Forward {
-  tcp::socket& down;
-  beast::flat_buffer& dbuf;
-  http::request_parser<http::buffer_body>& req_p;
-  std::span<char> chunk;
-  HttpContext& ctx;
-  const RouteDecision& d;
-  std::minstd_rand& rng;
-  AccessEntry& entry;
-  bool keep_alive;
-  asio::any_io_executor ex;
-  tcp::endpoint uep;
-};
 
 // How it ended: answered (relayed to the client), or a local answer the caller gives.
 struct ExchangeEnd {
@@ -314,7 +353,7 @@ ExchangeEnd& Failed(ExchangeEnd& end, std::string_view flag) {
 // timeout and the retry budget allow. A kept-alive connection the upstream closed meanwhile
 // is replaced once, unseen, for requests safe to send again. Nothing is retried once the
 // answer began to reach the client.
-asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Forward& x) {
+asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   using Clock = std::chrono::steady_clock;
   auto& req = x.req_p.get();
   const std::string_view method = req.method_string();
@@ -330,6 +369,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Forward& x) {
   // client asked of its own (a client's "close" would otherwise end a connection we reuse).
   req.keep_alive(true);
   Tee tee;  // the request body, kept for a retry or a mirror (up to kMaxMirroredBody)
+  tee.keep = retrier.max_retries() > 0 || x.d.mirror;
   std::optional<http::request<http::string_body>> replay;
   bool relayed = false, mirrored = false, stale_replaced = false;
   ExchangeEnd end;
@@ -406,7 +446,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(Http1Forward& x) {
       if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
       asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
       co_await backoff.async_wait(kNoThrow);
-      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, x.rng, SteadyNowNs())) {
+      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
         endpoint = next;
         uep = ToEndpoint(*next);
       }
@@ -552,15 +592,9 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
       if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
-      const istio::Headers* picked_headers = d.picked ? d.picked->headers : nullptr;
-      EndpointLoad load(d.endpoint);
-      H2Outcome out =
-          co_await ForwardOverHttp2(down, dbuf, req_p, *h2pool, uep, chunk, keep_alive, spec, picked_headers, RouteTimeout(d.route));
-      // The client's own faults (DPE) and our refusals (UO) say nothing of the endpoint.
-      if (out.flags != "DPE" && out.flags != "UO") {
-        RecordAttempt(d.cluster, d.endpoint, out.local_status ? FailureOf(out.flags) : AttemptFailure::kNone,
-                      out.local_status ? out.local_status : out.code);
-      }
+      ForwardRequest x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+                       .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
+      H2Outcome out = co_await ForwardOverHttp2(x, *h2pool);
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
         continue;
@@ -571,9 +605,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    Http1Forward x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
-                    .entry = entry, .keep_alive = keep_alive, .ex = ex};
-    x.uep = uep;
+    ForwardRequest x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+                     .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
     ExchangeEnd end = co_await ForwardHttp1(x);
     if (end.local_status) {
       if (end.body_error) {  // the client's body was malformed

@@ -69,14 +69,18 @@ struct Exchange {
   std::optional<Retrier> retrier;
   std::optional<uint64_t> hash;
   std::string kept_body;
-  bool kept_overflow = false;
+  bool keep_body = false;      // a retry is possible: the body is copied as it goes
+  bool kept_overflow = false;  // bytes were sent that are not kept: the request cannot be resent
   size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
   std::chrono::steady_clock::time_point give_up = std::chrono::steady_clock::time_point::max();
+  int tries = 0;  // upstream streams opened for it (a deadline names the try it is for)
 
   // Bytes of the request that went upstream: kept for a retry; returns how many of them the
   // client's window is still to be credited for (a resent prefix was credited already).
   size_t Sent(const uint8_t* data, size_t n) {
-    if (!kept_overflow) {
+    if (!keep_body) {
+      kept_overflow = kept_overflow || n > 0;
+    } else if (!kept_overflow) {
       if (kept_body.size() + n > kMaxMirroredBody) kept_overflow = true, kept_body.clear();
       else kept_body.append(reinterpret_cast<const char*>(data), n);
     }
@@ -353,6 +357,7 @@ class Bridge final : public H2Handler {
       ex.endpoint = d.endpoint;
       ex.timeout = RouteTimeout(d.route);
       ex.retrier.emplace(&d.route->retry, d.cluster, ex.entry.method);
+      ex.keep_body = ex.retrier->max_retries() > 0;
       ex.hash = d.hash;
       http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true);
     }
@@ -429,10 +434,13 @@ class Bridge final : public H2Handler {
       return Local(ex, 503, "upstream refused the stream\n", "UO");
     }
     up.Kick();
-    if (ex.timeout && !ex.deadline) {
-      ex.deadline = std::make_unique<asio::steady_timer>(ex_, ex.give_up);
+    // This try's deadline: its perTryTimeout, within the route's timeout.
+    auto try_until = ex.retrier ? ex.retrier->TryDeadline(ex.give_up) : ex.give_up;
+    ++ex.tries;
+    if (try_until != std::chrono::steady_clock::time_point::max()) {
+      ex.deadline = std::make_unique<asio::steady_timer>(ex_, try_until);  // the last try's is let go
       ++live_tasks_;
-      asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id), asio::detached);
+      asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), asio::detached);
     }
   }
 
@@ -471,7 +479,7 @@ class Bridge final : public H2Handler {
     if (it != exchanges_.end() && !it->second->down_closed && !it->second->detached) {
       Exchange& ex = *it->second;
       ex.delayed = false;
-      if (const UpstreamEndpoint* next = RetryEndpoint(ex.cluster, ex.hash, ex.endpoint, rng_, SteadyNowNs())) {
+      if (const UpstreamEndpoint* next = RetryEndpoint(ex.cluster, ex.hash, ex.endpoint, true, rng_, SteadyNowNs())) {
         ex.endpoint = next;
         ex.to = ToEndpoint(*next);
         ex.entry.upstream = EndpointString(ex.to);
@@ -514,13 +522,20 @@ class Bridge final : public H2Handler {
 
   // The route's timeout for an HTTP/2 upstream: no answer in time gives 504 (UT) and resets the
   // upstream stream. The timer dies with its exchange (the wait then ends aborted, touching nothing).
-  asio::awaitable<void> AnswerDeadline(asio::steady_timer* timer, int32_t down_id) {
+  asio::awaitable<void> AnswerDeadline(asio::steady_timer* timer, int32_t down_id, int try_number) {
     auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
     // Counted in live_tasks_: the bridge outlives this, even when its completion was queued
-    // before the exchange (and the timer) went away; the exchange is looked up again.
+    // before the exchange (and the timer) went away; the exchange is looked up again, and a
+    // deadline of an earlier try is ignored.
     auto it = ec ? exchanges_.end() : exchanges_.find(down_id);
-    if (it != exchanges_.end() && !it->second->response_started && !it->second->down_closed) {
+    if (it != exchanges_.end() && it->second->tries == try_number && !it->second->response_started &&
+        !it->second->down_closed && !it->second->detached) {
       Exchange& ex = *it->second;
+      // A perTryTimeout before the route's: perhaps tried again.
+      if (std::chrono::steady_clock::now() < ex.give_up && RetryOverHttp2(ex, AttemptFailure::kTimeout, 0)) {
+        TaskDone();
+        co_return;
+      }
       if (ex.up && !ex.up_closed) {
         nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
         ex.up->Kick();
@@ -643,7 +658,7 @@ class Bridge final : public H2Handler {
       }
       asio::steady_timer backoff(ex_, retrier.Backoff(rng_, give_up));
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (const UpstreamEndpoint* next = RetryEndpoint(ex->cluster, ex->hash, ex->endpoint, rng_, SteadyNowNs())) {
+      if (const UpstreamEndpoint* next = RetryEndpoint(ex->cluster, ex->hash, ex->endpoint, true, rng_, SteadyNowNs())) {
         ex->endpoint = next;
         ex->load.emplace(next);
         to = ToEndpoint(*next);
@@ -670,7 +685,7 @@ class Bridge final : public H2Handler {
     std::string rest(ex.request_body.size(), '\0');
     ex.request_body.Take(reinterpret_cast<uint8_t*>(rest.data()), rest.size());
     ex.request_body.Clear();
-    ex.acknowledged_prefix = ex.kept_body.size();
+    ex.acknowledged_prefix += ex.kept_body.size();  // what of the last prefix was not resent stays credited
     ex.request_body.Append(ex.kept_body);
     ex.request_body.Append(rest);
     ex.kept_body.clear();
@@ -846,6 +861,7 @@ class Bridge final : public H2Handler {
 
   void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
     ex.detached = true;
+    ex.delayed = false;  // no try is coming: the client's DATA is acknowledged and dropped
     AddFlag(ex.entry.flags, flags);
     ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
     if (!location.empty()) ex.answer.response.emplace_back("location", location);

@@ -533,8 +533,8 @@ TEST_F(ProxyH2, Http2ClientsGetTheSeedsRetriesTowardHttp1Upstreams) {
 
 // Retries toward HTTP/2 upstreams: with round robin over an endpoint where nothing listens and
 // one that serves, Istio's default policy sends each refused stream again to the other (two
-// streams at a time: within the retry budget's three); a status the route retries on is tried
-// again, then relayed with URX.
+// streams at a time: within the retry budget's three), for HTTP/2 and HTTP/1.1 clients alike; a
+// status the route retries on is tried again, then relayed with URX.
 TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
   LOAD_SNAPSHOT(ProductSnapshot("h2-retries", "ALLOW_ANY",
                                 testing_support::ProductResources(
@@ -551,7 +551,16 @@ TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
     for (size_t at = run.out.find("live"); at != std::string::npos; at = run.out.find("live", at + 1)) ++ok;
   }
   EXPECT_EQ(ok, 20) << Log().substr(0, 3000);
-  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"msg\":\"access\"") >= 20; }));
+  // HTTP/1.1 clients upgraded to HTTP/2 toward the sidecars get the same retries.
+  int app = ConnectApp();
+  ASSERT_GE(app, 0);
+  for (int i = 0; i < 10; ++i) {
+    std::string res = testing_support::Exchange(app, "GET /who HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    EXPECT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res;
+    EXPECT_NE(res.find("live"), std::string::npos) << res;
+  }
+  close(app);
+  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"msg\":\"access\"") >= 30; }));
   EXPECT_EQ(Count(Log(), "\"response_code\":503"), 0);
 
   LOAD_SNAPSHOT(ProductSnapshot("h2-status", "ALLOW_ANY",
@@ -566,6 +575,34 @@ TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
   EXPECT_NE(Log().find("\"path\":\"/missing\",\"protocol\":\"HTTP/2\",\"response_code\":404,\"response_flags\":\"URX\""),
             std::string::npos)
       << Log();
+}
+
+// perTryTimeout toward HTTP/2 upstreams: a stream to an endpoint that never answers (it accepts
+// nothing) is abandoned after 300 ms and sent to the other, for HTTP/2 and HTTP/1.1 clients.
+TEST_F(ProxyH2, APerTryTimeoutMovesAStalledStreamToAnotherEndpoint) {
+  LOAD_SNAPSHOT(ProductSnapshot("h2-per-try", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "      retries: {attempts: 2, perTryTimeout: 300ms, retryOn: reset}\n",
+                                    "{loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}",
+                                    "{host: product-service}"),
+                                /*sidecars=*/true),
+                "h2-per-try");
+  Listener stalled(net_->peer, {"10.200.0.2", 8080});  // the handshake completes in its backlog; nothing answers
+  H2Backend live(net_->peer, dir_, "10.200.0.3", "live");
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 4; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    auto run = RunIn(net_->pod, 1000, {"nghttp", "http://10.96.0.20:8080/who"});
+    EXPECT_EQ(run.out, "live") << run.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  }
+  int app = ConnectApp();
+  ASSERT_GE(app, 0);
+  for (int i = 0; i < 4; ++i) {
+    std::string res = testing_support::Exchange(app, "GET /who HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    EXPECT_NE(res.find("live"), std::string::npos) << res;
+  }
+  close(app);
 }
 
 }  // namespace

@@ -85,9 +85,14 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
 }
 
 const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
-                                      std::minstd_rand& rng, int64_t now_ns) {
+                                      bool downstream_http2, std::minstd_rand& rng, int64_t now_ns) {
   if (!cluster || cluster->lb == LbPolicy::kPassthrough) return nullptr;
-  return PickEndpoint(*cluster, hash, hash ? nullptr : last, rng, now_ns);
+  const UpstreamEndpoint* next = PickEndpoint(*cluster, hash, hash ? nullptr : last, rng, now_ns);
+  if (next && last &&
+      UpstreamSpeaksHttp2(*cluster, next, downstream_http2) != UpstreamSpeaksHttp2(*cluster, last, downstream_http2)) {
+    return nullptr;
+  }
+  return next;
 }
 
 namespace {

@@ -38,10 +38,11 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
                      int64_t now_ns);
 
 // A retry's endpoint: by the cluster's balancer, another than the last when it can (not when
-// hashing: a key keeps its endpoint). Null when none is healthy or the cluster has no endpoint
-// list (PASSTHROUGH): the last one stands.
+// hashing: a key keeps its endpoint), speaking the protocol the last one was sent (with
+// h2UpgradePolicy UPGRADE, endpoints with and without a sidecar differ). Null when none such
+// is healthy or the cluster has no endpoint list (PASSTHROUGH): the last one stands.
 const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
-                                      std::minstd_rand& rng, int64_t now_ns);
+                                      bool downstream_http2, std::minstd_rand& rng, int64_t now_ns);
 
 // Whether an event of `percentage` (in [0, 100]) happens on this draw: drawn in millionths.
 bool Chance(double percentage, std::minstd_rand& rng);

@@ -50,6 +50,13 @@ unsigned AnswerHeaders::status() const {
   return 0;
 }
 
+std::optional<int> AnswerHeaders::grpc_status() const {
+  for (const auto& [n, v] : response) {
+    if (n == "grpc-status") return std::atoi(v.c_str());
+  }
+  return std::nullopt;
+}
+
 bool IsConnectionSpecific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "upgrade";
 }

@@ -8,6 +8,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
+#include <optional>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -73,6 +74,8 @@ class AnswerHeaders {
   bool has_response() const { return final_; }
   // The response's :status (0 before it).
   unsigned status() const;
+  // The response headers' grpc-status (a trailers-only gRPC answer), if any.
+  std::optional<int> grpc_status() const;
 
   Headers response, trailers;
 

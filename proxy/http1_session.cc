@@ -254,7 +254,8 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
     const AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;
     const unsigned status = flag ? 0 : s->answer.status();
     RecordAttempt(cluster, endpoint, failure, status);
-    if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags)) {
+    if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags,
+                      flag ? std::nullopt : s->answer.grpc_status())) {
       pool.Cancel(*s);  // its answer, if any, is dropped
       asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
       co_await backoff.async_wait(kNoThrow);

@@ -450,7 +450,8 @@ class Bridge final : public H2Handler {
   // failure stands.
   bool RetryOverHttp2(Exchange& ex, AttemptFailure failure, unsigned status) {
     if (ex.down_closed || ex.h1 || ex.detached || ex.response_started || !ex.retrier) return false;
-    if (!ex.retrier->Again(failure, status, !ex.kept_overflow, ex.give_up, ex.entry.flags)) return false;
+    std::optional<int> grpc_status = failure == AttemptFailure::kNone ? ex.answer.grpc_status() : std::nullopt;
+    if (!ex.retrier->Again(failure, status, !ex.kept_overflow, ex.give_up, ex.entry.flags, grpc_status)) return false;
     RecordAttempt(ex.cluster, ex.endpoint, failure, status);
     if (ex.up && !ex.up->closed()) {
       if (!ex.up_closed) nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);

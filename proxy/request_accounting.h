@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -129,10 +130,12 @@ class Retrier {
   Retrier(const RetryPolicy* policy, const Cluster* cluster, std::string_view method)
       : policy_(policy), cluster_(cluster), method_(method) {}
 
-  // `status`: the answer's when failure is kNone. `replayable`: the request can be sent whole again.
-  bool Again(AttemptFailure failure, unsigned status, bool replayable, Clock::time_point give_up, std::string& flags) {
+  // `status`: the answer's when failure is kNone (`grpc_status` its grpc-status, when its headers
+  // carry one). `replayable`: the request can be sent whole again.
+  bool Again(AttemptFailure failure, unsigned status, bool replayable, Clock::time_point give_up, std::string& flags,
+             std::optional<int> grpc_status = std::nullopt) {
     slot_.Release();  // the attempt that just ended, if it was a retry, is over
-    if (!policy_ || !ShouldRetry(*policy_, failure, status, method_)) return false;
+    if (!policy_ || !ShouldRetry(*policy_, failure, status, method_, grpc_status)) return false;
     if (retries_ >= policy_->attempts) {
       if (policy_->attempts > 0) AddFlag(flags, "URX");
       return false;

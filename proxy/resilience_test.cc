@@ -234,6 +234,10 @@ TEST(Retry, PoliciesFromRetryOnAndIstiosDefault) {
   EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 503, "GET"));
   EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kNone, 500, "GET"));
   EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kReset, 0, "GET"));
+  EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 14)) << "gRPC UNAVAILABLE, whatever the method";
+  EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 1)) << "CANCELLED";
+  EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 13)) << "INTERNAL is not in Istio's default";
+  EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 0));
 
   istio::HttpRetry spec{.attempts = 3, .per_try_timeout = istio::Duration(2s), .retry_on = {"5xx"}};
   RetryPolicy p = CompileRetryPolicy(&spec);
@@ -250,6 +254,11 @@ TEST(Retry, PoliciesFromRetryOnAndIstiosDefault) {
   EXPECT_TRUE(ShouldRetry(c, AttemptFailure::kNone, 429, "GET"));
   EXPECT_TRUE(ShouldRetry(c, AttemptFailure::kNone, 409, "GET"));
   EXPECT_TRUE(ShouldRetry(c, AttemptFailure::kReset, 0, "GET")) << "gateway-error covers no answer at all";
+
+  istio::HttpRetry grpc{.attempts = 1, .retry_on = {"internal", "deadline-exceeded", "resource-exhausted"}};
+  RetryPolicy g = CompileRetryPolicy(&grpc);
+  for (int code : {13, 4, 8}) EXPECT_TRUE(ShouldRetry(g, AttemptFailure::kNone, 200, "POST", code)) << code;
+  EXPECT_FALSE(ShouldRetry(g, AttemptFailure::kNone, 200, "POST", 14));
 
   istio::HttpRetry off{.attempts = 0, .retry_on = {"5xx"}};
   EXPECT_EQ(CompileRetryPolicy(&off).attempts, 0);

@@ -22,14 +22,17 @@ uint32_t RetryOnBit(std::string_view p) {
   if (p == "reset" || p == "reset-before-request") return kRetryReset;
   if (p == "retriable-4xx") return kRetry4xx;
   if (p == "retriable-status-codes") return kRetryStatusCodes;
-  // gRPC's (cancelled, unavailable, ...) read grpc-status, which Tern does not retry on yet.
-  return 0;
+  if (p == "cancelled") return kRetryGrpcCancelled;
+  if (p == "deadline-exceeded") return kRetryGrpcDeadlineExceeded;
+  if (p == "internal") return kRetryGrpcInternal;
+  if (p == "resource-exhausted") return kRetryGrpcResourceExhausted;
+  if (p == "unavailable") return kRetryGrpcUnavailable;
+  return 0;  // retriable-headers, envoy-ratelimited, ...: not acted on
 }
 
-// Istio's retryOn when a route does not say (for gRPC it adds unavailable and cancelled,
-// which read grpc-status: not acted on yet).
+// Istio's retryOn when a route does not say.
 void IstioDefaultRetryOn(RetryPolicy& p) {
-  p.on = kRetryConnectFailure | kRetryRefusedStream | kRetryStatusCodes;
+  p.on = kRetryConnectFailure | kRetryRefusedStream | kRetryGrpcUnavailable | kRetryGrpcCancelled | kRetryStatusCodes;
   p.status_codes = {503};
 }
 
@@ -66,8 +69,25 @@ bool IsIdempotent(std::string_view method) {
          method == "TRACE";
 }
 
-bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned status, std::string_view method) {
+namespace {
+
+uint32_t GrpcBit(int code) {
+  switch (code) {
+    case 1: return kRetryGrpcCancelled;
+    case 4: return kRetryGrpcDeadlineExceeded;
+    case 8: return kRetryGrpcResourceExhausted;
+    case 13: return kRetryGrpcInternal;
+    case 14: return kRetryGrpcUnavailable;
+    default: return 0;
+  }
+}
+
+}  // namespace
+
+bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned status, std::string_view method,
+                 std::optional<int> grpc_status) {
   const uint32_t on = policy.on;
+  if (failure == AttemptFailure::kNone && grpc_status && (on & GrpcBit(*grpc_status))) return true;
   switch (failure) {
     case AttemptFailure::kConnectFailure:  // never reached the upstream: safe for any method
       return (on & (kRetryConnectFailure | kRetry5xx | kRetryGatewayError | kRetryReset)) != 0;

@@ -7,8 +7,11 @@
 //    gateway-error (502, 503, 504, or no answer), connect-failure, refused-stream (an HTTP/2
 //    REFUSED_STREAM), reset (no answer: reset, disconnect or per-try timeout), retriable-4xx
 //    (409), retriable-status-codes and plain codes ("503").
+//  - gRPC: cancelled, deadline-exceeded, internal, resource-exhausted, unavailable retry an
+//    answer whose headers carry that grpc-status (a trailers-only answer, as Envoy reads it).
 //  - A request whose upstream never saw it (connect failure, refused stream) is retried whatever
-//    its method; any other failure only for idempotent methods, so a POST is never sent twice.
+//    its method, and so is a gRPC call by its grpc-status (gRPC's own say that it may be); any
+//    other failure only for idempotent methods, so a POST is never sent twice.
 //  - Nothing is retried once response bytes went to the client, nor when the request body was
 //    too large to keep a copy of.
 //  - Backoff before retry n: uniform in [0, 25 ms × (2^n - 1)), capped at 250 ms (Envoy's).
@@ -42,6 +45,11 @@ enum RetryOn : uint32_t {
   kRetryReset = 1u << 4,
   kRetry4xx = 1u << 5,
   kRetryStatusCodes = 1u << 6,
+  kRetryGrpcCancelled = 1u << 7,
+  kRetryGrpcDeadlineExceeded = 1u << 8,
+  kRetryGrpcInternal = 1u << 9,
+  kRetryGrpcResourceExhausted = 1u << 10,
+  kRetryGrpcUnavailable = 1u << 11,
 };
 
 struct RetryPolicy {
@@ -64,8 +72,10 @@ enum class AttemptFailure {
 
 bool IsIdempotent(std::string_view method);
 
-// Whether the policy retries an attempt that ended so (`status` when it answered).
-bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned status, std::string_view method);
+// Whether the policy retries an attempt that ended so (`status` when it answered; `grpc_status`
+// when the answer's headers carry one).
+bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned status, std::string_view method,
+                 std::optional<int> grpc_status = std::nullopt);
 
 // The wait before retry number `retry` (1 for the first retry).
 std::chrono::milliseconds RetryBackoff(int retry, std::minstd_rand& rng);

@@ -36,12 +36,21 @@ def serve(address, name):
     def fail(request, context):
         context.abort(grpc.StatusCode.FAILED_PRECONDITION, "refused by " + name)
 
+    calls = {"flaky": 0}
+
+    def flaky(request, context):  # every other call is UNAVAILABLE (a trailers-only answer)
+        calls["flaky"] += 1
+        if calls["flaky"] % 2 == 1:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return name.encode() + b":steady"
+
     handler = grpc.method_handlers_generic_handler("tern.Echo", {
         "Unary": grpc.unary_unary_rpc_method_handler(unary, ident, ident),
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, ident, ident),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, ident, ident),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
         "Fail": grpc.unary_unary_rpc_method_handler(fail, ident, ident),
+        "Flaky": grpc.unary_unary_rpc_method_handler(flaky, ident, ident),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
@@ -69,6 +78,14 @@ def call(target):
         print("fail none", flush=True)
     except grpc.RpcError as e:
         print("fail", e.code().name, e.details(), flush=True)
+    answered = 0
+    for _ in range(4):
+        try:
+            method("unary_unary", "Flaky")(b"x", timeout=5)
+            answered += 1
+        except grpc.RpcError:
+            pass
+    print("flaky", answered, "of 4", flush=True)
 
 
 if __name__ == "__main__":

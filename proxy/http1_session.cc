@@ -180,6 +180,17 @@ struct ForwardRequest {
   tcp::endpoint uep;
 };
 
+// Before a retry: the backoff, then its endpoint (the last one stands when no other fits).
+asio::awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::chrono::steady_clock::time_point give_up,
+                              const UpstreamEndpoint*& endpoint, tcp::endpoint& to) {
+  asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
+  co_await backoff.async_wait(kNoThrow);
+  if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
+    endpoint = next;
+    to = ToEndpoint(*next);
+  }
+}
+
 // One HTTP/1.1 request forwarded as an HTTP/2 stream, its answer written back as HTTP/1.1. The
 // request's fields cross over lowercase without the connection-specific ones; the answer's
 // trailers are dropped (an HTTP/1.1 client did not ask for them). A stream that fails before
@@ -257,12 +268,7 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
     if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags,
                       flag ? std::nullopt : s->answer.grpc_status())) {
       pool.Cancel(*s);  // its answer, if any, is dropped
-      asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
-      co_await backoff.async_wait(kNoThrow);
-      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
-        endpoint = next;
-        to = ToEndpoint(*next);
-      }
+      co_await NextTry(x, retrier, give_up, endpoint, to);
       continue;
     }
     if (flag) {
@@ -445,12 +451,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     RecordAttempt(cluster, endpoint, failure, status);
     if (!garbage && retrier.Again(failure, status, replayable, give_up, end.flags)) {
       if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
-      asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
-      co_await backoff.async_wait(kNoThrow);
-      if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
-        endpoint = next;
-        uep = ToEndpoint(*next);
-      }
+      co_await NextTry(x, retrier, give_up, endpoint, uep);
       continue;
     }
     if (garbage || failure != AttemptFailure::kNone) co_return Failed(end, flag);

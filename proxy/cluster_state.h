@@ -22,7 +22,7 @@ constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max();
 
 // connectionPool, with Envoy's defaults where Istio leaves a field unset (no limit).
 struct PoolLimits {
-  int64_t max_connections = kUnlimited;    // tcp.maxConnections: HTTP/1.1 upstream connections open
+  int64_t max_connections = kUnlimited;    // tcp.maxConnections: upstream connections open
   int64_t max_pending = kUnlimited;        // http.http1MaxPendingRequests: requests waiting for one
   int64_t max_requests = kUnlimited;       // http.http2MaxRequests: requests in flight, either version
   int64_t max_retries = kUnlimited;        // http.maxRetries: retries in flight
@@ -67,7 +67,7 @@ struct PoolWaiter {
 
 // Per cluster: circuit-breaker counters and the round-robin cursor.
 struct ClusterState {
-  std::atomic<int64_t> connections{0};  // HTTP/1.1 upstream connections open (all workers)
+  std::atomic<int64_t> connections{0};  // upstream connections open, either protocol (all workers)
   std::atomic<int64_t> pending{0};      // requests waiting for a connection
   std::atomic<int64_t> requests{0};     // requests in flight
   std::atomic<int64_t> retries{0};      // retries in flight
@@ -86,6 +86,11 @@ struct ClusterState {
       if (w) return w;
     }
     return nullptr;
+  }
+  // A connection closed: the oldest request waiting for one (if any) may open one now.
+  void WakeOneWaiter() {
+    if (pending.load(std::memory_order_seq_cst) == 0) return;
+    if (auto w = TakeWaiter()) w->Wake();
   }
 };
 

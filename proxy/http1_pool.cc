@@ -47,32 +47,6 @@ class Http1Pool::Waiter final : public PoolWaiter, public std::enable_shared_fro
 
 namespace {
 
-void ApplyKeepalive(tcp::socket& s, const istio::TcpKeepalive& ka) {
-  int fd = s.native_handle();
-  int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  auto seconds = [](const istio::Duration& d) {
-    return static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count()));
-  };
-  if (ka.probes) {
-    int n = static_cast<int>(*ka.probes);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &n, sizeof n);
-  }
-  if (ka.time) {
-    int n = seconds(*ka.time);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &n, sizeof n);
-  }
-  if (ka.interval) {
-    int n = seconds(*ka.interval);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &n, sizeof n);
-  }
-}
-
-void WakeOne(ClusterState& c) {
-  if (c.pending.load(std::memory_order_seq_cst) == 0) return;
-  if (auto w = c.TakeWaiter()) w->Wake();
-}
-
 // A connection idle this long is checked before reuse. Servers close idle keep-alive
 // connections after seconds (Node 5 s, gunicorn 2 s); one back within this short a time is
 // taken as is, sparing busy traffic a system call per request (a close that races it is the
@@ -101,7 +75,7 @@ void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
   if (conn->cluster) {
     --open_[conn->cluster.get()];
     conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
-    WakeOne(*conn->cluster);
+    conn->cluster->WakeOneWaiter();
   }
 }
 

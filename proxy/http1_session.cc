@@ -9,7 +9,7 @@
 #include <span>
 
 #include "proxy/access_log.h"
-#include "proxy/h2_client.h"
+#include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
@@ -165,6 +165,57 @@ struct H2Outcome {
 
 constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the upstream
 
+// An HTTP/1.1 client's request on a pooled HTTP/2 stream: what the stream hears is buffered
+// here, and the session's coroutine, waiting on `wake`, takes it in its own time; flow control
+// is end to end (the upstream's window opens only as the client takes the answer).
+class BufferedH2Stream final : public H2UpstreamStream {
+ public:
+  explicit BufferedH2Stream(const asio::any_io_executor& ex) : wake_(ex) {}
+  ByteQueue request_body;
+  bool request_end = false;
+  AnswerHeaders answer;
+  bool headers_done = false, end = false, connect_failed = false;
+  ByteQueue body;
+
+  bool over() const { return !open(); }  // ended, reset, or its connection lost
+  asio::awaitable<void> Wait() {
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    co_await wake_.async_wait(kNoThrow);
+  }
+
+  int OnAnswerField(std::string_view name, std::string_view value) override {
+    // Past the bounds the stream is reset (the client gets 503 or a closed connection).
+    return answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  void OnAnswerFrame(const nghttp2_frame& f) override {
+    if (f.hd.type == NGHTTP2_HEADERS && answer.End() == AnswerHeaders::Block::kInterim) return;
+    if (f.hd.type == NGHTTP2_HEADERS) headers_done = true;
+    if (f.hd.flags & NGHTTP2_FLAG_END_STREAM) end = true;
+    wake_.cancel();
+  }
+  void OnAnswerData(const uint8_t* data, size_t size) override {
+    body.Append(data, size);
+    wake_.cancel();
+  }
+  void OnClosed(uint32_t) override { wake_.cancel(); }
+  void OnConnectionLost(bool connected) override {
+    connect_failed = !connected;
+    wake_.cancel();
+  }
+  ssize_t ReadRequestBody(nghttp2_session*, uint8_t* buf, size_t length, uint32_t* flags) override {
+    size_t n = request_body.Take(buf, length);
+    if (n > 0) wake_.cancel();  // room for more of the client's body
+    if (request_body.size() == 0) {
+      if (!request_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+ private:
+  asio::steady_timer wake_;  // cancelled whenever something changed
+};
+
 // One request to forward upstream, its header already read and rewritten.
 struct ForwardRequest {
   tcp::socket& down;
@@ -197,7 +248,7 @@ asio::awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::ch
 // its answer (or answers a status the route retries on) is tried again on another endpoint, as
 // over HTTP/1.1 (the body kept up to kMaxMirroredBody). An answer that breaks off after its
 // header ends the client connection: never a truncated answer presented as whole.
-asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& pool) {
+asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
   using Clock = std::chrono::steady_clock;
   auto& req = x.req_p.get();
   const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
@@ -222,17 +273,25 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
   H2Outcome out;
   auto give_up = Clock::time_point::max();
   auto uchunk = reinterpret_cast<const uint8_t*>(x.chunk.data());
-  std::unique_ptr<H2ClientPool::Stream> s;
+  std::unique_ptr<BufferedH2Stream> s;
+  // Lets go of the stream: reset when still open, its unread answer acknowledged.
+  auto release = [&] { pool.Release(*s, s->body.size()); };
   for (int round = 0; round <= retrier.max_retries(); ++round) {
     x.entry.upstream = EndpointString(to);
     EndpointLoad load(endpoint);
-    s = pool.Open(to, h, has_body);
-    if (!s) co_return H2Outcome{.local_status = 503, .local_body = "upstream refused the stream\n", .flags = "UO"};
+    s = std::make_unique<BufferedH2Stream>(x.ex);
+    if (const char* refused = pool.Open(*s, to, cluster, x.ctx.inbound, x.ctx.connect_timeout, h, has_body)) {
+      FailureAnswer answer = AnswerFor(refused);
+      AddFlag(out.flags, refused);
+      out.local_status = answer.status;
+      out.local_body = answer.body;
+      co_return out;
+    }
     if (round == 0) {  // the first try reads the body from the client as it goes
       auto& rbody = req.body();
-      while (!x.req_p.is_done() && !s->closed) {
+      while (!x.req_p.is_done() && !s->over()) {
         if (s->request_body.size() >= kH2RequestBuffer) {
-          co_await pool.Wait(*s);
+          co_await s->Wait();
           continue;
         }
         rbody.data = x.chunk.data();
@@ -240,39 +299,43 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
         auto [rec, rn] = co_await http::async_read(x.down, x.dbuf, x.req_p, kNoThrow);
         if (rec == http::error::need_buffer) rec = {};
         if (rec) {
-          pool.Cancel(*s);
+          release();
           co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + rec.message() + "\n", .flags = "DPE", .close = true};
         }
         size_t n = x.chunk.size() - rbody.size;
         kept.Add(x.chunk.data(), n);
-        pool.Feed(*s, uchunk, n);
+        s->request_body.Append(uchunk, n);
+        pool.Resume(*s);
       }
     } else if (has_body) {
-      pool.Feed(*s, reinterpret_cast<const uint8_t*>(kept.body.data()), kept.body.size());
+      s->request_body.Append(kept.body);
     }
     // The upstream may end the stream (answer, or reset) before taking the whole body: the rest
     // of it is still on this connection and must never be read as a next request.
     const bool body_unread = !x.req_p.is_done();
     out.close = body_unread;
-    if (has_body && !body_unread) pool.EndRequest(*s);
+    if (has_body && !body_unread) {
+      s->request_end = true;
+      pool.Resume(*s);
+    }
     if (timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *timeout;  // from the request's end
     const auto try_until = retrier.TryDeadline(give_up);
     asio::steady_timer deadline(x.ex, try_until);
-    while (!s->headers_done && !s->closed && Clock::now() < try_until) {
-      co_await (pool.Wait(*s) || deadline.async_wait(kNoThrow));
+    while (!s->headers_done && !s->over() && Clock::now() < try_until) {
+      co_await (s->Wait() || deadline.async_wait(kNoThrow));
     }
-    const char* flag = s->headers_done ? nullptr : !s->closed ? "UT" : s->connect_failed ? "UF" : "UC";
+    const char* flag = s->headers_done ? nullptr : !s->over() ? "UT" : s->connect_failed ? "UF" : "UC";
     const AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;
     const unsigned status = flag ? 0 : s->answer.status();
     RecordAttempt(cluster, endpoint, failure, status);
     if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags,
                       flag ? std::nullopt : s->answer.grpc_status())) {
-      pool.Cancel(*s);  // its answer, if any, is dropped
+      release();  // its answer, if any, is dropped
       co_await NextTry(x, retrier, give_up, endpoint, to);
       continue;
     }
     if (flag) {
-      pool.Cancel(*s);
+      release();
       FailureAnswer answer = AnswerFor(flag);
       AddFlag(out.flags, flag);
       out.local_status = answer.status;
@@ -299,12 +362,12 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
     if (n > 0) pool.Consumed(*s, n);
     bool last = s->end && s->body.size() == 0;
     if (n == 0 && !last && header_written) {
-      if (s->closed) {  // broke off mid-answer
+      if (s->over()) {  // broke off mid-answer
         AddFlag(out.flags, "UPE");
         out.close = true;
         break;
       }
-      co_await pool.Wait(*s);
+      co_await s->Wait();
       continue;
     }
     res.body().data = n ? x.chunk.data() : nullptr;
@@ -320,7 +383,7 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2ClientPool& poo
     }
     if (sr.is_done() || last) break;
   }
-  pool.Cancel(*s);  // done with it (a no-op reset when the stream is already closed)
+  release();  // done with it (no reset when the stream is over)
   co_return out;
 }
 
@@ -479,8 +542,8 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
 
 }  // namespace
 
-// The requests of one connection, in order; HTTP/2 upstreams in `h2pool` (made when needed).
-asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx, std::unique_ptr<H2ClientPool>& h2pool,
+// The requests of one connection, in order.
+asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx,
                                     HeaderClock& clock) {
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
@@ -593,10 +656,9 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
-      if (!h2pool) h2pool = std::make_unique<H2ClientPool>(ex, ctx.inbound, ctx.connect_timeout);
       ForwardRequest x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                        .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
-      H2Outcome out = co_await ForwardOverHttp2(x, *h2pool);
+      H2Outcome out = co_await ForwardOverHttp2(x, *ctx.h2_pool);
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
         continue;
@@ -625,10 +687,8 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
 }
 
 asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
-  std::unique_ptr<H2ClientPool> h2pool;
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
-  co_await (ServeRequests(down, std::move(head), ctx, h2pool, clock) || HeaderWatchdog(clock, ctx.header_timeout));
-  if (h2pool) co_await h2pool->Shutdown();
+  co_await (ServeRequests(down, std::move(head), ctx, clock) || HeaderWatchdog(clock, ctx.header_timeout));
 }
 
 }  // namespace tern::proxy

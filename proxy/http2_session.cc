@@ -13,6 +13,7 @@
 #include "proxy/access_log.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
+#include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
 #include "proxy/http1_request.h"
 #include "proxy/mesh_headers.h"
@@ -35,11 +36,14 @@ constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only
 // Http1Exchange's result when the answer was dropped for a retry.
 constexpr const char* kRetriableAnswer = "retriable answer";
 
-// One request: the client's stream and the upstream stream it is bridged to.
-struct Exchange {
+class Bridge;
+
+// One request: the client's stream and the upstream stream it is bridged to (the pooled
+// stream this is, while attached: see H2UpstreamPool).
+struct Exchange final : H2UpstreamStream {
+  explicit Exchange(Bridge& b) : bridge(b) {}
+  Bridge& bridge;
   int32_t down_id = 0;
-  H2Connection* up = nullptr;  // null when answered locally or once the upstream is gone
-  int32_t up_id = -1;
   Headers request, request_trailers;
   size_t header_bytes = 0;
   bool too_large = false;  // the header list is over the bounds: 431
@@ -49,7 +53,7 @@ struct Exchange {
   bool response_started = false;  // final headers submitted to the client
   ByteQueue response_body;
   bool response_end = false;
-  bool down_closed = false, up_closed = false, client_reset = false;
+  bool down_closed = false, client_reset = false;
   // The proxy answered itself (a local reply, a timeout): what the upstream still sends is
   // dropped, its DATA only acknowledged.
   bool detached = false;
@@ -115,24 +119,36 @@ struct Exchange {
     if (wake) wake->cancel();
   }
   // Nothing refers to it any more: the client's stream and the upstream side are both over.
-  bool Finished() const { return down_closed && (!up || up_closed) && (!h1 || h1_done); }
+  bool Finished() const { return down_closed && !open() && (!h1 || h1_done); }
+
+  // --- the upstream stream's events (H2UpstreamStream), handled by the bridge ---
+  int OnAnswerField(std::string_view name, std::string_view value) override;
+  void OnAnswerFrame(const nghttp2_frame& frame) override;
+  void OnAnswerData(const uint8_t* data, size_t size) override;
+  void OnClosed(uint32_t error_code) override;
+  void OnConnectionLost(bool connected) override;
+  ssize_t ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) override;
 };
 
 class Bridge final : public H2Handler {
+  friend struct Exchange;  // its upstream stream's events are the bridge's to handle
+
  public:
   Bridge(tcp::socket socket, HttpContext ctx)
       : ctx_(std::move(ctx)),
         ex_(socket.get_executor()),
         down_(std::make_unique<H2Connection>(std::move(socket), H2Connection::Role::kServer, *this)),
+        pool_(*ctx_.h2_pool),
         tasks_done_(ex_),
         inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||"),
         peer_ip_(ctx_.peer.address().to_string()) {}
 
   asio::awaitable<void> Serve(std::string head) {
     co_await down_->Run(std::move(head));
-    // The client is gone: end every upstream connection and wait for their coroutines.
-    for (auto& up : upstreams_) up->Close();
+    // The client is gone: every upstream stream is reset (the pooled connections stay), every
+    // HTTP/1.1 exchange ended, and the bridge waits for its coroutines.
     for (auto& [id, ex] : exchanges_) {
+      pool_.Release(*ex, ex->detached ? 0 : ex->response_body.Clear());
       if (ex->h1_socket) ex->h1_socket->close();
       if (ex->deadline) ex->deadline->cancel();
       ex->down_closed = true;
@@ -145,9 +161,8 @@ class Bridge final : public H2Handler {
     }
   }
 
-  // --- H2Handler ---
+  // --- H2Handler: the client's connection (upstream streams report through their Exchange) ---
   int OnBeginFrame(H2Connection& c, const nghttp2_frame_hd& hd) override {
-    if (&c != down_.get()) return 0;
     // The CONTINUATION flood: a header block is bounded in frames and bytes before HPACK runs.
     if (hd.type == NGHTTP2_HEADERS) {
       block_bytes_ = hd.length;
@@ -166,8 +181,8 @@ class Bridge final : public H2Handler {
   }
 
   int OnBeginHeaders(H2Connection& c, const nghttp2_frame& f) override {
-    if (&c != down_.get() || f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    auto ex = std::make_unique<Exchange>();
+    if (f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto ex = std::make_unique<Exchange>(*this);
     ex->down_id = f.hd.stream_id;
     ex->entry.protocol = "HTTP/2";
     nghttp2_session_set_stream_user_data(c.session(), f.hd.stream_id, ex.get());
@@ -180,131 +195,132 @@ class Bridge final : public H2Handler {
     if (f.hd.type != NGHTTP2_HEADERS) return 0;
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), f.hd.stream_id));
     if (!ex) return 0;
-    if (&c == down_.get()) {
-      bool trailers = f.headers.cat != NGHTTP2_HCAT_REQUEST;
-      Headers& into = trailers ? ex->request_trailers : ex->request;
-      ex->header_bytes += name.size() + value.size() + 32;
-      if (ex->header_bytes > kMaxHeaderBytes || into.size() >= kMaxHeaderFields) {
-        ex->too_large = true;
-        return 0;  // keep decoding (HPACK state must advance); store nothing more
-      }
-      into.emplace_back(name, value);
-      return 0;
+    bool trailers = f.headers.cat != NGHTTP2_HCAT_REQUEST;
+    Headers& into = trailers ? ex->request_trailers : ex->request;
+    ex->header_bytes += name.size() + value.size() + 32;
+    if (ex->header_bytes > kMaxHeaderBytes || into.size() >= kMaxHeaderFields) {
+      ex->too_large = true;
+      return 0;  // keep decoding (HPACK state must advance); store nothing more
     }
-    // Upstream: past the bounds its stream is reset (503 before the response, a reset after).
-    if (ex->detached) return 0;
-    return ex->answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    into.emplace_back(name, value);
+    return 0;
   }
 
   int OnFrameRecv(H2Connection& c, const nghttp2_frame& f) override {
     auto* ex = f.hd.stream_id ? static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), f.hd.stream_id))
                               : nullptr;
     bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
-    if (&c == down_.get()) {
-      if (f.hd.type == NGHTTP2_RST_STREAM && ex && !ex->response_end) ex->client_reset = true;
-      if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
-      if (end) ex->request_end = true;
-      if (f.hd.type == NGHTTP2_HEADERS && f.headers.cat == NGHTTP2_HCAT_REQUEST) {
-        Start(*ex);
-        return 0;
-      }
-      if (end && ex->mirror) FlushMirror(*ex);
-      if (ex->up && !ex->up_closed && end) {
-        nghttp2_session_resume_data(ex->up->session(), ex->up_id);
-        ex->up->Kick();
-      } else if (end) {
-        ex->Wake();
-      }
+    if (f.hd.type == NGHTTP2_RST_STREAM && ex && !ex->response_end) ex->client_reset = true;
+    if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
+    if (end) ex->request_end = true;
+    if (f.hd.type == NGHTTP2_HEADERS && f.headers.cat == NGHTTP2_HCAT_REQUEST) {
+      Start(*ex);
       return 0;
     }
-    if (!ex || ex->detached || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
-    if (f.hd.type == NGHTTP2_HEADERS && ex->answer.End() == AnswerHeaders::Block::kInterim) return 0;
-    if (end) ex->response_end = true;
-    if (f.hd.type == NGHTTP2_HEADERS && !ex->response_started) {
-      if (!ex->down_closed && RetryOverHttp2(*ex, AttemptFailure::kNone, ex->answer.status())) return 0;
-      if (!ex->down_closed) SubmitResponse(*ex);
-    } else if (!ex->down_closed && end) {
-      nghttp2_session_resume_data(down_->session(), ex->down_id);
-      down_->Kick();
-    }
+    if (end && ex->mirror) FlushMirror(*ex);
+    if (ex->open() && end) pool_.Resume(*ex);
+    else if (end) ex->Wake();
     return 0;
   }
 
   int OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) override {
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
-    if (&c == down_.get()) {
-      if (ex && ex->mirror) MirrorBody(*ex, data, size);
-      if (ex && ((ex->h1 && !ex->h1_done) || ex->delayed)) {
-        ex->request_body.Append(data, size);
-        ex->Wake();
-        return 0;
-      }
-      if (!ex || !ex->up || ex->up_closed) {
-        nghttp2_session_consume(c.session(), stream, size);  // nobody will read it: acknowledge and drop
-        return 0;
-      }
+    if (ex && ex->mirror) MirrorBody(*ex, data, size);
+    if (ex && ((ex->h1 && !ex->h1_done) || ex->delayed)) {
       ex->request_body.Append(data, size);
-      nghttp2_session_resume_data(ex->up->session(), ex->up_id);
-      ex->up->Kick();
+      ex->Wake();
       return 0;
     }
-    if (!ex || ex->down_closed || ex->detached) {
-      nghttp2_session_consume(c.session(), stream, size);
+    if (!ex || !ex->open()) {
+      nghttp2_session_consume(c.session(), stream, size);  // nobody will read it: acknowledge and drop
       return 0;
     }
-    ex->response_body.Append(data, size);
-    nghttp2_session_resume_data(down_->session(), ex->down_id);
-    down_->Kick();
+    ex->request_body.Append(data, size);
+    pool_.Resume(*ex);
     return 0;
   }
 
-  int OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) override {
+  int OnStreamClose(H2Connection& c, int32_t stream, uint32_t /*error_code*/) override {
     auto* ex = static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
     if (!ex) return 0;
-    if (&c == down_.get()) {
-      ex->down_closed = true;
-      if (ex->client_reset) {
-        ex->entry.flags = "DR";  // the downstream reset the stream
-        if (++client_resets_ * 2 > streams_opened_ && streams_opened_ >= kRapidResetMinStreams) {
-          ctx_.log->Warn("http2: rapid reset, connection ended",
-                         {{"downstream", EndpointString(ctx_.peer)}, {"streams", streams_opened_}, {"resets", client_resets_}});
-          nghttp2_session_terminate_session(c.session(), NGHTTP2_ENHANCE_YOUR_CALM);
-        }
+    ex->down_closed = true;
+    if (ex->client_reset) {
+      ex->entry.flags = "DR";  // the downstream reset the stream
+      if (++client_resets_ * 2 > streams_opened_ && streams_opened_ >= kRapidResetMinStreams) {
+        ctx_.log->Warn("http2: rapid reset, connection ended",
+                       {{"downstream", EndpointString(ctx_.peer)}, {"streams", streams_opened_}, {"resets", client_resets_}});
+        nghttp2_session_terminate_session(c.session(), NGHTTP2_ENHANCE_YOUR_CALM);
       }
-      LogAccess(ctx_, ex->entry);
-      // Whatever either side still buffers is dropped, and acknowledged to whoever sent it, so
-      // the connections' windows do not shrink by what a reset stream left behind.
-      if (size_t left = ex->DropRequestBody()) nghttp2_session_consume(c.session(), ex->down_id, left);
-      if (size_t left = ex->response_body.Clear(); left && !ex->detached && ex->up && !ex->up->closed()) {
-        nghttp2_session_consume(ex->up->session(), ex->up_id, left);
-        ex->up->Kick();
-      }
-      if (ex->up && !ex->up_closed) {
-        nghttp2_submit_rst_stream(ex->up->session(), NGHTTP2_FLAG_NONE, ex->up_id, NGHTTP2_CANCEL);
-        ex->up->Kick();
-      }
-      if (ex->h1 && !ex->h1_done) {
-        if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
-        ex->Wake();
-        http1_freed_.cancel();  // in case it waits for a connection
-      }
-    } else {
-      ex->up_closed = true;
-      // Closed before its answer (a reset, REFUSED_STREAM): perhaps tried again.
-      AttemptFailure failure = error_code == NGHTTP2_REFUSED_STREAM ? AttemptFailure::kRefusedStream : AttemptFailure::kReset;
-      if (!ex->response_started && RetryOverHttp2(*ex, failure, 0)) return 0;
-      // The upstream will take no more of the request: what is left is acknowledged and dropped.
-      if (size_t left = ex->DropRequestBody(); left && !ex->down_closed) {
-        nghttp2_session_consume(down_->session(), ex->down_id, left);
-        down_->Kick();
-      }
-      if (!ex->detached) UpstreamEnded(*ex, error_code != NGHTTP2_NO_ERROR);
     }
-    if (ex->Finished()) {
-      if (ex->up && !ex->up->closed()) nghttp2_session_set_stream_user_data(ex->up->session(), ex->up_id, nullptr);
-      exchanges_.erase(ex->down_id);
+    LogAccess(ctx_, ex->entry);
+    // Whatever either side still buffers is dropped, and acknowledged to whoever sent it, so
+    // the connections' windows do not shrink by what a reset stream left behind.
+    if (size_t left = ex->DropRequestBody()) nghttp2_session_consume(c.session(), ex->down_id, left);
+    size_t unread = ex->response_body.Clear();
+    pool_.Release(*ex, ex->detached ? 0 : unread);  // reset upstream when still open
+    if (ex->h1 && !ex->h1_done) {
+      if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
+      ex->Wake();
+      http1_freed_.cancel();  // in case it waits for a connection
     }
+    if (ex->Finished()) exchanges_.erase(ex->down_id);
     return 0;
+  }
+
+  // --- the upstream streams' events (through Exchange) ---
+  int UpField(Exchange& ex, std::string_view name, std::string_view value) {
+    // Past the bounds the stream is reset (503 before the response, a reset after).
+    if (ex.detached) return 0;
+    return ex.answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+
+  void UpFrame(Exchange& ex, const nghttp2_frame& f) {
+    if (ex.detached) return;
+    if (f.hd.type == NGHTTP2_HEADERS && ex.answer.End() == AnswerHeaders::Block::kInterim) return;
+    bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
+    if (end) ex.response_end = true;
+    if (f.hd.type == NGHTTP2_HEADERS && !ex.response_started) {
+      if (!ex.down_closed && RetryOverHttp2(ex, AttemptFailure::kNone, ex.answer.status())) return;
+      if (!ex.down_closed) SubmitResponse(ex);
+    } else if (!ex.down_closed && end) {
+      nghttp2_session_resume_data(down_->session(), ex.down_id);
+      down_->Kick();
+    }
+  }
+
+  void UpData(Exchange& ex, const uint8_t* data, size_t size) {
+    if (ex.down_closed || ex.detached) {
+      pool_.Consumed(ex, size);  // nobody will read it: acknowledged and dropped
+      return;
+    }
+    ex.response_body.Append(data, size);
+    nghttp2_session_resume_data(down_->session(), ex.down_id);
+    down_->Kick();
+  }
+
+  void UpClosed(Exchange& ex, uint32_t error_code) {
+    // Closed before its answer (a reset, REFUSED_STREAM): perhaps tried again.
+    AttemptFailure failure = error_code == NGHTTP2_REFUSED_STREAM ? AttemptFailure::kRefusedStream : AttemptFailure::kReset;
+    if (!ex.response_started && RetryOverHttp2(ex, failure, 0)) return;
+    UpstreamOver(ex);
+    if (!ex.detached) UpstreamEnded(ex, error_code != NGHTTP2_NO_ERROR);
+    if (ex.Finished()) exchanges_.erase(ex.down_id);
+  }
+
+  // The stream's connection failed (or never connected) while the stream was open.
+  void UpLost(Exchange& ex, bool connected) {
+    if (RetryOverHttp2(ex, connected ? AttemptFailure::kReset : AttemptFailure::kConnectFailure, 0)) return;
+    UpstreamOver(ex);
+    UpstreamEnded(ex, true, connected ? "UC" : "UF");
+    if (ex.Finished()) exchanges_.erase(ex.down_id);
+  }
+
+  // The upstream will take no more of the request: what is left is acknowledged and dropped.
+  void UpstreamOver(Exchange& ex) {
+    if (size_t left = ex.DropRequestBody(); left && !ex.down_closed) {
+      nghttp2_session_consume(down_->session(), ex.down_id, left);
+      down_->Kick();
+    }
   }
 
  private:
@@ -422,18 +438,12 @@ class Bridge final : public H2Handler {
       asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to, std::move(ex.upstream_request)), asio::detached);
       return;
     }
-    H2Connection& up = UpstreamFor(ex.to);
-    auto nva = NameValues(ex.upstream_request);
-    nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadRequestBody};
-    ex.up = &up;
     // A body may already be waiting (it came during a fault delay).
     bool no_body = ex.request_end && ex.request_body.size() == 0 && ex.request_trailers.empty();
-    ex.up_id = nghttp2_submit_request(up.session(), nullptr, nva.data(), nva.size(), no_body ? nullptr : &body, &ex);
-    if (ex.up_id < 0) {
-      ex.up = nullptr;
-      return Local(ex, 503, "upstream refused the stream\n", "UO");
+    if (const char* refused = pool_.Open(ex, ex.to, ctx_.inbound ? nullptr : ex.cluster, ctx_.inbound, ctx_.connect_timeout,
+                                         ex.upstream_request, !no_body)) {
+      return Local(ex, 503, AnswerFor(refused).body, refused);
     }
-    up.Kick();
     // This try's deadline: its perTryTimeout, within the route's timeout.
     auto try_until = ex.retrier ? ex.retrier->TryDeadline(ex.give_up) : ex.give_up;
     ++ex.tries;
@@ -453,17 +463,9 @@ class Bridge final : public H2Handler {
     std::optional<int> grpc_status = failure == AttemptFailure::kNone ? ex.answer.grpc_status() : std::nullopt;
     if (!ex.retrier->Again(failure, status, !ex.kept_overflow, ex.give_up, ex.entry.flags, grpc_status)) return false;
     RecordAttempt(ex.cluster, ex.endpoint, failure, status);
-    if (ex.up && !ex.up->closed()) {
-      if (!ex.up_closed) nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
-      // What it sent of an answer is acknowledged and dropped; its callbacks find no exchange.
-      if (size_t left = ex.response_body.Clear()) nghttp2_session_consume(ex.up->session(), ex.up_id, left);
-      nghttp2_session_set_stream_user_data(ex.up->session(), ex.up_id, nullptr);
-      ex.up->Kick();
-    }
-    ex.response_body.Clear();
-    ex.up = nullptr;
-    ex.up_id = -1;
-    ex.up_closed = false;
+    // The stream is let go (reset when still open); what it sent of an answer is acknowledged
+    // and dropped, and what it still sends finds no exchange.
+    pool_.Release(ex, ex.response_body.Clear());
     ex.answer = AnswerHeaders{};
     ex.response_end = false;
     Requeue(ex);
@@ -537,56 +539,10 @@ class Bridge final : public H2Handler {
         TaskDone();
         co_return;
       }
-      if (ex.up && !ex.up_closed) {
-        nghttp2_submit_rst_stream(ex.up->session(), NGHTTP2_FLAG_NONE, ex.up_id, NGHTTP2_CANCEL);
-        ex.up->Kick();
-      }
+      pool_.Release(ex);  // reset
       RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kTimeout, 0);
       Local(ex, 504, AnswerFor("UT").body, "UT");
     }
-    TaskDone();
-  }
-
-  // The open upstream connection to `to`, or a new one (connected in the background; the
-  // requests submitted meanwhile go out once it is up).
-  H2Connection& UpstreamFor(const tcp::endpoint& to) {
-    auto it = by_endpoint_.find(to);
-    if (it != by_endpoint_.end() && !it->second->closed() && nghttp2_session_check_request_allowed(it->second->session())) {
-      return *it->second;
-    }
-    upstreams_.push_back(std::make_unique<H2Connection>(tcp::socket(ex_), H2Connection::Role::kClient, *this));
-    H2Connection* conn = upstreams_.back().get();
-    by_endpoint_[to] = conn;
-    ++live_tasks_;
-    asio::co_spawn(ex_, RunUpstream(conn, to), asio::detached);
-    return *conn;
-  }
-
-  asio::awaitable<void> RunUpstream(H2Connection* conn, tcp::endpoint to) {
-    bool connected = co_await ConnectUpstream(conn->socket(), to, ctx_.inbound, ctx_.connect_timeout) == ConnectResult::kOk;
-    if (connected && !conn->closed()) co_await conn->Run("");
-    conn->Close();
-    // Every stream still bridged to this connection fails: 503 before its response, a reset after.
-    for (auto it = exchanges_.begin(); it != exchanges_.end();) {
-      Exchange& ex = *it->second;
-      if (ex.up == conn && !ex.up_closed) {
-        ex.up_closed = true;
-        if (RetryOverHttp2(ex, connected ? AttemptFailure::kReset : AttemptFailure::kConnectFailure, 0)) {
-          ++it;
-          continue;
-        }
-        if (size_t left = ex.DropRequestBody(); left && !ex.down_closed) {
-          nghttp2_session_consume(down_->session(), ex.down_id, left);
-          down_->Kick();
-        }
-        UpstreamEnded(ex, true, connected ? "UC" : "UF");
-        ex.up = nullptr;
-      }
-      if (ex.up == conn) ex.up = nullptr;
-      it = ex.Finished() ? exchanges_.erase(it) : std::next(it);
-    }
-    if (by_endpoint_.count(to) && by_endpoint_[to] == conn) by_endpoint_.erase(to);
-    std::erase_if(upstreams_, [&](const auto& p) { return p.get() == conn; });
     TaskDone();
   }
 
@@ -832,7 +788,6 @@ class Bridge final : public H2Handler {
   void UpstreamEnded(Exchange& ex, bool failed, const char* flags = "UC") {
     if (ex.down_closed) return;
     if (!ex.response_started) {
-      ex.up = nullptr;
       FailureAnswer answer = AnswerFor(flags);
       if (std::string_view(flags) != "UO") RecordAttempt(ex.cluster, ex.endpoint, FailureOf(flags), answer.status);  // UO: not the endpoint's
       Local(ex, answer.status, answer.body, flags);
@@ -875,15 +830,12 @@ class Bridge final : public H2Handler {
 
   // Data providers: what one side received, written on the other; the receiving side's window
   // is opened by as much as was taken.
-  static ssize_t ReadRequestBody(nghttp2_session*, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
-                                 nghttp2_data_source* source, void* user_data) {
-    auto& ex = *static_cast<Exchange*>(source->ptr);
-    auto& self = static_cast<Bridge&>(static_cast<H2Connection*>(user_data)->handler());
+  ssize_t ReadRequestBody(Exchange& ex, nghttp2_session* upstream, uint8_t* buf, size_t length, uint32_t* flags) {
     size_t n = ex.request_body.Take(buf, length);
     // Kept for a retry; credits the connection's window even once the client's stream is closed.
     if (size_t fresh = n > 0 ? ex.Sent(buf, n) : 0) {
-      nghttp2_session_consume(self.down_->session(), ex.down_id, fresh);
-      self.down_->Kick();
+      nghttp2_session_consume(down_->session(), ex.down_id, fresh);
+      down_->Kick();
     }
     if (ex.request_body.size() == 0) {
       if (!ex.request_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
@@ -891,7 +843,7 @@ class Bridge final : public H2Handler {
       if (!ex.request_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         auto nva = NameValues(ex.request_trailers);
-        nghttp2_submit_trailer(static_cast<H2Connection*>(user_data)->session(), stream, nva.data(), nva.size());
+        nghttp2_submit_trailer(upstream, ex.id(), nva.data(), nva.size());
       }
     }
     return static_cast<ssize_t>(n);
@@ -904,10 +856,7 @@ class Bridge final : public H2Handler {
     if (n > 0 && ex.h1) ex.Wake();  // room for more of the HTTP/1.1 answer
     // Bytes that came from an HTTP/2 upstream are acknowledged to it (to its connection once its
     // stream is closed); a local answer's bytes came from nowhere.
-    if (n > 0 && !ex.detached && ex.up && !ex.up->closed()) {
-      nghttp2_session_consume(ex.up->session(), ex.up_id, n);
-      ex.up->Kick();
-    }
+    if (n > 0 && !ex.detached) ex.bridge.pool_.Consumed(ex, n);
     if (ex.response_body.size() == 0) {
       if (!ex.response_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -923,8 +872,7 @@ class Bridge final : public H2Handler {
   HttpContext ctx_;
   asio::any_io_executor ex_;
   std::unique_ptr<H2Connection> down_;
-  std::vector<std::unique_ptr<H2Connection>> upstreams_;
-  std::map<tcp::endpoint, H2Connection*> by_endpoint_;
+  H2UpstreamPool& pool_;  // the worker's HTTP/2 upstream connections
   std::map<tcp::endpoint, int> http1_busy_;  // HTTP/1.1 upstream connections this client's streams hold
   asio::steady_timer http1_freed_{ex_, asio::steady_timer::time_point::max()};  // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
@@ -940,6 +888,15 @@ class Bridge final : public H2Handler {
   int continuations_ = 0;
   uint64_t streams_opened_ = 0, client_resets_ = 0;
 };
+
+int Exchange::OnAnswerField(std::string_view name, std::string_view value) { return bridge.UpField(*this, name, value); }
+void Exchange::OnAnswerFrame(const nghttp2_frame& frame) { bridge.UpFrame(*this, frame); }
+void Exchange::OnAnswerData(const uint8_t* data, size_t size) { bridge.UpData(*this, data, size); }
+void Exchange::OnClosed(uint32_t error_code) { bridge.UpClosed(*this, error_code); }
+void Exchange::OnConnectionLost(bool connected) { bridge.UpLost(*this, connected); }
+ssize_t Exchange::ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) {
+  return bridge.ReadRequestBody(*this, session, buf, length, flags);
+}
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 namespace tern::proxy {
 
 class Http1Pool;
+class H2UpstreamPool;
 
 struct HttpContext {
   std::shared_ptr<const RouteTable> table;  // the snapshot this connection started on
@@ -29,7 +30,8 @@ struct HttpContext {
   const std::atomic<bool>* draining = nullptr;  // set on shutdown: connections are not kept alive
   std::chrono::milliseconds header_timeout{15000};  // a client must send a whole header within it
   std::chrono::milliseconds connect_timeout{10000};
-  Http1Pool* http1_pool = nullptr;  // the worker's HTTP/1.1 upstream connections
+  Http1Pool* http1_pool = nullptr;     // the worker's HTTP/1.1 upstream connections
+  H2UpstreamPool* h2_pool = nullptr;   // and its HTTP/2 ones
 };
 
 // "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.

@@ -579,6 +579,111 @@ TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
       << Log();
 }
 
+// One worker: its HTTP/2 upstream connections are the ones counted.
+class OneWorkerH2 : public ProxyH2 {
+  std::vector<std::string> ExtraArgs() const override { return {"--concurrency", "1"}; }
+
+ protected:
+  // Connections the backends on the peer hold open from the proxy (port 8080).
+  int UpstreamConnections() {
+    auto ss = RunIn(net_->peer, 0, {"ss", "-Htn", "state", "established", "( sport = :8080 )"});
+    return Count(ss.out, "\n");
+  }
+};
+
+// The worker's HTTP/2 upstream connections are shared by every client: five clients at once
+// (three HTTP/1.1 upgraded, two HTTP/2) multiplex onto one connection to the endpoint, which
+// stays within tcp.maxConnections 1; a request that would need a second connection (round
+// robin onto the other endpoint) is refused at once with 503 UO, while the first endpoint's
+// connection serves on.
+TEST_F(OneWorkerH2, Http2UpstreamConnectionsAreSharedAndCountInMaxConnections) {
+  const std::string pool = "connectionPool: {tcp: {maxConnections: 1}, http: {h2UpgradePolicy: UPGRADE}}";
+  LOAD_SNAPSHOT(ProductSnapshot("h2-shared", "ALLOW_ANY",
+                                testing_support::ProductResources("", "{" + pool + "}", "{host: product-service, subset: v2}"),
+                                /*sidecars=*/true),
+                "h2-shared");
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  std::vector<int> http1;
+  for (int i = 0; i < 3; ++i) {
+    http1.push_back(ConnectApp());
+    ASSERT_GE(http1.back(), 0);
+    std::string res = testing_support::Exchange(http1.back(), "GET /who HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res << Log();
+    EXPECT_EQ(res.substr(res.size() - 2), "v2") << res;
+  }
+  RawH2Client a(ConnectApp()), b(ConnectApp());
+  int32_t from_a = a.Request(Get("/who")), from_b = b.Request(Get("/who"));
+  ASSERT_TRUE(a.Pump([&] { return a.Closed(from_a); })) << Log();
+  ASSERT_TRUE(b.Pump([&] { return b.Closed(from_b); })) << Log();
+  EXPECT_EQ(a.status[from_a], "200");
+  EXPECT_EQ(b.body[from_b], "v2");
+  // Every client still connected: one upstream connection carried all five.
+  EXPECT_EQ(UpstreamConnections(), 1);
+  for (int fd : http1) close(fd);
+
+  LOAD_SNAPSHOT(ProductSnapshot("h2-limit", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "", "{loadBalancer: {simple: ROUND_ROBIN}, " + pool + "}", "{host: product-service}"),
+                                /*sidecars=*/true),
+                "h2-limit");
+  RawH2Client c(ConnectApp());
+  std::map<std::string, int> answers;  // status + body
+  for (int i = 0; i < 6; ++i) {
+    int32_t id = c.Request(Get("/who"));
+    ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+    ++answers[c.status[id] + " " + (c.status[id] == "200" ? c.body[id] : "")];
+  }
+  // Round robin alternates: the endpoint reached first has the connection, the other none.
+  EXPECT_EQ(answers["503 "], 3) << Log();
+  EXPECT_EQ(answers["200 v1"] + answers["200 v2"], 3);
+  EXPECT_TRUE(answers["200 v1"] == 0 || answers["200 v2"] == 0);
+  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"response_flags\":\"UO\"") == 3; })) << Log();
+  // The first snapshot's cluster (subset v2) keeps its connection until idle: two in all.
+  EXPECT_EQ(UpstreamConnections(), 2);
+}
+
+// maxRequestsPerConnection and idleTimeout on the shared HTTP/2 connections: a connection that
+// served its two streams is closed as soon as the second is over (the third request opens a
+// new one), and one idle past its cluster's idleTimeout (1 s) is closed by the sweep.
+TEST_F(OneWorkerH2, Http2UpstreamConnectionsEndAfterMaxRequestsAndWhenIdle) {
+  LOAD_SNAPSHOT(ProductSnapshot("h2-spent", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "", "{connectionPool: {http: {h2UpgradePolicy: UPGRADE, maxRequestsPerConnection: 2}}}",
+                                    "{host: product-service, subset: v2}"),
+                                /*sidecars=*/true),
+                "h2-spent");
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client c(ConnectApp());
+  auto ask = [&] {
+    int32_t id = c.Request(Get("/who"));
+    EXPECT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+    return c.status[id];
+  };
+  EXPECT_EQ(ask(), "200");
+  EXPECT_EQ(UpstreamConnections(), 1);
+  EXPECT_EQ(ask(), "200");
+  EXPECT_TRUE(WaitFor([&] { return UpstreamConnections() == 0; })) << "spent after two streams";
+  EXPECT_EQ(ask(), "200");
+  EXPECT_EQ(UpstreamConnections(), 1);
+
+  LOAD_SNAPSHOT(ProductSnapshot("h2-idle", "ALLOW_ANY",
+                                testing_support::ProductResources(
+                                    "", "{connectionPool: {http: {h2UpgradePolicy: UPGRADE, idleTimeout: 1s}}}",
+                                    "{host: product-service, subset: v1}"),
+                                /*sidecars=*/true),
+                "h2-idle");
+  RawH2Client d(ConnectApp());
+  int32_t id = d.Request(Get("/who"));
+  ASSERT_TRUE(d.Pump([&] { return d.Closed(id); })) << Log();
+  EXPECT_EQ(d.body[id], "v1");
+  EXPECT_EQ(UpstreamConnections(), 2);
+  auto idle_from = std::chrono::steady_clock::now();
+  EXPECT_TRUE(WaitFor([&] { return UpstreamConnections() == 1; })) << "v1's connection closed when idle";
+  EXPECT_GE(std::chrono::steady_clock::now() - idle_from, 900ms);
+}
+
 // perTryTimeout toward HTTP/2 upstreams: a stream to an endpoint that never answers (it accepts
 // nothing) is abandoned after 300 ms and sent to the other, for HTTP/2 and HTTP/1.1 clients.
 TEST_F(ProxyH2, APerTryTimeoutMovesAStalledStreamToAnotherEndpoint) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/metrics/registry.h"
+#include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
 #include "proxy/http1_session.h"
 #include "proxy/http2_session.h"
@@ -54,6 +55,7 @@ struct Worker {
   asio::io_context io{1};
   // Declared after io: destroyed first, while the io_context (and its sockets' reactor) lives.
   Http1Pool http1_pool{io.get_executor()};
+  H2UpstreamPool h2_pool{io.get_executor()};
   std::thread thread;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::vector<tcp::acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
@@ -87,8 +89,8 @@ struct Server::Impl {
   }
 
   Status Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional);
-  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Http1Pool& pool);
-  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound, Http1Pool& pool);
+  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Worker& worker);
+  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound, Worker& worker);
   asio::awaitable<void> Admin(tcp::socket s, ListenerKind kind);
   void StopAll();
 };
@@ -117,13 +119,13 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
     return Status::Error("cannot listen on " + EndpointString(ep) + ": " + ec.message());
   }
   ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
-  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind, w.http1_pool), asio::detached);
+  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind, w), asio::detached);
   if (kind == ListenerKind::kOutbound || kind == ListenerKind::kInbound) w.captured.push_back(acceptor.get());
   w.acceptors.push_back(std::move(acceptor));
   return Status::Ok();
 }
 
-asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Http1Pool& pool) {
+asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Worker& worker) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
@@ -135,7 +137,7 @@ asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, Listener
     switch (kind) {
       case ListenerKind::kOutbound:
       case ListenerKind::kInbound:
-        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound, pool), asio::detached);
+        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound, worker), asio::detached);
         break;
       default:
         asio::co_spawn(ex, Admin(std::move(socket), kind), asio::detached);
@@ -161,7 +163,7 @@ asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) 
 
 }  // namespace
 
-asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound, Http1Pool& pool) {
+asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound, Worker& worker) {
   auto start = std::chrono::steady_clock::now();
   ++active;
   struct Done {
@@ -249,7 +251,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
     HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
                     .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
                     .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout,
-                    .http1_pool = &pool};
+                    .http1_pool = &worker.http1_pool, .h2_pool = &worker.h2_pool};
     if (inbound) ctx.app_protocol = table->InboundProtocol(original.address().to_string(), original.port());
     if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
     else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));

@@ -1,6 +1,7 @@
 #include "proxy/upstream_connect.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
@@ -38,6 +39,27 @@ asio::awaitable<ConnectResult> ConnectUpstream(tcp::socket& socket, const tcp::e
   }
   socket.set_option(tcp::no_delay(true), ec);
   co_return ConnectResult::kOk;
+}
+
+void ApplyKeepalive(tcp::socket& s, const istio::TcpKeepalive& ka) {
+  int fd = s.native_handle();
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  auto seconds = [](const istio::Duration& d) {
+    return static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count()));
+  };
+  if (ka.probes) {
+    int n = static_cast<int>(*ka.probes);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &n, sizeof n);
+  }
+  if (ka.time) {
+    int n = seconds(*ka.time);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &n, sizeof n);
+  }
+  if (ka.interval) {
+    int n = seconds(*ka.interval);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &n, sizeof n);
+  }
 }
 
 }  // namespace tern::proxy

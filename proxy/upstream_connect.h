@@ -1,4 +1,4 @@
-// Opening a connection to an upstream, shared by the TCP relay and both HTTP sessions: bounded
+// Opening a connection to an upstream, shared by the TCP relay and the connection pools: bounded
 // by the connect timeout, and for inbound traffic made from 127.0.0.6 (::6), the source the
 // capture rules exempt, so the proxy's own connection to the app is not captured again.
 #pragma once
@@ -7,6 +7,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 
+#include "core/istio/destination_rule.h"
+
 namespace tern::proxy {
 
 enum class ConnectResult { kOk, kFailed, kTimedOut };
@@ -14,5 +16,8 @@ enum class ConnectResult { kOk, kFailed, kTimedOut };
 boost::asio::awaitable<ConnectResult> ConnectUpstream(boost::asio::ip::tcp::socket& socket,
                                                       const boost::asio::ip::tcp::endpoint& to,
                                                       bool from_passthrough_address, std::chrono::milliseconds timeout);
+
+// A DestinationRule's tcp.tcpKeepalive on an upstream connection (SO_KEEPALIVE and its timers).
+void ApplyKeepalive(boost::asio::ip::tcp::socket& socket, const istio::TcpKeepalive& keepalive);
 
 }  // namespace tern::proxy

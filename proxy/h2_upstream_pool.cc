@@ -1,0 +1,250 @@
+#include "proxy/h2_upstream_pool.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
+#include <optional>
+
+#include "proxy/upstream_connect.h"
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+struct H2UpstreamPool::Conn {
+  std::unique_ptr<H2Connection> h2;
+  Key key;
+  std::shared_ptr<ClusterState> cluster;  // null inbound
+  std::optional<istio::TcpKeepalive> keepalive;
+  int64_t max_streams = 0;  // maxRequestsPerConnection; 0: no limit
+  std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
+  int64_t opened = 0;                    // streams begun on it
+  std::vector<H2UpstreamStream*> streams;  // attached: open, or over but not released yet
+  Clock::time_point idle_since = Clock::now();
+  bool retired = false;  // takes no new stream (GOAWAY, maxRequestsPerConnection): closed once idle
+
+  bool spent() const { return max_streams > 0 && opened >= max_streams; }
+};
+
+H2UpstreamStream::~H2UpstreamStream() {
+  if (pool_) pool_->Release(*this);
+}
+
+H2UpstreamPool::H2UpstreamPool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+
+H2UpstreamPool::~H2UpstreamPool() { Shutdown(); }
+
+namespace {
+
+H2UpstreamStream* StreamOf(H2Connection& c, int32_t id) {
+  return static_cast<H2UpstreamStream*>(nghttp2_session_get_stream_user_data(c.session(), id));
+}
+
+}  // namespace
+
+H2UpstreamPool::Conn* H2UpstreamPool::Usable(const Key& key) {
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return nullptr;
+  Conn* c = it->second;
+  if (c->h2->closed() || c->spent() || !nghttp2_session_check_request_allowed(c->h2->session())) {
+    Retire(*c);  // it finishes its streams; new ones go on a new connection
+    return nullptr;
+  }
+  return c;
+}
+
+void H2UpstreamPool::Retire(Conn& c) {
+  c.retired = true;
+  if (auto it = by_key_.find(c.key); it != by_key_.end() && it->second == &c) by_key_.erase(it);
+  if (c.streams.empty()) c.h2->Close();
+}
+
+const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, const Cluster* cluster, bool inbound,
+                                 std::chrono::milliseconds connect_timeout, const Headers& request, bool has_body) {
+  if (shut_down_) return "UO";
+  ClusterState* state = cluster ? cluster->state.get() : nullptr;
+  Key key{to, state, inbound};
+  Conn* conn = Usable(key);
+  if (!conn) {
+    // Within the cluster's connection limit; a worker with none to the cluster may open one.
+    bool first_here = state && open_[state] == 0;
+    if (first_here) state->connections.fetch_add(1, std::memory_order_seq_cst);
+    else if (state && !TryAcquire(state->connections, cluster->limits.max_connections)) return "UO";
+    auto owned = std::make_unique<Conn>();
+    conn = owned.get();
+    conn->h2 = std::make_unique<H2Connection>(tcp::socket(ex_), H2Connection::Role::kClient, *this);
+    conn->key = key;
+    if (cluster) {
+      ++open_[state];
+      conn->cluster = cluster->state;
+      conn->max_streams = cluster->limits.max_requests_per_connection;
+      conn->idle_timeout = cluster->limits.idle_timeout;
+      conn->keepalive = cluster->limits.keepalive;
+      if (cluster->limits.connect_timeout) connect_timeout = *cluster->limits.connect_timeout;
+    }
+    conns_.push_back(std::move(owned));
+    by_key_[key] = conn;
+    by_h2_[conn->h2.get()] = conn;
+    asio::co_spawn(ex_, Run(conn, connect_timeout), asio::detached);
+    if (!sweeping_) {
+      sweeping_ = true;
+      asio::co_spawn(ex_, Sweep(), asio::detached);
+    }
+  }
+  auto nva = NameValues(request);
+  nghttp2_data_provider body{.source = {.ptr = nullptr}, .read_callback = &H2UpstreamPool::ReadBody};
+  int32_t id = nghttp2_submit_request(conn->h2->session(), nullptr, nva.data(), nva.size(), has_body ? &body : nullptr, &s);
+  if (id < 0) return "UO";
+  s.pool_ = this;
+  s.conn_ = conn->h2.get();
+  s.id_ = id;
+  s.closed_ = false;
+  conn->streams.push_back(&s);
+  ++conn->opened;
+  conn->h2->Kick();
+  if (conn->spent()) Retire(*conn);  // its last stream: closed as soon as that one is over
+  return nullptr;
+}
+
+void H2UpstreamPool::Resume(H2UpstreamStream& s) {
+  if (!s.open()) return;
+  nghttp2_session_resume_data(s.conn_->session(), s.id_);
+  s.conn_->Kick();
+}
+
+void H2UpstreamPool::Consumed(H2UpstreamStream& s, size_t size) {
+  if (!s.conn_ || s.conn_->closed() || size == 0) return;
+  // The stream's window when it is still open, the connection's in any case.
+  nghttp2_session_consume(s.conn_->session(), s.id_, size);
+  s.conn_->Kick();
+}
+
+void H2UpstreamPool::Detach(Conn& conn, H2UpstreamStream& s) {
+  std::erase(conn.streams, &s);
+  if (conn.streams.empty()) {
+    conn.idle_since = Clock::now();
+    if (conn.retired) conn.h2->Close();
+  }
+  s.conn_ = nullptr;
+  s.pool_ = nullptr;
+  s.closed_ = true;
+}
+
+void H2UpstreamPool::Release(H2UpstreamStream& s, size_t unconsumed) {
+  if (!s.conn_) {
+    s.pool_ = nullptr;
+    return;
+  }
+  H2Connection& h2 = *s.conn_;
+  if (!h2.closed()) {
+    if (!s.closed_) nghttp2_submit_rst_stream(h2.session(), NGHTTP2_FLAG_NONE, s.id_, NGHTTP2_CANCEL);
+    // Bytes received but never passed on still count against the connection's window.
+    if (unconsumed) nghttp2_session_consume_connection(h2.session(), unconsumed);
+    // Whatever the upstream still sends on it is acknowledged and dropped (OnData finds no one).
+    nghttp2_session_set_stream_user_data(h2.session(), s.id_, nullptr);
+    h2.Kick();
+  }
+  if (auto it = by_h2_.find(&h2); it != by_h2_.end()) Detach(*it->second, s);
+}
+
+asio::awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connect_timeout) {
+  const tcp::endpoint to = std::get<0>(conn->key);
+  const bool inbound = std::get<2>(conn->key);
+  bool connected = co_await ConnectUpstream(conn->h2->socket(), to, inbound, connect_timeout) == ConnectResult::kOk;
+  if (connected && conn->keepalive) ApplyKeepalive(conn->h2->socket(), *conn->keepalive);
+  if (connected && !conn->h2->closed()) co_await conn->h2->Run("");
+  conn->h2->Close();
+  if (auto it = by_key_.find(conn->key); it != by_key_.end() && it->second == conn) by_key_.erase(it);
+  // Every stream still attached lets go of the connection before it is freed; the open ones
+  // hear that it failed. Taken one at a time off the list: an owner told may open its stream
+  // again elsewhere, or release (destroy) others of the list meanwhile.
+  while (!conn->streams.empty()) {
+    H2UpstreamStream* s = conn->streams.back();
+    conn->streams.pop_back();
+    bool was_open = !s->closed_;
+    s->conn_ = nullptr;
+    s->pool_ = nullptr;
+    s->closed_ = true;
+    if (was_open) s->OnConnectionLost(connected);
+  }
+  if (conn->cluster) {
+    --open_[conn->cluster.get()];
+    conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
+    conn->cluster->WakeOneWaiter();
+  }
+  by_h2_.erase(conn->h2.get());
+  std::erase_if(conns_, [&](const auto& p) { return p.get() == conn; });
+}
+
+asio::awaitable<void> H2UpstreamPool::Sweep() {
+  while (!shut_down_ && !conns_.empty()) {
+    sweep_timer_.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || shut_down_) break;
+    auto now = Clock::now();
+    for (auto& c : conns_) {
+      if (c->streams.empty() && now - c->idle_since >= c->idle_timeout) c->h2->Close();
+    }
+  }
+  sweeping_ = false;
+}
+
+void H2UpstreamPool::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  sweep_timer_.cancel();
+  for (auto& c : conns_) {
+    // The owners of streams still attached may outlive the pool (sessions end after the
+    // worker's pools when the worker is torn down): they forget it.
+    for (H2UpstreamStream* s : c->streams) {
+      s->conn_ = nullptr;
+      s->pool_ = nullptr;
+      s->closed_ = true;
+    }
+    c->streams.clear();
+    c->h2->Close();
+  }
+}
+
+int H2UpstreamPool::OnHeader(H2Connection& c, const nghttp2_frame& f, std::string_view name, std::string_view value) {
+  H2UpstreamStream* s = f.hd.type == NGHTTP2_HEADERS ? StreamOf(c, f.hd.stream_id) : nullptr;
+  return s ? s->OnAnswerField(name, value) : 0;
+}
+
+int H2UpstreamPool::OnFrameRecv(H2Connection& c, const nghttp2_frame& f) {
+  if (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA) return 0;
+  if (H2UpstreamStream* s = f.hd.stream_id ? StreamOf(c, f.hd.stream_id) : nullptr) s->OnAnswerFrame(f);
+  return 0;
+}
+
+int H2UpstreamPool::OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) {
+  H2UpstreamStream* s = StreamOf(c, stream);
+  if (!s) {
+    nghttp2_session_consume(c.session(), stream, size);  // released: acknowledged and dropped
+    return 0;
+  }
+  s->OnAnswerData(data, size);
+  return 0;
+}
+
+int H2UpstreamPool::OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) {
+  H2UpstreamStream* s = StreamOf(c, stream);
+  if (!s) return 0;
+  s->closed_ = true;  // it stays attached (Consumed still reaches the connection) until released
+  s->OnClosed(error_code);
+  return 0;
+}
+
+ssize_t H2UpstreamPool::ReadBody(nghttp2_session* session, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
+                                 nghttp2_data_source*, void*) {
+  // Found through the stream's user data, which Release clears: a released stream is never read.
+  auto* s = static_cast<H2UpstreamStream*>(nghttp2_session_get_stream_user_data(session, stream));
+  if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  return s->ReadRequestBody(session, buf, length, flags);
+}
+
+}  // namespace tern::proxy

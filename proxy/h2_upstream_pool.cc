@@ -28,6 +28,13 @@ struct H2UpstreamPool::Conn {
   bool retired = false;  // takes no new stream (GOAWAY, maxRequestsPerConnection): closed once idle
 
   bool spent() const { return max_streams > 0 && opened >= max_streams; }
+  // As many streams open as the peer allows at once: a new stream would wait in nghttp2's queue
+  // behind them (head-of-line blocking across sessions); one more connection takes it instead.
+  bool saturated() const {
+    uint32_t limit = nghttp2_session_get_remote_settings(h2->session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    size_t open = std::count_if(streams.begin(), streams.end(), [](const H2UpstreamStream* s) { return s->open(); });
+    return open >= limit;
+  }
 };
 
 H2UpstreamStream::~H2UpstreamStream() {
@@ -49,23 +56,30 @@ H2UpstreamStream* StreamOf(H2Connection& c, int32_t id) {
 H2UpstreamPool::Conn* H2UpstreamPool::Usable(const Key& key) {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return nullptr;
-  Conn* c = it->second;
-  if (c->h2->closed() || c->spent() || !nghttp2_session_check_request_allowed(c->h2->session())) {
-    Retire(*c);  // it finishes its streams; new ones go on a new connection
-    return nullptr;
+  std::vector<Conn*> candidates = it->second;  // Retire edits the list
+  for (Conn* c : candidates) {
+    if (c->h2->closed() || c->spent() || !nghttp2_session_check_request_allowed(c->h2->session())) {
+      Retire(*c);  // it finishes its streams; new ones go on another connection
+      continue;
+    }
+    if (!c->saturated()) return c;
   }
-  return c;
+  return nullptr;
 }
 
 void H2UpstreamPool::Retire(Conn& c) {
   c.retired = true;
-  if (auto it = by_key_.find(c.key); it != by_key_.end() && it->second == &c) by_key_.erase(it);
+  if (auto it = by_key_.find(c.key); it != by_key_.end()) {
+    std::erase(it->second, &c);
+    if (it->second.empty()) by_key_.erase(it);
+  }
   if (c.streams.empty()) c.h2->Close();
 }
 
 const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                  std::chrono::milliseconds connect_timeout, const Headers& request, bool has_body) {
   if (shut_down_) return "UO";
+  if (s.attached()) Release(s);  // a stream is on one connection at a time
   ClusterState* state = cluster ? cluster->state.get() : nullptr;
   Key key{to, state, inbound};
   Conn* conn = Usable(key);
@@ -87,7 +101,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
       if (cluster->limits.connect_timeout) connect_timeout = *cluster->limits.connect_timeout;
     }
     conns_.push_back(std::move(owned));
-    by_key_[key] = conn;
+    by_key_[key].push_back(conn);
     by_h2_[conn->h2.get()] = conn;
     asio::co_spawn(ex_, Run(conn, connect_timeout), asio::detached);
     if (!sweeping_) {
@@ -117,9 +131,9 @@ void H2UpstreamPool::Resume(H2UpstreamStream& s) {
 }
 
 void H2UpstreamPool::Consumed(H2UpstreamStream& s, size_t size) {
-  if (!s.conn_ || s.conn_->closed() || size == 0) return;
-  // The stream's window when it is still open, the connection's in any case.
-  nghttp2_session_consume(s.conn_->session(), s.id_, size);
+  // Only the stream's window: the connection's opened as the bytes arrived (OnData).
+  if (!s.open() || s.conn_->closed() || size == 0) return;
+  nghttp2_session_consume_stream(s.conn_->session(), s.id_, size);
   s.conn_->Kick();
 }
 
@@ -134,18 +148,18 @@ void H2UpstreamPool::Detach(Conn& conn, H2UpstreamStream& s) {
   s.closed_ = true;
 }
 
-void H2UpstreamPool::Release(H2UpstreamStream& s, size_t unconsumed) {
+void H2UpstreamPool::Release(H2UpstreamStream& s) {
   if (!s.conn_) {
     s.pool_ = nullptr;
     return;
   }
   H2Connection& h2 = *s.conn_;
+  // Never reached again: what the upstream still sends on it is acknowledged and dropped
+  // (OnData finds no one), and its body is never asked for (the writer may still run on a
+  // connection the reader saw end).
+  nghttp2_session_set_stream_user_data(h2.session(), s.id_, nullptr);
   if (!h2.closed()) {
     if (!s.closed_) nghttp2_submit_rst_stream(h2.session(), NGHTTP2_FLAG_NONE, s.id_, NGHTTP2_CANCEL);
-    // Bytes received but never passed on still count against the connection's window.
-    if (unconsumed) nghttp2_session_consume_connection(h2.session(), unconsumed);
-    // Whatever the upstream still sends on it is acknowledged and dropped (OnData finds no one).
-    nghttp2_session_set_stream_user_data(h2.session(), s.id_, nullptr);
     h2.Kick();
   }
   if (auto it = by_h2_.find(&h2); it != by_h2_.end()) Detach(*it->second, s);
@@ -158,7 +172,10 @@ asio::awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds 
   if (connected && conn->keepalive) ApplyKeepalive(conn->h2->socket(), *conn->keepalive);
   if (connected && !conn->h2->closed()) co_await conn->h2->Run("");
   conn->h2->Close();
-  if (auto it = by_key_.find(conn->key); it != by_key_.end() && it->second == conn) by_key_.erase(it);
+  if (auto it = by_key_.find(conn->key); it != by_key_.end()) {
+    std::erase(it->second, conn);
+    if (it->second.empty()) by_key_.erase(it);
+  }
   // Every stream still attached lets go of the connection before it is freed; the open ones
   // hear that it failed. Taken one at a time off the list: an owner told may open its stream
   // again elsewhere, or release (destroy) others of the list meanwhile.
@@ -171,11 +188,7 @@ asio::awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds 
     s->closed_ = true;
     if (was_open) s->OnConnectionLost(connected);
   }
-  if (conn->cluster) {
-    --open_[conn->cluster.get()];
-    conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
-    conn->cluster->WakeOneWaiter();
-  }
+  Uncount(*conn);
   by_h2_.erase(conn->h2.get());
   std::erase_if(conns_, [&](const auto& p) { return p.get() == conn; });
 }
@@ -207,7 +220,16 @@ void H2UpstreamPool::Shutdown() {
     }
     c->streams.clear();
     c->h2->Close();
+    Uncount(*c);  // its coroutine may never run again (the worker is ending)
   }
+}
+
+void H2UpstreamPool::Uncount(Conn& c) {
+  if (!c.cluster) return;
+  --open_[c.cluster.get()];
+  c.cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
+  c.cluster->WakeOneWaiter();
+  c.cluster = nullptr;  // counted out once
 }
 
 int H2UpstreamPool::OnHeader(H2Connection& c, const nghttp2_frame& f, std::string_view name, std::string_view value) {
@@ -227,6 +249,10 @@ int H2UpstreamPool::OnData(H2Connection& c, int32_t stream, const uint8_t* data,
     nghttp2_session_consume(c.session(), stream, size);  // released: acknowledged and dropped
     return 0;
   }
+  // The connection's window opens at once, the stream's only as its owner passes the bytes on
+  // (Consumed): a client that reads slowly holds back its own stream (at most its window
+  // buffered here), never the other sessions' streams on the shared connection.
+  nghttp2_session_consume_connection(c.session(), size);
   s->OnAnswerData(data, size);
   return 0;
 }

@@ -2,8 +2,10 @@
 // and HTTP/1.1 clients' requests upgraded to HTTP/2 alike), as Envoy's per-worker pools:
 //  - a stream goes on this worker's connection to its endpoint made for the same cluster (or
 //    inbound, for the app), multiplexed with every other session's; a new connection is opened
-//    when there is none, or the one there is has been told GOAWAY or has served the cluster's
-//    maxRequestsPerConnection streams;
+//    when there is none that has room (under the peer's SETTINGS_MAX_CONCURRENT_STREAMS, not
+//    told GOAWAY, under the cluster's maxRequestsPerConnection streams);
+//  - flow control: the connection's window opens as bytes arrive, each stream's as its owner
+//    passes them on, so a slow client holds back its own stream only;
 //  - connections count in the cluster's tcp.maxConnections with the HTTP/1.1 pool's (across
 //    workers; a worker with no HTTP/2 connection to the cluster may always open one); a stream
 //    that would need one more past the limit is refused at once (503, flag UO);
@@ -78,11 +80,12 @@ class H2UpstreamPool final : public H2Handler {
                    std::chrono::milliseconds connect_timeout, const Headers& request, bool has_body);
   // More of the request body is there (or its end): the provider is asked again.
   void Resume(H2UpstreamStream& s);
-  // `size` bytes of the answer were passed on: the upstream may send as much more.
+  // `size` bytes of the answer were passed on (or dropped): the upstream may send as much more
+  // on this stream. (The connection's window opens as bytes arrive: a slow reader holds back
+  // only its own stream.)
   void Consumed(H2UpstreamStream& s, size_t size);
-  // The owner is done with `s`: reset when still open (CANCEL); `unconsumed` answer bytes it
-  // received and never passed on are acknowledged to the connection. A no-op when not attached.
-  void Release(H2UpstreamStream& s, size_t unconsumed = 0);
+  // The owner is done with `s`: reset when still open (CANCEL). A no-op when not attached.
+  void Release(H2UpstreamStream& s);
   // Ends every connection (the worker is ending).
   void Shutdown();
 
@@ -103,6 +106,7 @@ class H2UpstreamPool final : public H2Handler {
 
   Conn* Usable(const Key& key);
   void Retire(Conn& conn);
+  void Uncount(Conn& conn);  // its slot in the cluster's connection count is given back
   boost::asio::awaitable<void> Run(Conn* conn, std::chrono::milliseconds connect_timeout);
   boost::asio::awaitable<void> Sweep();
   void Detach(Conn& conn, H2UpstreamStream& s);
@@ -111,7 +115,7 @@ class H2UpstreamPool final : public H2Handler {
 
   boost::asio::any_io_executor ex_;
   std::vector<std::unique_ptr<Conn>> conns_;
-  std::map<Key, Conn*> by_key_;                 // the connection new streams to a key go on
+  std::map<Key, std::vector<Conn*>> by_key_;    // the connections new streams to a key may go on
   std::map<const H2Connection*, Conn*> by_h2_;  // for the callbacks
   std::map<const ClusterState*, int> open_;     // this worker's HTTP/2 connections per cluster
   boost::asio::steady_timer sweep_timer_;

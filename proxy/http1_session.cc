@@ -105,11 +105,18 @@ asio::awaitable<error_code> ReadRawHeader(tcp::socket& s, beast::flat_buffer& bu
 }
 
 
+// The proxy's own answer; with `grpc_status`, gRPC's trailers-only form (HTTP 200, the status in
+// the header).
 asio::awaitable<error_code> LocalReply(tcp::socket& s, unsigned version, http::status status, std::string body,
-                                       bool keep_alive, const std::string& location = "") {
+                                       bool keep_alive, const std::string& location = "",
+                                       std::optional<int> grpc_status = std::nullopt) {
   http::response<http::string_body> res{status, version};
   res.set(http::field::server, "tern");
-  res.set(http::field::content_type, "text/plain");
+  res.set(http::field::content_type, grpc_status ? "application/grpc" : "text/plain");
+  if (grpc_status) {
+    res.set("grpc-status", std::to_string(*grpc_status));
+    res.set("grpc-message", "fault filter abort");
+  }
   if (!location.empty()) res.set(http::field::location, location);
   res.body() = std::move(body);
   res.keep_alive(keep_alive);
@@ -274,8 +281,8 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& p
   auto give_up = Clock::time_point::max();
   auto uchunk = reinterpret_cast<const uint8_t*>(x.chunk.data());
   std::unique_ptr<BufferedH2Stream> s;
-  // Lets go of the stream: reset when still open, its unread answer acknowledged.
-  auto release = [&] { pool.Release(*s, s->body.size()); };
+  // Lets go of the stream: reset when still open.
+  auto release = [&] { pool.Release(*s); };
   for (int round = 0; round <= retrier.max_retries(); ++round) {
     x.entry.upstream = EndpointString(to);
     EndpointLoad load(endpoint);
@@ -616,11 +623,13 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       if (d.endpoint) uep = ToEndpoint(*d.endpoint);
       else if (d.passthrough) uep = ctx.original;
     }
-    auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "") -> asio::awaitable<bool> {
+    auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "",
+                     std::optional<int> grpc_status = std::nullopt) -> asio::awaitable<bool> {
       AddFlag(entry.flags, flags);
       entry.code = status;
       if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
-      error_code ec = co_await LocalReply(down, req.version(), static_cast<http::status>(status), std::move(body), keep_alive, location);
+      error_code ec = co_await LocalReply(down, req.version(), static_cast<http::status>(status), std::move(body), keep_alive,
+                                          location, grpc_status);
       LogAccess(ctx, entry);
       co_return !ec && keep_alive;
     };
@@ -629,7 +638,11 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       continue;
     }
     if (d.local_status) {
-      if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location)) co_return;
+      if (d.delay.count() > 0) {  // a fault's delay and abort both drawn: the delay first
+        asio::steady_timer delay(ex, d.delay);
+        co_await delay.async_wait(kNoThrow);
+      }
+      if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location, d.local_grpc_status)) co_return;
       continue;
     }
     RequestInFlight in_flight;  // http2MaxRequests

@@ -63,6 +63,14 @@ struct Exchange final : H2UpstreamStream {
   const UpstreamEndpoint* endpoint = nullptr;
   RequestInFlight in_flight;                   // http2MaxRequests
   std::optional<EndpointLoad> load;            // LEAST_REQUEST's count while the upstream has it
+  // A fault's abort drawn with its delay: given once the delay is over.
+  struct DelayedAbort {
+    unsigned status = 0;
+    std::optional<int> grpc_status;
+    std::string body;
+    const char* flags = "-";
+  };
+  std::optional<DelayedAbort> abort_after_delay;
   // Held by a fault-injected delay: where it goes once the delay is over.
   tcp::endpoint to;
   Headers upstream_request;
@@ -148,7 +156,7 @@ class Bridge final : public H2Handler {
     // The client is gone: every upstream stream is reset (the pooled connections stay), every
     // HTTP/1.1 exchange ended, and the bridge waits for its coroutines.
     for (auto& [id, ex] : exchanges_) {
-      pool_.Release(*ex, ex->detached ? 0 : ex->response_body.Clear());
+      pool_.Release(*ex);
       if (ex->h1_socket) ex->h1_socket->close();
       if (ex->deadline) ex->deadline->cancel();
       ex->down_closed = true;
@@ -256,8 +264,8 @@ class Bridge final : public H2Handler {
     // Whatever either side still buffers is dropped, and acknowledged to whoever sent it, so
     // the connections' windows do not shrink by what a reset stream left behind.
     if (size_t left = ex->DropRequestBody()) nghttp2_session_consume(c.session(), ex->down_id, left);
-    size_t unread = ex->response_body.Clear();
-    pool_.Release(*ex, ex->detached ? 0 : unread);  // reset upstream when still open
+    ex->response_body.Clear();
+    pool_.Release(*ex);  // reset upstream when still open
     if (ex->h1 && !ex->h1_done) {
       if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
       ex->Wake();
@@ -364,7 +372,14 @@ class Bridge final : public H2Handler {
       d = Decide(vh, *ctx_.table, view, rng_, SteadyNowNs());
       if (d.route && d.route->spec) ex.entry.route = d.route->virtual_service;
       ex.entry.cluster = d.cluster_name;
-      if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location);
+      if (d.local_status && d.delay.count() > 0) {  // a fault's delay and abort both drawn: the delay first
+        ex.abort_after_delay = Exchange::DelayedAbort{d.local_status, d.local_grpc_status, d.local_body, d.flags};
+        ex.delayed = true;
+        ++live_tasks_;
+        asio::co_spawn(ex_, DelayThenForward(ex.down_id, d.delay), asio::detached);
+        return;
+      }
+      if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location, d.local_grpc_status);
       if (!ex.in_flight.Enter(d.cluster)) return Local(ex, 503, AnswerFor("UO").body, "UO");
       to = d.endpoint ? ToEndpoint(*d.endpoint) : ctx_.original;  // PASSTHROUGH picks none
       ex.spec = d.route->spec;
@@ -418,8 +433,10 @@ class Bridge final : public H2Handler {
     // Looked up again: the client may have reset the stream meanwhile.
     auto it = exchanges_.find(down_id);
     if (it != exchanges_.end() && !it->second->down_closed) {
-      it->second->delayed = false;
-      Forward(*it->second);
+      Exchange& ex = *it->second;
+      ex.delayed = false;
+      if (auto abort = std::move(ex.abort_after_delay)) Local(ex, abort->status, abort->body, abort->flags, "", abort->grpc_status);
+      else Forward(ex);
     }
     TaskDone();
   }
@@ -463,9 +480,14 @@ class Bridge final : public H2Handler {
     std::optional<int> grpc_status = failure == AttemptFailure::kNone ? ex.answer.grpc_status() : std::nullopt;
     if (!ex.retrier->Again(failure, status, !ex.kept_overflow, ex.give_up, ex.entry.flags, grpc_status)) return false;
     RecordAttempt(ex.cluster, ex.endpoint, failure, status);
-    // The stream is let go (reset when still open); what it sent of an answer is acknowledged
-    // and dropped, and what it still sends finds no exchange.
-    pool_.Release(ex, ex.response_body.Clear());
+    // The stream is let go (reset when still open); what it sent of an answer is dropped, and
+    // what it still sends finds no exchange.
+    pool_.Release(ex);
+    ex.response_body.Clear();
+    // A deadline of this try that fired already (its completion queued) must not count: the
+    // next try is another.
+    if (ex.deadline) ex.deadline->cancel();
+    ++ex.tries;
     ex.answer = AnswerHeaders{};
     ex.response_end = false;
     Requeue(ex);
@@ -815,11 +837,20 @@ class Bridge final : public H2Handler {
     down_->Kick();
   }
 
-  void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "") {
+  // The proxy's own answer; with `grpc_status`, gRPC's trailers-only form (HTTP 200, the status
+  // in the one header block).
+  void Local(Exchange& ex, unsigned status, const std::string& body, const char* flags, const std::string& location = "",
+             std::optional<int> grpc_status = std::nullopt) {
     ex.detached = true;
-    ex.delayed = false;  // no try is coming: the client's DATA is acknowledged and dropped
+    ex.delayed = false;  // no try is coming: the client's DATA is acknowledged and dropped,
+    UpstreamOver(ex);    // what of it is buffered already too
     AddFlag(ex.entry.flags, flags);
-    ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"}, {"content-type", "text/plain"}};
+    ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"},
+                          {"content-type", grpc_status ? "application/grpc" : "text/plain"}};
+    if (grpc_status) {
+      ex.answer.response.emplace_back("grpc-status", std::to_string(*grpc_status));
+      ex.answer.response.emplace_back("grpc-message", "fault filter abort");
+    }
     if (!location.empty()) ex.answer.response.emplace_back("location", location);
     ex.response_body.Append(body);
     ex.response_end = true;

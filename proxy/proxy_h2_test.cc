@@ -78,9 +78,9 @@ class RawH2Client {
         cbs, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t,
                 void* u) {
           auto* self = static_cast<RawH2Client*>(u);
-          if (std::string_view(reinterpret_cast<const char*>(n), nl) == ":status") {
-            self->status[f->hd.stream_id] = std::string(reinterpret_cast<const char*>(v), vl);
-          }
+          std::string name(reinterpret_cast<const char*>(n), nl), value(reinterpret_cast<const char*>(v), vl);
+          if (name == ":status") self->status[f->hd.stream_id] = value;
+          self->fields[f->hd.stream_id] += name + ": " + value + "\n";
           return 0;
         });
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
@@ -154,6 +154,7 @@ class RawH2Client {
   bool Closed(int32_t id) const { return std::find(closed.begin(), closed.end(), id) != closed.end(); }
 
   std::map<int32_t, std::string> status, body;
+  std::map<int32_t, std::string> fields;  // every field received, "name: value\n"
   std::map<int32_t, uint32_t> reset;
   std::vector<int32_t> closed;
   int goaway = -1;
@@ -682,6 +683,68 @@ TEST_F(OneWorkerH2, Http2UpstreamConnectionsEndAfterMaxRequestsAndWhenIdle) {
   auto idle_from = std::chrono::steady_clock::now();
   EXPECT_TRUE(WaitFor([&] { return UpstreamConnections() == 1; })) << "v1's connection closed when idle";
   EXPECT_GE(std::chrono::steady_clock::now() - idle_from, 900ms);
+}
+
+// The shared upstream connection's window opens as answers arrive: a client that reads none of
+// five 1 MiB answers (more than the connection's 1 MiB window, were it held until read) holds
+// back only its own streams; another client's request on the same upstream connection is
+// answered meanwhile, and the slow client still gets every byte once it reads.
+TEST_F(OneWorkerH2, ASlowClientDoesNotStallOthersOnTheSharedConnection) {
+  LOAD_SNAPSHOT(ProductSnapshot("h2-slow", "ALLOW_ANY",
+                                testing_support::ProductResources("", "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}",
+                                                                  "{host: product-service, subset: v2}"),
+                                /*sidecars=*/true),
+                "h2-slow");
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client slow(ConnectApp());
+  std::vector<int32_t> big;
+  for (int i = 0; i < 5; ++i) big.push_back(slow.Request(Get("/big")));
+  ASSERT_TRUE(slow.Flush());  // sent, never read for now
+  std::this_thread::sleep_for(500ms);
+  RawH2Client other(ConnectApp());
+  int32_t id = other.Request(Get("/who"));
+  ASSERT_TRUE(other.Pump([&] { return other.Closed(id); }, 3000ms)) << Log();
+  EXPECT_EQ(other.body[id], "v2");
+  EXPECT_EQ(UpstreamConnections(), 1) << "both clients on one upstream connection";
+  ASSERT_TRUE(slow.Pump([&] { return std::all_of(big.begin(), big.end(), [&](int32_t b) { return slow.Closed(b); }); }, 10000ms));
+  for (int32_t b : big) EXPECT_EQ(slow.body[b].size(), size_t{1} << 20);
+}
+
+// A fault's abort by grpcStatus answers in gRPC's trailers-only form (HTTP 200, grpc-status in
+// the one header block, no body), after the fault's delay when both are drawn; the upstream is
+// never called. An HTTP/1.1 client gets the same status header.
+TEST_F(ProxyH2, AGrpcFaultAbortAnswersWithItsStatusAfterTheDelay) {
+  LOAD_SNAPSHOT(ProductSnapshot("grpc-fault", "ALLOW_ANY",
+                                testing_support::ProductResources("      fault:\n"
+                                                                  "        abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}\n"
+                                                                  "        delay: {fixedDelay: 300ms, percentage: {value: 100}}\n",
+                                                                  "")),
+                "grpc-fault");
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1");
+  ASSERT_TRUE(v1.ok());
+  RawH2Client c(ConnectApp());
+  auto call = Get("/echo.Echo/Unary");
+  call[0].second = "POST";
+  call.emplace_back("content-type", "application/grpc");
+  call.emplace_back("te", "trailers");
+  auto start = std::chrono::steady_clock::now();
+  int32_t id = c.Request(call);
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms) << "the delay comes first";
+  EXPECT_EQ(c.status[id], "200");
+  EXPECT_NE(c.fields[id].find("grpc-status: 14\n"), std::string::npos) << c.fields[id];
+  EXPECT_NE(c.fields[id].find("content-type: application/grpc\n"), std::string::npos) << c.fields[id];
+  EXPECT_TRUE(c.body[id].empty());
+  int app = ConnectApp();
+  ASSERT_GE(app, 0);
+  std::string res = testing_support::Exchange(app, "POST /echo.Echo/Unary HTTP/1.1\r\nHost: product-service:8080\r\n"
+                                                   "Content-Type: application/grpc\r\nContent-Length: 0\r\n\r\n");
+  close(app);
+  EXPECT_EQ(res.substr(0, 12), "HTTP/1.1 200") << res;
+  EXPECT_NE(res.find("grpc-status: 14\r\n"), std::string::npos) << res;
+  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"response_code\":200,\"response_flags\":\"DI,FI\"") == 2; })) << Log();
+  EXPECT_EQ(v1.requests(), 0);
 }
 
 // perTryTimeout toward HTTP/2 upstreams: a stream to an endpoint that never answers (it accepts

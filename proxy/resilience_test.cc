@@ -305,21 +305,37 @@ TEST(FaultInjection, PercentagesHoldWithinTolerance) {
   auto t = Table(text);
   const VirtualHost* vh = t->ForDestination("10.96.0.1", 80);
   std::minstd_rand rng(8);
-  int aborted = 0, delayed = 0;
+  int aborted = 0, delayed = 0, both = 0;
   const int n = 20000;
   for (int i = 0; i < n; ++i) {
     RequestView r{.method = "GET", .path = "/", .port = 80};
     RouteDecision d = Decide(vh, *t, r, rng, 0);
-    if (d.local_status == 418) {
-      ++aborted;
-      EXPECT_STREQ(d.flags, "FI");
-    } else if (d.delay == 5ms) {
-      ++delayed;
-      EXPECT_STREQ(d.flags, "DI");
-    }
+    bool abort = d.local_status == 418, delay = d.delay == 5ms;
+    aborted += abort;
+    delayed += delay;
+    both += abort && delay;
+    EXPECT_STREQ(d.flags, abort && delay ? "DI,FI" : abort ? "FI" : delay ? "DI" : "-");
   }
+  // Drawn independently, as Envoy does: both at once 20 % x 50 % of the time (the delay first).
   EXPECT_NEAR(aborted, n * 0.2, n * 0.015);
-  EXPECT_NEAR(delayed, n * 0.8 * 0.5, n * 0.015) << "the delay is drawn for requests not aborted";
+  EXPECT_NEAR(delayed, n * 0.5, n * 0.015);
+  EXPECT_NEAR(both, n * 0.1, n * 0.015);
+}
+
+TEST(FaultInjection, AGrpcAbortIsATrailersOnlyAnswer) {
+  std::string text = Web(1, "{}");
+  text += "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: web, namespace: ns}\n"
+          "  spec:\n    hosts: [web]\n    http:\n"
+          "    - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n"
+          "      route: [{destination: {host: web}}]\n";
+  auto t = Table(text);
+  std::minstd_rand rng(1);
+  RequestView r{.method = "POST", .path = "/echo.Echo/Unary", .port = 80};
+  RouteDecision d = Decide(t->ForDestination("10.96.0.1", 80), *t, r, rng, 0);
+  EXPECT_EQ(d.local_status, 200u);
+  EXPECT_EQ(d.local_grpc_status, 14);
+  EXPECT_TRUE(d.local_body.empty());
+  EXPECT_STREQ(d.flags, "FI");
 }
 
 }  // namespace

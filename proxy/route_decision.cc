@@ -32,15 +32,17 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
   const istio::HttpRoute* spec = d.route->spec;
   if (spec && spec->fault) {  // the fault filter runs before the router: it applies to every action
     const auto& f = *spec->fault;
-    if (f.abort && f.abort->http_status && Chance(f.abort->percentage, rng)) {
-      d.local_status = f.abort->http_status;
-      d.local_body = "fault filter abort";
-      d.flags = "FI";
-      return d;
-    }
+    // Drawn independently, as Envoy does; both drawn: the delay, then the abort.
     if (f.delay && f.delay->fixed_delay.count() > 0 && Chance(f.delay->percentage, rng)) {
       d.delay = std::chrono::duration_cast<std::chrono::milliseconds>(f.delay->fixed_delay);
       d.flags = "DI";
+    }
+    if (f.abort && (f.abort->http_status || f.abort->grpc_status) && Chance(f.abort->percentage, rng)) {
+      d.local_status = f.abort->grpc_status ? 200 : f.abort->http_status;  // gRPC: a trailers-only answer
+      d.local_grpc_status = f.abort->grpc_status;
+      d.local_body = f.abort->grpc_status ? "" : "fault filter abort";
+      d.flags = d.delay.count() > 0 ? "DI,FI" : "FI";
+      return d;
     }
   }
   if (spec && spec->direct_response) {

@@ -27,9 +27,11 @@ struct RouteDecision {
   std::optional<uint64_t> hash;     // the consistent-hash key's, for retries' picks
   std::chrono::milliseconds delay{0};  // fault injection: wait this long before forwarding (flag DI)
   std::string_view cluster_name;    // for the access log: the cluster's, or BlackHoleCluster
-  // A local answer (no upstream) when local_status != 0.
+  // A local answer (no upstream) when local_status != 0; given after `delay` when that is set
+  // too (a fault's delay and abort both drawn).
   unsigned local_status = 0;
   std::string local_body, location;
+  std::optional<int> local_grpc_status;  // the answer is gRPC's trailers-only form, with this grpc-status
   const char* flags = "-";
 };
 

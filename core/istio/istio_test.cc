@@ -237,6 +237,10 @@ TEST(VirtualService, BadInputNamesEveryProblem) {
       {"spec: {hosts: [a], http: [{fault: {abort: {percentage: {value: 120}, httpStatus: 503}}, route: [{destination: {host: a}}]}]}",
        "spec.http[0].fault.abort.percentage.value: 120 is out of range [0, 100]"},
       {"spec: {hosts: [a], http: [{route: [{destination: {host: a}}], retry: {attempts: 3}}]}", "spec.http[0].retry: unknown field"},
+      {"spec: {hosts: [a], http: [{fault: {abort: {grpcStatus: \"14\"}}, route: [{destination: {host: a}}]}]}",
+       "spec.http[0].fault.abort.grpcStatus: \"14\" is not a gRPC status name"},
+      {"spec: {hosts: [a], http: [{fault: {abort: {grpcStatus: UNAVAILABLE, httpStatus: 503}}, route: [{destination: {host: a}}]}]}",
+       "spec.http[0].fault.abort: set one of httpStatus, grpcStatus, http2Error"},
       {"spec: {hosts: [a], tls: [{route: [{destination: {host: a}}]}]}", "spec.tls[0].match: "},
       {"spec: {hosts: [a], tcp: [{match: [{destinationSubnets: [10.0.0.0/33]}], route: [{destination: {host: a}}]}]}",
        "spec.tcp[0].match[0].destinationSubnets[0]: "},
@@ -310,6 +314,18 @@ TEST(VirtualService, AFaultWithoutPercentageNeverFires) {
   const auto& fault = *std::get<VirtualService>(r.spec).http[0].fault;
   EXPECT_DOUBLE_EQ(fault.abort->percentage, 0) << "Istio: an unset percentage is 0";
   EXPECT_DOUBLE_EQ(fault.delay->percentage, 0);
+}
+
+TEST(VirtualService, AFaultMayAbortWithAGrpcStatus) {
+  Resource r = MustParse(
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\n"
+      "spec: {hosts: [a], http: [{fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 50}}}, "
+      "route: [{destination: {host: a}}]}]}\n");
+  const auto& abort = *std::get<VirtualService>(r.spec).http[0].fault->abort;
+  EXPECT_EQ(abort.grpc_status, 14);
+  EXPECT_EQ(abort.http_status, 0u);
+  EXPECT_DOUBLE_EQ(abort.percentage, 50);
+  EXPECT_TRUE(std::get<VirtualService>(r.spec).not_enforced.empty());
 }
 
 TEST(Resource, EnvelopeErrors) {

@@ -176,6 +176,18 @@ std::vector<HttpRouteDestination> ReadDestinations(ObjectReader& r, FieldErrors&
   return out;
 }
 
+// A gRPC status by its name in all capitals, as Istio's fault.abort.grpcStatus takes it.
+std::optional<int> GrpcStatusCode(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "OK",          "CANCELLED",          "UNKNOWN",        "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",          "UNAVAILABLE",    "DATA_LOSS",        "UNAUTHENTICATED"};
+  for (size_t i = 0; i < std::size(kNames); ++i) {
+    if (kNames[i] == name) return static_cast<int>(i);
+  }
+  return std::nullopt;
+}
+
 HttpRoute ReadHttpRoute(const json& v, const std::string& path, FieldErrors& errors, std::vector<std::string>& ne) {
   ObjectReader r(v, path, errors);
   HttpRoute route;
@@ -251,9 +263,22 @@ HttpRoute ReadHttpRoute(const json& v, const std::string& path, FieldErrors& err
       HttpFault::Abort abort;
       abort.percentage = ReadPercentage(ar, "percentage", 0);
       int64_t status = 0;
-      if (ar.Int("httpStatus", 200, 599, status)) abort.http_status = static_cast<uint32_t>(status);
-      else if (ar.Get("grpcStatus")) ne.push_back(ar.Path("grpcStatus"));
-      else if (!ar.Get("httpStatus")) errors.Add(ar.Path("httpStatus"), "required");
+      std::string grpc;
+      int kinds = (ar.Get("httpStatus") != nullptr) + (ar.Get("grpcStatus") != nullptr) + (ar.Get("http2Error") != nullptr);
+      if (kinds > 1) errors.Add(fr.Path("abort"), "set one of httpStatus, grpcStatus, http2Error");
+      if (ar.Int("httpStatus", 200, 599, status)) {
+        abort.http_status = static_cast<uint32_t>(status);
+      } else if (ar.String("grpcStatus", grpc)) {
+        abort.grpc_status = GrpcStatusCode(grpc);
+        if (!abort.grpc_status) {
+          errors.Add(ar.Path("grpcStatus"), "\"" + grpc + "\" is not a gRPC status name (OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, "
+                                            "DEADLINE_EXCEEDED, NOT_FOUND, ..., UNAVAILABLE, DATA_LOSS, UNAUTHENTICATED)");
+        }
+      } else if (ar.Get("http2Error")) {
+        ne.push_back(ar.Path("http2Error"));
+      } else if (kinds == 0) {
+        errors.Add(ar.Path("httpStatus"), "required (or grpcStatus)");
+      }
       fault.abort = abort;
     }
     route.fault = fault;

@@ -81,6 +81,8 @@ struct HttpFault {
   struct Abort {
     double percentage = 0;
     uint32_t http_status = 0;
+    // grpcStatus instead: a trailers-only gRPC answer (HTTP 200, grpc-status) with this code.
+    std::optional<int> grpc_status;
   };
   std::optional<Delay> delay;
   std::optional<Abort> abort;

@@ -25,7 +25,7 @@ void LogAccess(const HttpContext& ctx, const AccessEntry& e) {
                            {"authority", e.authority},
                            {"route", e.route},
                            {"cluster", e.cluster},
-                           {"upstream", e.upstream},
+                           {"upstream", e.upstream ? EndpointString(*e.upstream) : std::string()},
                            {"response_code", e.code},
                            {"response_flags", e.flags},
                            {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/http_context.h"
 
@@ -11,7 +13,10 @@ namespace tern::proxy {
 
 struct AccessEntry {
   const char* protocol = "HTTP/1.1";
-  std::string method, path, authority, route, cluster, upstream;
+  std::string method, path, authority;
+  // The snapshot's names (it outlives the connection's requests), or the session's own.
+  std::string_view route, cluster;
+  std::optional<boost::asio::ip::tcp::endpoint> upstream;  // formatted only when the entry is logged
   unsigned code = 0;
   std::string flags = "-";
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "proxy/upstream_connect.h"
 
@@ -64,6 +65,63 @@ bool StillOpen(tcp::socket& s, std::chrono::steady_clock::duration idle) {
 }
 
 }  // namespace
+
+struct Http1Conn::Watch {
+  explicit Watch(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+  Clock::time_point deadline = Clock::time_point::max();  // the exchange's; max: none
+  Clock::time_point wakes_at = Clock::time_point::max();  // the timer's expiry
+  tcp::socket* socket = nullptr;  // null once the connection is gone
+  bool fired = false;
+};
+
+constexpr std::chrono::seconds kWatchIdlePeriod{5};  // how often an idle connection's watchdog wakes
+
+asio::awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
+  while (w->socket) {
+    co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!w->socket) break;
+    auto now = Clock::now();
+    if (now >= w->deadline) {
+      w->fired = true;
+      w->deadline = Clock::time_point::max();
+      boost::system::error_code ignored;
+      w->socket->cancel(ignored);
+    }
+    // Woken early (a later deadline was stored meanwhile, or an earlier one re-armed it): on
+    // to the deadline, or an idle period.
+    w->wakes_at = w->deadline != Clock::time_point::max() ? w->deadline : now + kWatchIdlePeriod;
+    w->timer.expires_at(w->wakes_at);
+  }
+}
+
+Http1Conn::~Http1Conn() {
+  if (watch_) {
+    watch_->socket = nullptr;
+    watch_->timer.cancel();  // the watchdog ends
+  }
+}
+
+void Http1Conn::Arm(Clock::time_point deadline) {
+  if (!watch_) {
+    watch_ = std::make_shared<Watch>(socket.get_executor());
+    watch_->socket = &socket;
+    watch_->wakes_at = deadline;
+    watch_->timer.expires_at(deadline);
+    asio::co_spawn(socket.get_executor(), Watchdog(watch_), asio::detached);
+  } else if (deadline < watch_->wakes_at) {
+    watch_->wakes_at = deadline;
+    watch_->timer.expires_at(deadline);  // wakes the watchdog, which waits again until then
+  }
+  watch_->deadline = deadline;
+  watch_->fired = false;
+}
+
+bool Http1Conn::Disarm() {
+  if (!watch_) return false;
+  watch_->deadline = Clock::time_point::max();
+  return std::exchange(watch_->fired, false);
+}
 
 Http1Pool::Http1Pool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
 

@@ -30,6 +30,17 @@ namespace tern::proxy {
 
 struct Http1Conn {
   explicit Http1Conn(boost::asio::any_io_executor ex) : socket(std::move(ex)) {}
+  ~Http1Conn();
+  Http1Conn(const Http1Conn&) = delete;
+  Http1Conn& operator=(const Http1Conn&) = delete;
+
+  // A deadline on the exchange under way (a try's timeout): past it the socket's operations are
+  // cancelled. No timer operation per request: one watchdog per connection sleeps until the
+  // deadline and is re-armed only when a deadline comes earlier than it would wake anyway.
+  void Arm(std::chrono::steady_clock::time_point deadline);
+  // Ends the deadline; true when it had passed (the operations were cancelled: a timeout).
+  bool Disarm();
+
   boost::asio::ip::tcp::socket socket;
   boost::beast::flat_buffer buffer;
   boost::asio::ip::tcp::endpoint to;
@@ -39,6 +50,11 @@ struct Http1Conn {
   int64_t requests = 0;                   // exchanges begun on it
   bool reused = false;                    // it served a request before this one
   std::chrono::steady_clock::time_point idle_since;
+
+ private:
+  struct Watch;
+  static boost::asio::awaitable<void> Watchdog(std::shared_ptr<Watch> w);
+  std::shared_ptr<Watch> watch_;  // shared with its watchdog coroutine, which may outlive the connection
 };
 
 class Http1Pool {

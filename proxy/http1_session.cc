@@ -231,7 +231,7 @@ struct ForwardRequest {
   std::span<char> chunk;
   HttpContext& ctx;
   const RouteDecision& d;
-  std::minstd_rand& rng;
+  Rng& rng;
   AccessEntry& entry;
   bool keep_alive;
   asio::any_io_executor ex;
@@ -284,7 +284,7 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& p
   // Lets go of the stream: reset when still open.
   auto release = [&] { pool.Release(*s); };
   for (int round = 0; round <= retrier.max_retries(); ++round) {
-    x.entry.upstream = EndpointString(to);
+    x.entry.upstream = to;
     EndpointLoad load(endpoint);
     s = std::make_unique<BufferedH2Stream>(x.ex);
     if (const char* refused = pool.Open(*s, to, cluster, x.ctx.inbound, x.ctx.connect_timeout, h, has_body)) {
@@ -451,7 +451,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   bool relayed = false, mirrored = false, stale_replaced = false;
   ExchangeEnd end;
   for (int round = 0; round <= retrier.max_retries() + 1; ++round) {
-    x.entry.upstream = EndpointString(uep);
+    x.entry.upstream = uep;
     EndpointLoad load(endpoint);
     auto wait_until = std::min(give_up, Clock::now() + x.ctx.connect_timeout);
     Http1Pool::Lease lease = co_await x.ctx.http1_pool->Acquire(uep, cluster, x.ctx.inbound, x.ctx.connect_timeout, wait_until);
@@ -492,15 +492,9 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
         res_p->body_limit(boost::none);
         if (req.method() == http::verb::head) res_p->skip(true);
         auto try_until = retrier.TryDeadline(give_up);
-        error_code uec;
-        if (try_until != Clock::time_point::max()) {
-          asio::steady_timer deadline(x.ex, try_until);
-          auto got = co_await (http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow) || deadline.async_wait(kNoThrow));
-          if (got.index() == 1) failure = AttemptFailure::kTimeout, flag = "UT";
-          else uec = std::get<0>(std::get<0>(got));
-        } else {
-          uec = std::get<0>(co_await http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow));
-        }
+        if (try_until != Clock::time_point::max()) conn.Arm(try_until);
+        error_code uec = std::get<0>(co_await http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow));
+        if (conn.Disarm() && uec) failure = AttemptFailure::kTimeout, flag = "UT";  // the deadline cut the read
         if (failure == AttemptFailure::kNone && uec) {
           garbage = AnswerIsGarbage(uec);
           failure = garbage ? AttemptFailure::kNone : AttemptFailure::kReset;
@@ -555,7 +549,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
-  thread_local std::minstd_rand rng{std::random_device{}()};
+  thread_local Rng rng{std::random_device{}()};
   std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
   std::vector<char> chunk(16384);  // the body relay buffer, one per connection
   AuthorityCache authorities;
@@ -655,7 +649,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       co_await delay.async_wait(kNoThrow);
       AddFlag(entry.flags, "DI");
     }
-    entry.upstream = EndpointString(uep);
+    entry.upstream = uep;
     // The request as the upstream gets it.
     const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
     if (spec) {

@@ -392,7 +392,7 @@ class Bridge final : public H2Handler {
       ex.hash = d.hash;
       http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true);
     }
-    ex.entry.upstream = EndpointString(to);
+    ex.entry.upstream = to;
 
     // The request as the upstream gets it: pseudo-headers first (rewritten), then the rest.
     Headers out;
@@ -507,7 +507,7 @@ class Bridge final : public H2Handler {
       if (const UpstreamEndpoint* next = RetryEndpoint(ex.cluster, ex.hash, ex.endpoint, true, rng_, SteadyNowNs())) {
         ex.endpoint = next;
         ex.to = ToEndpoint(*next);
-        ex.entry.upstream = EndpointString(ex.to);
+        ex.entry.upstream = ex.to;
       }
       Forward(ex);
     }
@@ -641,7 +641,7 @@ class Bridge final : public H2Handler {
         ex->endpoint = next;
         ex->load.emplace(next);
         to = ToEndpoint(*next);
-        ex->entry.upstream = EndpointString(to);
+        ex->entry.upstream = to;
       }
     }
     if (failure && std::string_view(failure) == kRetriableAnswer) failure = "UC";  // unreachable: a dropped answer is retried
@@ -743,15 +743,9 @@ class Bridge final : public H2Handler {
       p->header_limit(kMaxHeaderBytes);
       p->body_limit(boost::none);
       if (method == "HEAD") p->skip(true);
-      boost::system::error_code rec;
-      if (try_until != std::chrono::steady_clock::time_point::max()) {
-        asio::steady_timer deadline(ex_, try_until);
-        auto got = co_await (http::async_read_header(s, buf, *p, kNoThrow) || deadline.async_wait(kNoThrow));
-        if (got.index() == 1) co_return ex.down_closed ? nullptr : "UT";
-        rec = std::get<0>(std::get<0>(got));
-      } else {
-        rec = std::get<0>(co_await http::async_read_header(s, buf, *p, kNoThrow));
-      }
+      if (try_until != std::chrono::steady_clock::time_point::max()) conn.Arm(try_until);
+      boost::system::error_code rec = std::get<0>(co_await http::async_read_header(s, buf, *p, kNoThrow));
+      if (conn.Disarm() && rec) co_return ex.down_closed ? nullptr : "UT";  // the deadline cut the read
       if (rec) {
         if (ex.down_closed) co_return nullptr;
         co_return AnswerIsGarbage(rec) ? "UPE" : "UC";
@@ -913,7 +907,7 @@ class Bridge final : public H2Handler {
   const std::string peer_ip_;
   AuthorityCache authorities_;
   std::vector<std::pair<std::string_view, std::string_view>> headers_;  // the router's view, reused
-  std::minstd_rand rng_{std::random_device{}()};
+  Rng rng_{std::random_device{}()};
   bool goaway_sent_ = false;
   size_t block_bytes_ = 0;
   int continuations_ = 0;

@@ -61,7 +61,7 @@ bool Ejected(const UpstreamEndpoint& e, int64_t now_ns) {
 }
 
 const UpstreamEndpoint* Choose(const Cluster& c, const std::vector<const UpstreamEndpoint*>& candidates,
-                               std::optional<uint64_t> hash, std::minstd_rand& rng) {
+                               std::optional<uint64_t> hash, Rng& rng) {
   size_t n = candidates.size();
   if (n == 1) return candidates[0];
   if (hash) {  // rendezvous: the highest score of (key, endpoint) wins
@@ -112,7 +112,7 @@ std::optional<uint64_t> RequestHash(const Cluster& cluster, const RequestView& r
 }
 
 const UpstreamEndpoint* PickEndpoint(const Cluster& c, std::optional<uint64_t> hash, const UpstreamEndpoint* avoid,
-                                     std::minstd_rand& rng, int64_t now_ns) {
+                                     Rng& rng, int64_t now_ns) {
   const size_t n = c.endpoints.size();
   if (n == 0) return nullptr;
   bool any_ejected = c.outlier.enabled && c.state->ejected_until_max_ns.load(std::memory_order_relaxed) > now_ns;

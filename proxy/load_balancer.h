@@ -12,9 +12,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <random>
 
 #include "proxy/route_table.h"
+#include "proxy/rng.h"
 
 namespace tern::proxy {
 
@@ -24,7 +24,7 @@ std::optional<uint64_t> RequestHash(const Cluster& cluster, const RequestView& r
 // Null when every endpoint is ejected (503, flag UH). `avoid`: a retry's previous endpoint,
 // skipped when another is available (Istio's previous_hosts predicate).
 const UpstreamEndpoint* PickEndpoint(const Cluster& cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* avoid,
-                                     std::minstd_rand& rng, int64_t now_ns);
+                                     Rng& rng, int64_t now_ns);
 
 // 64-bit FNV-1a, mixed: stable across runs and processes (consistent hashing needs that).
 uint64_t StableHash(std::string_view data, uint64_t seed = 0);

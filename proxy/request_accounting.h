@@ -6,13 +6,13 @@
 
 #include <chrono>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 
 #include "proxy/outlier_detection.h"
 #include "proxy/retry_policy.h"
 #include "proxy/route_table.h"
+#include "proxy/rng.h"
 
 namespace tern::proxy {
 
@@ -149,7 +149,7 @@ class Retrier {
     return true;
   }
   // The wait before the retry Again just granted, within the deadline.
-  std::chrono::milliseconds Backoff(std::minstd_rand& rng, Clock::time_point give_up) const {
+  std::chrono::milliseconds Backoff(Rng& rng, Clock::time_point give_up) const {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(Clock::duration::zero(), give_up - Clock::now()));
     return std::min(RetryBackoff(retries_, rng), left);
   }

@@ -102,7 +102,7 @@ TEST(Policy, EndpointAddressesAreParsedOnceAtBuild) {
 TEST(LoadBalancer, RoundRobinVisitsEveryEndpointInTurn) {
   auto t = Table(Web(3, "{loadBalancer: {simple: ROUND_ROBIN}}"));
   const Cluster& c = WebCluster(*t);
-  std::minstd_rand rng(1);
+  Rng rng(1);
   std::map<std::string, int> seen;
   for (int i = 0; i < 300; ++i) seen[PickEndpoint(c, std::nullopt, nullptr, rng, 0)->address]++;
   EXPECT_EQ(seen, (std::map<std::string, int>{{"10.1.0.1", 100}, {"10.1.0.2", 100}, {"10.1.0.3", 100}}));
@@ -112,7 +112,7 @@ TEST(LoadBalancer, LeastRequestAvoidsTheBusyEndpoint) {
   auto t = Table(Web(2, "{loadBalancer: {simple: LEAST_REQUEST}}"));
   const Cluster& c = WebCluster(*t);
   c.endpoints[0].state->active = 50;  // 10.1.0.1 is busy
-  std::minstd_rand rng(2);
+  Rng rng(2);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(PickEndpoint(c, std::nullopt, nullptr, rng, 0)->address, "10.1.0.2");
   c.endpoints[0].state->active = 0;
   std::map<std::string, int> seen;
@@ -124,7 +124,7 @@ TEST(LoadBalancer, LeastRequestAvoidsTheBusyEndpoint) {
 TEST(LoadBalancer, RandomSpreadsUniformly) {
   auto t = Table(Web(4, "{loadBalancer: {simple: RANDOM}}"));
   const Cluster& c = WebCluster(*t);
-  std::minstd_rand rng(3);
+  Rng rng(3);
   std::map<std::string, int> seen;
   for (int i = 0; i < 8000; ++i) seen[PickEndpoint(c, std::nullopt, nullptr, rng, 0)->address]++;
   ASSERT_EQ(seen.size(), 4u);
@@ -134,7 +134,7 @@ TEST(LoadBalancer, RandomSpreadsUniformly) {
 TEST(LoadBalancer, ConsistentHashKeepsAKeyOnItsEndpointAndMovesOnlyTheLostOnes) {
   auto t = Table(Web(5, "{loadBalancer: {consistentHash: {httpHeaderName: x-user}}}"));
   const Cluster& c = WebCluster(*t);
-  std::minstd_rand rng(4);
+  Rng rng(4);
   std::map<std::string, std::string> placed;
   std::set<std::string> used;
   for (int u = 0; u < 500; ++u) {
@@ -183,7 +183,7 @@ TEST(OutlierDetection, FiveErrorsInARowEjectUntilBaseEjectionTime) {
   auto t = Table(Web(2, "{outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50}}"));
   const Cluster& c = WebCluster(*t);
   const UpstreamEndpoint& bad = c.endpoints[0];
-  std::minstd_rand rng(5);
+  Rng rng(5);
   for (int i = 0; i < 4; ++i) EXPECT_FALSE(RecordOutcome(c, bad, 503, Sec(1)));
   EXPECT_FALSE(RecordOutcome(c, bad, 200, Sec(1))) << "a success ends the run";
   for (int i = 0; i < 4; ++i) EXPECT_FALSE(RecordOutcome(c, bad, 500, Sec(2)));
@@ -223,7 +223,7 @@ TEST(OutlierDetection, AnEjectionOutlivesASnapshotThatKeepsTheEndpoint) {
   EXPECT_EQ(c.state, WebCluster(*t).state);
   EXPECT_GT(c.endpoints[1].state->ejected_until_ns.load(), Sec(1)) << "10.1.0.2 is still out";
   EXPECT_EQ(c.endpoints[2].state->ejected_until_ns.load(), 0) << "the new endpoint starts healthy";
-  std::minstd_rand rng(6);
+  Rng rng(6);
   for (int i = 0; i < 50; ++i) EXPECT_NE(PickEndpoint(c, std::nullopt, nullptr, rng, Sec(2))->address, "10.1.0.2");
 }
 
@@ -265,7 +265,7 @@ TEST(Retry, PoliciesFromRetryOnAndIstiosDefault) {
 }
 
 TEST(Retry, BackoffIsJitteredExponentialAndCapped) {
-  std::minstd_rand rng(7);
+  Rng rng(7);
   for (int retry = 1; retry <= 6; ++retry) {
     auto cap = std::min(250ms, 25ms * ((1 << retry) - 1));
     std::chrono::milliseconds most{0};
@@ -304,7 +304,7 @@ TEST(FaultInjection, PercentagesHoldWithinTolerance) {
           "      route: [{destination: {host: web}}]\n";
   auto t = Table(text);
   const VirtualHost* vh = t->ForDestination("10.96.0.1", 80);
-  std::minstd_rand rng(8);
+  Rng rng(8);
   int aborted = 0, delayed = 0, both = 0;
   const int n = 20000;
   for (int i = 0; i < n; ++i) {
@@ -317,9 +317,10 @@ TEST(FaultInjection, PercentagesHoldWithinTolerance) {
     EXPECT_STREQ(d.flags, abort && delay ? "DI,FI" : abort ? "FI" : delay ? "DI" : "-");
   }
   // Drawn independently, as Envoy does: both at once 20 % x 50 % of the time (the delay first).
-  EXPECT_NEAR(aborted, n * 0.2, n * 0.015);
-  EXPECT_NEAR(delayed, n * 0.5, n * 0.015);
-  EXPECT_NEAR(both, n * 0.1, n * 0.015);
+  // Within three standard deviations (57, 71 and 42 draws).
+  EXPECT_NEAR(aborted, n * 0.2, 170);
+  EXPECT_NEAR(delayed, n * 0.5, 212);
+  EXPECT_NEAR(both, n * 0.1, 127);
 }
 
 TEST(FaultInjection, AGrpcAbortIsATrailersOnlyAnswer) {
@@ -329,7 +330,7 @@ TEST(FaultInjection, AGrpcAbortIsATrailersOnlyAnswer) {
           "    - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n"
           "      route: [{destination: {host: web}}]\n";
   auto t = Table(text);
-  std::minstd_rand rng(1);
+  Rng rng(1);
   RequestView r{.method = "POST", .path = "/echo.Echo/Unary", .port = 80};
   RouteDecision d = Decide(t->ForDestination("10.96.0.1", 80), *t, r, rng, 0);
   EXPECT_EQ(d.local_status, 200u);

@@ -108,7 +108,7 @@ bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned sta
   return false;
 }
 
-std::chrono::milliseconds RetryBackoff(int retry, std::minstd_rand& rng) {
+std::chrono::milliseconds RetryBackoff(int retry, Rng& rng) {
   int64_t factor = (int64_t{1} << std::clamp(retry, 1, 16)) - 1;
   auto cap = std::min(kBackoffMax, kBackoffBase * factor);
   return std::chrono::milliseconds(rng() % static_cast<uint64_t>(cap.count()));

@@ -24,9 +24,9 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string_view>
 #include <vector>
+#include "proxy/rng.h"
 
 namespace tern::istio {
 struct HttpRetry;
@@ -78,7 +78,7 @@ bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned sta
                  std::optional<int> grpc_status = std::nullopt);
 
 // The wait before retry number `retry` (1 for the first retry).
-std::chrono::milliseconds RetryBackoff(int retry, std::minstd_rand& rng);
+std::chrono::milliseconds RetryBackoff(int retry, Rng& rng);
 
 // Takes a slot in the cluster's retry budget; false when it is spent (the last failure stands).
 bool TryStartRetry(ClusterState& state, const PoolLimits& limits);

@@ -7,11 +7,11 @@
 
 namespace tern::proxy {
 
-bool Chance(double percentage, std::minstd_rand& rng) {
+bool Chance(double percentage, Rng& rng) {
   return static_cast<double>(rng() % 1000000) < percentage * 10000;
 }
 
-RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng,
+RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, Rng& rng,
                      int64_t now_ns) {
   RouteDecision d;
   if (!host && table.snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
@@ -87,7 +87,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
 }
 
 const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
-                                      bool downstream_http2, std::minstd_rand& rng, int64_t now_ns) {
+                                      bool downstream_http2, Rng& rng, int64_t now_ns) {
   if (!cluster || cluster->lb == LbPolicy::kPassthrough) return nullptr;
   const UpstreamEndpoint* next = PickEndpoint(*cluster, hash, hash ? nullptr : last, rng, now_ns);
   if (next && last &&

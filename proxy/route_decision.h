@@ -9,11 +9,11 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string>
 #include <string_view>
 
 #include "proxy/route_table.h"
+#include "proxy/rng.h"
 
 namespace tern::proxy {
 
@@ -36,7 +36,7 @@ struct RouteDecision {
 };
 
 // `host`: the service the request addresses (by authority or by the connection's destination).
-RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, std::minstd_rand& rng,
+RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const RequestView& request, Rng& rng,
                      int64_t now_ns);
 
 // A retry's endpoint: by the cluster's balancer, another than the last when it can (not when
@@ -44,10 +44,10 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
 // h2UpgradePolicy UPGRADE, endpoints with and without a sidecar differ). Null when none such
 // is healthy or the cluster has no endpoint list (PASSTHROUGH): the last one stands.
 const UpstreamEndpoint* RetryEndpoint(const Cluster* cluster, std::optional<uint64_t> hash, const UpstreamEndpoint* last,
-                                      bool downstream_http2, std::minstd_rand& rng, int64_t now_ns);
+                                      bool downstream_http2, Rng& rng, int64_t now_ns);
 
 // Whether an event of `percentage` (in [0, 100]) happens on this draw: drawn in millionths.
-bool Chance(double percentage, std::minstd_rand& rng);
+bool Chance(double percentage, Rng& rng);
 
 // The route's `timeout` (the wait for the upstream's answer; 504, flag UT, past it), or none:
 // unset or 0 disables it, as in Istio.

@@ -52,7 +52,9 @@ bool OriginalDestination(tcp::socket& s, tcp::endpoint* out) {
 }
 
 struct Worker {
-  asio::io_context io{1};
+  // One thread runs it, and only that thread touches its sockets (other threads only post to
+  // it): the reactor's per-socket locking is skipped, the scheduler's kept for those posts.
+  asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   // Declared after io: destroyed first, while the io_context (and its sockets' reactor) lives.
   Http1Pool http1_pool{io.get_executor()};
   H2UpstreamPool h2_pool{io.get_executor()};
@@ -193,7 +195,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
       cluster_name = "outbound|" + std::to_string(vh->port->port) + "||" + service;
       const Cluster* cluster = table->FindCluster(cluster_name);
       // Each worker thread draws from its own generator: nothing shared on the connection path.
-      thread_local std::minstd_rand rng{std::random_device{}()};
+      thread_local Rng rng{std::random_device{}()};
       // A TCP connection hashes on its source IP (the only key it has) when the policy hashes.
       std::optional<uint64_t> hash;
       if (cluster && cluster->lb == LbPolicy::kConsistentHash) hash = StableHash(peer.address().to_string());

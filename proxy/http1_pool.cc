@@ -75,8 +75,6 @@ struct Http1Conn::Watch {
   bool fired = false;
 };
 
-constexpr std::chrono::seconds kWatchIdlePeriod{5};  // how often an idle connection's watchdog wakes
-
 asio::awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
   while (w->socket) {
     co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -85,12 +83,15 @@ asio::awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
     if (now >= w->deadline) {
       w->fired = true;
       w->deadline = Clock::time_point::max();
+      // The read waiting now is cancelled, and the ones a parser still starts after it (its
+      // next piece may be queued already) find the receiving side shut: the exchange cannot
+      // outlive its deadline. The connection is never reused after a timeout.
       boost::system::error_code ignored;
       w->socket->cancel(ignored);
+      w->socket->shutdown(tcp::socket::shutdown_receive, ignored);
     }
-    // Woken early (a later deadline was stored meanwhile, or an earlier one re-armed it): on
-    // to the deadline, or an idle period.
-    w->wakes_at = w->deadline != Clock::time_point::max() ? w->deadline : now + kWatchIdlePeriod;
+    // On to the deadline stored meanwhile, if any; else asleep until Arm wakes it earlier.
+    w->wakes_at = w->deadline;
     w->timer.expires_at(w->wakes_at);
   }
 }

@@ -1,6 +1,6 @@
 // The proxy's random draws (weighted clusters, fault percentages, mirror shares, the balancers'
 // two choices, backoff jitter): splitmix64, one 64-bit word of state, cheap enough to own one
-// per connection. Rng is not used: its successive outputs are correlated, so two
+// per connection. std::minstd_rand is not used: its successive outputs are correlated, so two
 // draws made one after the other (a fault's delay, then its abort) were not independent.
 #pragma once
 

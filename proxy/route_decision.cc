@@ -63,7 +63,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
                  std::string(r.uri.empty() ? request.path : r.uri);
     return d;
   }
-  d.picked = RouteTable::Pick(*d.route, rng() | (static_cast<uint64_t>(rng()) << 32));
+  d.picked = RouteTable::Pick(*d.route, rng());
   d.cluster = d.picked ? d.picked->cluster : nullptr;
   if (d.cluster) d.cluster_name = d.cluster->name;
   if (d.cluster && d.cluster->lb == LbPolicy::kPassthrough && d.cluster->known_subset) {

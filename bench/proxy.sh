@@ -100,14 +100,19 @@ endpoints:
 - {service: guarded.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}, labels: {version: v1}}
 - {service: guarded.default.svc.cluster.local, address: 127.0.0.2, ports: {http: 18080}, labels: {version: v2}}
 CONF
-# 999 more endpoints: 100 services of 10 (one of 9), as a mid-size mesh's sidecar would see.
-for i in $(seq 0 99); do
-  sed -i "/^endpoints:/i - {hostname: svc-$i.default.svc.cluster.local, clusterIPs: [10.97.$((i / 250)).$((i % 250 + 1))], ports: [{name: http, port: 8080}]}" "$work/snapshot.yaml"
-  for j in $(seq 0 9); do
-    [[ $i == 99 && $j == 9 ]] && break
-    echo "- {service: svc-$i.default.svc.cluster.local, address: 10.$((100 + i / 100)).$((i % 100)).$((j + 1)), ports: {http: 8080}, labels: {app: svc-$i, version: v$((j % 2))}}" >>"$work/snapshot.yaml"
-  done
-done
+# 999 more endpoints: 100 services of 10 (one of 9), as a mid-size mesh's sidecar would see;
+# the services go in before "endpoints:", their endpoints after the list's end, in one pass.
+awk '
+  /^endpoints:/ {
+    for (i = 0; i < 100; i++)
+      printf "- {hostname: svc-%d.default.svc.cluster.local, clusterIPs: [10.97.%d.%d], ports: [{name: http, port: 8080}]}\n", i, int(i / 250), i % 250 + 1
+  }
+  { print }
+  END {
+    for (i = 0; i < 100; i++)
+      for (j = 0; j < 10 && !(i == 99 && j == 9); j++)
+        printf "- {service: svc-%d.default.svc.cluster.local, address: 10.%d.%d.%d, ports: {http: 8080}, labels: {app: svc-%d, version: v%d}}\n", i, 100 + int(i / 100), i % 100, j + 1, i, j % 2
+  }' "$work/snapshot.yaml" >"$work/snapshot.tmp" && mv "$work/snapshot.tmp" "$work/snapshot.yaml"
 
 # The seed's VirtualService and DestinationRule, for the service "guarded".
 sed -n '/^resources:/,$p' core/config/testdata/seed.yaml | sed 's/product-service/guarded/g' >>"$work/snapshot.yaml"

@@ -24,6 +24,7 @@ struct H2UpstreamPool::Conn {
   std::chrono::milliseconds idle_timeout{std::chrono::hours(1)};
   int64_t opened = 0;                    // streams begun on it
   std::vector<H2UpstreamStream*> streams;  // attached: open, or over but not released yet
+  size_t open_streams = 0;                 // of them, the ones still open
   Clock::time_point idle_since = Clock::now();
   bool retired = false;  // takes no new stream (GOAWAY, maxRequestsPerConnection): closed once idle
 
@@ -31,9 +32,12 @@ struct H2UpstreamPool::Conn {
   // As many streams open as the peer allows at once: a new stream would wait in nghttp2's queue
   // behind them (head-of-line blocking across sessions); one more connection takes it instead.
   bool saturated() const {
-    uint32_t limit = nghttp2_session_get_remote_settings(h2->session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    size_t open = std::count_if(streams.begin(), streams.end(), [](const H2UpstreamStream* s) { return s->open(); });
-    return open >= limit;
+    return open_streams >= nghttp2_session_get_remote_settings(h2->session(), NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  }
+  // `s`, attached here, is over (closed by the peer, reset, or released).
+  void Closed(H2UpstreamStream& s) {
+    if (!s.closed_ && open_streams > 0) --open_streams;
+    s.closed_ = true;
   }
 };
 
@@ -54,17 +58,17 @@ H2UpstreamStream* StreamOf(H2Connection& c, int32_t id) {
 }  // namespace
 
 H2UpstreamPool::Conn* H2UpstreamPool::Usable(const Key& key) {
-  auto it = by_key_.find(key);
-  if (it == by_key_.end()) return nullptr;
-  std::vector<Conn*> candidates = it->second;  // Retire edits the list
-  for (Conn* c : candidates) {
+  for (size_t i = 0;;) {
+    auto it = by_key_.find(key);  // looked up again: Retire edits the list
+    if (it == by_key_.end() || i >= it->second.size()) return nullptr;
+    Conn* c = it->second[i];
     if (c->h2->closed() || c->spent() || !nghttp2_session_check_request_allowed(c->h2->session())) {
-      Retire(*c);  // it finishes its streams; new ones go on another connection
+      Retire(*c);  // off the list: it finishes its streams; new ones go on another connection
       continue;
     }
     if (!c->saturated()) return c;
+    ++i;
   }
-  return nullptr;
 }
 
 void H2UpstreamPool::Retire(Conn& c) {
@@ -118,6 +122,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
   s.id_ = id;
   s.closed_ = false;
   conn->streams.push_back(&s);
+  ++conn->open_streams;
   ++conn->opened;
   conn->h2->Kick();
   if (conn->spent()) Retire(*conn);  // its last stream: closed as soon as that one is over
@@ -138,6 +143,7 @@ void H2UpstreamPool::Consumed(H2UpstreamStream& s, size_t size) {
 }
 
 void H2UpstreamPool::Detach(Conn& conn, H2UpstreamStream& s) {
+  conn.Closed(s);
   std::erase(conn.streams, &s);
   if (conn.streams.empty()) {
     conn.idle_since = Clock::now();
@@ -260,7 +266,9 @@ int H2UpstreamPool::OnData(H2Connection& c, int32_t stream, const uint8_t* data,
 int H2UpstreamPool::OnStreamClose(H2Connection& c, int32_t stream, uint32_t error_code) {
   H2UpstreamStream* s = StreamOf(c, stream);
   if (!s) return 0;
-  s->closed_ = true;  // it stays attached (Consumed still reaches the connection) until released
+  if (auto it = by_h2_.find(&c); it != by_h2_.end()) it->second->Closed(*s);
+  else s->closed_ = true;
+  // It stays attached (its owner still takes what it buffered) until released.
   s->OnClosed(error_code);
   return 0;
 }

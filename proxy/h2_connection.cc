@@ -14,7 +14,6 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kWriteBatch = 64 * 1024;
 
 H2Connection& Conn(void* user_data) { return *static_cast<H2Connection*>(user_data); }
@@ -58,7 +57,7 @@ struct Options {
 
 }  // namespace
 
-H2Connection::H2Connection(tcp::socket socket, Role role, H2Handler& handler)
+H2Connection::H2Connection(Socket socket, Role role, H2Handler& handler)
     : socket_(std::move(socket)), handler_(handler), wake_(socket_.get_executor()) {
   static const Callbacks callbacks;
   static const Options options;
@@ -82,7 +81,7 @@ void H2Connection::Kick() { wake_.cancel(); }
 void H2Connection::Close() {
   closed_ = true;
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
   wake_.cancel();
 }
@@ -92,7 +91,7 @@ bool H2Connection::Feed(const uint8_t* data, size_t size) {
   return n >= 0;
 }
 
-asio::awaitable<void> H2Connection::Run(std::string initial) {
+Awaitable<void> H2Connection::Run(std::string initial) {
   if (!initial.empty() && !Feed(reinterpret_cast<const uint8_t*>(initial.data()), initial.size())) {
     // A bad preface or first frame: nghttp2 has queued its GOAWAY; the writer sends it.
     closed_ = true;
@@ -100,7 +99,7 @@ asio::awaitable<void> H2Connection::Run(std::string initial) {
   co_await (ReadLoop() && WriteLoop());
 }
 
-asio::awaitable<void> H2Connection::ReadLoop() {
+Awaitable<void> H2Connection::ReadLoop() {
   while (!closed_) {
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), kNoThrow);
     if (ec || !Feed(in_.data(), n)) {
@@ -111,7 +110,7 @@ asio::awaitable<void> H2Connection::ReadLoop() {
   }
 }
 
-asio::awaitable<void> H2Connection::WriteLoop() {
+Awaitable<void> H2Connection::WriteLoop() {
   for (;;) {
     out_.clear();
     while (out_.size() < kWriteBatch) {
@@ -127,7 +126,7 @@ asio::awaitable<void> H2Connection::WriteLoop() {
     }
     bool over = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
     if (closed_ || over) break;
-    wake_.expires_at(asio::steady_timer::time_point::max());
+    wake_.expires_at(Timer::time_point::max());
     co_await wake_.async_wait(kNoThrow);
   }
   // The session is over: end the reader too.

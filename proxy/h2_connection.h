@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <array>
+#include "proxy/asio_types.h"
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -40,17 +41,17 @@ class H2Connection {
   static constexpr int32_t kConnectionWindow = 1024 * 1024;
   static constexpr uint32_t kMaxConcurrentStreams = 100;
 
-  H2Connection(boost::asio::ip::tcp::socket socket, Role role, H2Handler& handler);
+  H2Connection(Socket socket, Role role, H2Handler& handler);
   ~H2Connection();
   H2Connection(const H2Connection&) = delete;
   H2Connection& operator=(const H2Connection&) = delete;
 
   nghttp2_session* session() const { return session_; }
   H2Handler& handler() { return handler_; }
-  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  Socket& socket() { return socket_; }
   // Feeds `initial` (bytes a sniffer already read), then reads and writes until the session is
   // over (both sides done, GOAWAY sent and flushed) or the socket fails.
-  boost::asio::awaitable<void> Run(std::string initial);
+  Awaitable<void> Run(std::string initial);
   // Something was submitted or resumed: the writer flushes it.
   void Kick();
   // Ends Run at once (the socket is closed).
@@ -58,14 +59,14 @@ class H2Connection {
   bool closed() const { return closed_; }
 
  private:
-  boost::asio::awaitable<void> ReadLoop();
-  boost::asio::awaitable<void> WriteLoop();
+  Awaitable<void> ReadLoop();
+  Awaitable<void> WriteLoop();
   bool Feed(const uint8_t* data, size_t size);
 
-  boost::asio::ip::tcp::socket socket_;
+  Socket socket_;
   H2Handler& handler_;
   nghttp2_session* session_ = nullptr;
-  boost::asio::steady_timer wake_;
+  Timer wake_;
   std::array<uint8_t, 16384> in_;
   std::string out_;
   bool closed_ = false;

@@ -45,7 +45,7 @@ H2UpstreamStream::~H2UpstreamStream() {
   if (pool_) pool_->Release(*this);
 }
 
-H2UpstreamPool::H2UpstreamPool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+H2UpstreamPool::H2UpstreamPool(Executor ex) : ex_(ex), sweep_timer_(ex) {}
 
 H2UpstreamPool::~H2UpstreamPool() { Shutdown(); }
 
@@ -94,7 +94,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
     else if (state && !TryAcquire(state->connections, cluster->limits.max_connections)) return "UO";
     auto owned = std::make_unique<Conn>();
     conn = owned.get();
-    conn->h2 = std::make_unique<H2Connection>(tcp::socket(ex_), H2Connection::Role::kClient, *this);
+    conn->h2 = std::make_unique<H2Connection>(Socket(ex_), H2Connection::Role::kClient, *this);
     conn->key = key;
     if (cluster) {
       ++open_[state];
@@ -171,7 +171,7 @@ void H2UpstreamPool::Release(H2UpstreamStream& s) {
   if (auto it = by_h2_.find(&h2); it != by_h2_.end()) Detach(*it->second, s);
 }
 
-asio::awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connect_timeout) {
+Awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connect_timeout) {
   const tcp::endpoint to = std::get<0>(conn->key);
   const bool inbound = std::get<2>(conn->key);
   bool connected = co_await ConnectUpstream(conn->h2->socket(), to, inbound, connect_timeout) == ConnectResult::kOk;
@@ -199,10 +199,10 @@ asio::awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds 
   std::erase_if(conns_, [&](const auto& p) { return p.get() == conn; });
 }
 
-asio::awaitable<void> H2UpstreamPool::Sweep() {
+Awaitable<void> H2UpstreamPool::Sweep() {
   while (!shut_down_ && !conns_.empty()) {
     sweep_timer_.expires_after(std::chrono::seconds(1));
-    auto [ec] = co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [ec] = co_await sweep_timer_.async_wait(kNoThrow);
     if (ec || shut_down_) break;
     auto now = Clock::now();
     for (auto& c : conns_) {

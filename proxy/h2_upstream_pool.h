@@ -17,7 +17,6 @@
 
 #include <sys/types.h>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -28,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "proxy/asio_types.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/route_table.h"
@@ -68,7 +68,7 @@ class H2UpstreamStream {
 
 class H2UpstreamPool final : public H2Handler {
  public:
-  explicit H2UpstreamPool(boost::asio::any_io_executor ex);
+  explicit H2UpstreamPool(Executor ex);
   ~H2UpstreamPool() override;
   H2UpstreamPool(const H2UpstreamPool&) = delete;
   H2UpstreamPool& operator=(const H2UpstreamPool&) = delete;
@@ -107,18 +107,18 @@ class H2UpstreamPool final : public H2Handler {
   Conn* Usable(const Key& key);
   void Retire(Conn& conn);
   void Uncount(Conn& conn);  // its slot in the cluster's connection count is given back
-  boost::asio::awaitable<void> Run(Conn* conn, std::chrono::milliseconds connect_timeout);
-  boost::asio::awaitable<void> Sweep();
+  Awaitable<void> Run(Conn* conn, std::chrono::milliseconds connect_timeout);
+  Awaitable<void> Sweep();
   void Detach(Conn& conn, H2UpstreamStream& s);
   static ssize_t ReadBody(nghttp2_session* session, int32_t stream, uint8_t* buf, size_t length, uint32_t* flags,
                           nghttp2_data_source* source, void* user_data);
 
-  boost::asio::any_io_executor ex_;
+  Executor ex_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::map<Key, std::vector<Conn*>> by_key_;    // the connections new streams to a key may go on
   std::map<const H2Connection*, Conn*> by_h2_;  // for the callbacks
   std::map<const ClusterState*, int> open_;     // this worker's HTTP/2 connections per cluster
-  boost::asio::steady_timer sweep_timer_;
+  Timer sweep_timer_;
   bool sweeping_ = false, shut_down_ = false;
 };
 

@@ -26,7 +26,7 @@ constexpr int kMaxAcquireRounds = 1000;  // a waiter woken this often without a 
 
 class Http1Pool::Waiter final : public PoolWaiter, public std::enable_shared_from_this<Http1Pool::Waiter> {
  public:
-  Waiter(asio::any_io_executor ex, const Http1Pool* owner) : ex_(ex), timer_(ex) { pool = owner; }
+  Waiter(Executor ex, const Http1Pool* owner) : ex_(ex), timer_(ex) { pool = owner; }
   // From any thread: the wake-up runs on the waiter's own worker.
   void Wake() override {
     asio::post(ex_, [self = shared_from_this()] {
@@ -34,15 +34,15 @@ class Http1Pool::Waiter final : public PoolWaiter, public std::enable_shared_fro
       self->timer_.cancel();
     });
   }
-  asio::awaitable<bool> Wait(Clock::time_point until) {
+  Awaitable<bool> Wait(Clock::time_point until) {
     timer_.expires_at(until);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await timer_.async_wait(kNoThrow);
     co_return woken_;
   }
 
  private:
-  asio::any_io_executor ex_;
-  asio::steady_timer timer_;
+  Executor ex_;
+  Timer timer_;
   bool woken_ = false;
 };
 
@@ -56,7 +56,7 @@ constexpr std::chrono::milliseconds kCheckIdleAfter{100};
 
 // Whether an idle connection still stands: the peer has neither closed it nor sent anything
 // unasked (both end its use), judged without blocking.
-bool StillOpen(tcp::socket& s, std::chrono::steady_clock::duration idle) {
+bool StillOpen(Socket& s, std::chrono::steady_clock::duration idle) {
   if (!s.is_open()) return false;
   if (idle < kCheckIdleAfter) return true;
   char c;
@@ -67,17 +67,17 @@ bool StillOpen(tcp::socket& s, std::chrono::steady_clock::duration idle) {
 }  // namespace
 
 struct Http1Conn::Watch {
-  explicit Watch(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
+  explicit Watch(const Executor& ex) : timer(ex) {}
+  Timer timer;
   Clock::time_point deadline = Clock::time_point::max();  // the exchange's; max: none
   Clock::time_point wakes_at = Clock::time_point::max();  // the timer's expiry
-  tcp::socket* socket = nullptr;  // null once the connection is gone
+  Socket* socket = nullptr;  // null once the connection is gone
   bool fired = false;
 };
 
-asio::awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
+Awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
   while (w->socket) {
-    co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await w->timer.async_wait(kNoThrow);
     if (!w->socket) break;
     auto now = Clock::now();
     if (now >= w->deadline) {
@@ -88,7 +88,7 @@ asio::awaitable<void> Http1Conn::Watchdog(std::shared_ptr<Watch> w) {
       // outlive its deadline. The connection is never reused after a timeout.
       boost::system::error_code ignored;
       w->socket->cancel(ignored);
-      w->socket->shutdown(tcp::socket::shutdown_receive, ignored);
+      w->socket->shutdown(Socket::shutdown_receive, ignored);
     }
     // On to the deadline stored meanwhile, if any; else asleep until Arm wakes it earlier.
     w->wakes_at = w->deadline;
@@ -124,7 +124,7 @@ bool Http1Conn::Disarm() {
   return std::exchange(watch_->fired, false);
 }
 
-Http1Pool::Http1Pool(asio::any_io_executor ex) : ex_(ex), sweep_timer_(ex) {}
+Http1Pool::Http1Pool(Executor ex) : ex_(ex), sweep_timer_(ex) {}
 
 Http1Pool::~Http1Pool() { Shutdown(); }
 
@@ -151,7 +151,7 @@ bool Http1Pool::EvictIdle(const ClusterState* cluster) {
   return false;
 }
 
-asio::awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cluster* cluster, bool inbound,
+Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                                      std::chrono::milliseconds connect_timeout, Clock::time_point give_up) {
   ClusterState* state = cluster ? cluster->state.get() : nullptr;
   const Key key{to, state};
@@ -241,10 +241,10 @@ void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
   conns.push_back(std::move(conn));
 }
 
-asio::awaitable<void> Http1Pool::Sweep() {
+Awaitable<void> Http1Pool::Sweep() {
   while (!shut_down_) {
     sweep_timer_.expires_after(std::chrono::seconds(1));
-    auto [ec] = co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto [ec] = co_await sweep_timer_.async_wait(kNoThrow);
     if (ec || shut_down_) break;
     auto now = Clock::now();
     for (auto it = idle_.begin(); it != idle_.end();) {

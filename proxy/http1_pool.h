@@ -24,12 +24,13 @@
 #include <memory>
 #include <vector>
 
+#include "proxy/asio_types.h"
 #include "proxy/route_table.h"
 
 namespace tern::proxy {
 
 struct Http1Conn {
-  explicit Http1Conn(boost::asio::any_io_executor ex) : socket(std::move(ex)) {}
+  explicit Http1Conn(Executor ex) : socket(std::move(ex)) {}
   ~Http1Conn();
   Http1Conn(const Http1Conn&) = delete;
   Http1Conn& operator=(const Http1Conn&) = delete;
@@ -41,7 +42,7 @@ struct Http1Conn {
   // Ends the deadline; true when it had passed (the operations were cancelled: a timeout).
   bool Disarm();
 
-  boost::asio::ip::tcp::socket socket;
+  Socket socket;
   boost::beast::flat_buffer buffer;
   boost::asio::ip::tcp::endpoint to;
   std::shared_ptr<ClusterState> cluster;  // null inbound
@@ -53,13 +54,13 @@ struct Http1Conn {
 
  private:
   struct Watch;
-  static boost::asio::awaitable<void> Watchdog(std::shared_ptr<Watch> w);
+  static Awaitable<void> Watchdog(std::shared_ptr<Watch> w);
   std::shared_ptr<Watch> watch_;  // shared with its watchdog coroutine, which may outlive the connection
 };
 
 class Http1Pool {
  public:
-  explicit Http1Pool(boost::asio::any_io_executor ex);
+  explicit Http1Pool(Executor ex);
   ~Http1Pool();
   Http1Pool(const Http1Pool&) = delete;
   Http1Pool& operator=(const Http1Pool&) = delete;
@@ -70,7 +71,7 @@ class Http1Pool {
   };
   // `cluster`: null inbound. `connect_timeout`: the proxy's, unless the cluster sets one.
   // `give_up`: how long a request may wait in the pending queue.
-  boost::asio::awaitable<Lease> Acquire(const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
+  Awaitable<Lease> Acquire(const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                         std::chrono::milliseconds connect_timeout,
                                         std::chrono::steady_clock::time_point give_up);
   // Back to the pool when `reusable` (the exchange ended whole and both sides keep the
@@ -84,16 +85,16 @@ class Http1Pool {
   void Close(std::unique_ptr<Http1Conn> conn);
   // Closes an idle connection of `cluster` (to any endpoint), handing its slot to the caller.
   bool EvictIdle(const ClusterState* cluster);
-  boost::asio::awaitable<void> Sweep();
+  Awaitable<void> Sweep();
 
   // Idle connections by what they may serve: an endpoint for one cluster (null: inbound).
   using Key = std::pair<boost::asio::ip::tcp::endpoint, const ClusterState*>;
   static Key KeyOf(const Http1Conn& c) { return {c.to, c.cluster.get()}; }
 
-  boost::asio::any_io_executor ex_;
+  Executor ex_;
   std::map<Key, std::vector<std::unique_ptr<Http1Conn>>> idle_;
   std::map<const ClusterState*, int> open_;  // this worker's connections per cluster
-  boost::asio::steady_timer sweep_timer_;
+  Timer sweep_timer_;
   bool sweeping_ = false, shut_down_ = false;
 };
 

@@ -26,7 +26,6 @@ namespace http = beast::http;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 using error_code = boost::system::error_code;
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
@@ -60,8 +59,8 @@ struct Tee {
 // header goes out with them in one gather write (a small message costs one write); when none
 // are, the header goes out alone at once, so a streaming answer is not held back.
 template <bool isRequest>
-asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  tcp::socket& out, std::span<char> chunk, Tee* tee = nullptr) {
+Awaitable<RelayError> Relay(Socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
+                                  Socket& out, std::span<char> chunk, Tee* tee = nullptr) {
   http::serializer<isRequest, http::buffer_body> sr{p.get()};
   auto& body = p.get().body();
   bool first = true;
@@ -92,7 +91,7 @@ asio::awaitable<RelayError> Relay(tcp::socket& in, beast::flat_buffer& buffer, h
 
 // Reads until the buffer holds a whole header section ("\r\n\r\n"), within `limit` bytes.
 // The raw bytes are checked before any parser sees them (see RawHeaderProblem).
-asio::awaitable<error_code> ReadRawHeader(tcp::socket& s, beast::flat_buffer& buf, size_t limit) {
+Awaitable<error_code> ReadRawHeader(Socket& s, beast::flat_buffer& buf, size_t limit) {
   for (;;) {
     std::string_view data(static_cast<const char*>(buf.data().data()), buf.size());
     if (data.find("\r\n\r\n") != std::string_view::npos) co_return error_code{};
@@ -107,7 +106,7 @@ asio::awaitable<error_code> ReadRawHeader(tcp::socket& s, beast::flat_buffer& bu
 
 // The proxy's own answer; with `grpc_status`, gRPC's trailers-only form (HTTP 200, the status in
 // the header).
-asio::awaitable<error_code> LocalReply(tcp::socket& s, unsigned version, http::status status, std::string body,
+Awaitable<error_code> LocalReply(Socket& s, unsigned version, http::status status, std::string body,
                                        bool keep_alive, const std::string& location = "",
                                        std::optional<int> grpc_status = std::nullopt) {
   http::response<http::string_body> res{status, version};
@@ -148,8 +147,8 @@ struct HeaderClock {
   bool awaiting_header = false;
 };
 
-asio::awaitable<void> HeaderWatchdog(const HeaderClock& clock, std::chrono::milliseconds header_timeout) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+Awaitable<void> HeaderWatchdog(const HeaderClock& clock, std::chrono::milliseconds header_timeout) {
+  Timer timer(co_await asio::this_coro::executor);
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     // While a request is under way its deadline has passed and is not moved: sleep one period
@@ -177,7 +176,7 @@ constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the
 // is end to end (the upstream's window opens only as the client takes the answer).
 class BufferedH2Stream final : public H2UpstreamStream {
  public:
-  explicit BufferedH2Stream(const asio::any_io_executor& ex) : wake_(ex) {}
+  explicit BufferedH2Stream(const Executor& ex) : wake_(ex) {}
   ByteQueue request_body;
   bool request_end = false;
   AnswerHeaders answer;
@@ -185,8 +184,8 @@ class BufferedH2Stream final : public H2UpstreamStream {
   ByteQueue body;
 
   bool over() const { return !open(); }  // ended, reset, or its connection lost
-  asio::awaitable<void> Wait() {
-    wake_.expires_at(asio::steady_timer::time_point::max());
+  Awaitable<void> Wait() {
+    wake_.expires_at(Timer::time_point::max());
     co_await wake_.async_wait(kNoThrow);
   }
 
@@ -220,12 +219,12 @@ class BufferedH2Stream final : public H2UpstreamStream {
   }
 
  private:
-  asio::steady_timer wake_;  // cancelled whenever something changed
+  Timer wake_;  // cancelled whenever something changed
 };
 
 // One request to forward upstream, its header already read and rewritten.
 struct ForwardRequest {
-  tcp::socket& down;
+  Socket& down;
   beast::flat_buffer& dbuf;
   http::request_parser<http::buffer_body>& req_p;
   std::span<char> chunk;
@@ -234,14 +233,14 @@ struct ForwardRequest {
   Rng& rng;
   AccessEntry& entry;
   bool keep_alive;
-  asio::any_io_executor ex;
+  Executor ex;
   tcp::endpoint uep;
 };
 
 // Before a retry: the backoff, then its endpoint (the last one stands when no other fits).
-asio::awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::chrono::steady_clock::time_point give_up,
+Awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::chrono::steady_clock::time_point give_up,
                               const UpstreamEndpoint*& endpoint, tcp::endpoint& to) {
-  asio::steady_timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
+  Timer backoff(x.ex, retrier.Backoff(x.rng, give_up));
   co_await backoff.async_wait(kNoThrow);
   if (const UpstreamEndpoint* next = RetryEndpoint(x.d.cluster, x.d.hash, endpoint, false, x.rng, SteadyNowNs())) {
     endpoint = next;
@@ -255,7 +254,7 @@ asio::awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::ch
 // its answer (or answers a status the route retries on) is tried again on another endpoint, as
 // over HTTP/1.1 (the body kept up to kMaxMirroredBody). An answer that breaks off after its
 // header ends the client connection: never a truncated answer presented as whole.
-asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
+Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
   using Clock = std::chrono::steady_clock;
   auto& req = x.req_p.get();
   const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
@@ -327,7 +326,7 @@ asio::awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& p
     }
     if (timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *timeout;  // from the request's end
     const auto try_until = retrier.TryDeadline(give_up);
-    asio::steady_timer deadline(x.ex, try_until);
+    Timer deadline(x.ex, try_until);
     while (!s->headers_done && !s->over() && Clock::now() < try_until) {
       co_await (s->Wait() || deadline.async_wait(kNoThrow));
     }
@@ -430,7 +429,7 @@ ExchangeEnd& Failed(ExchangeEnd& end, std::string_view flag) {
 // timeout and the retry budget allow. A kept-alive connection the upstream closed meanwhile
 // is replaced once, unseen, for requests safe to send again. Nothing is retried once the
 // answer began to reach the client.
-asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
+Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   using Clock = std::chrono::steady_clock;
   auto& req = x.req_p.get();
   const std::string_view method = req.method_string();
@@ -544,7 +543,7 @@ asio::awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
 }  // namespace
 
 // The requests of one connection, in order.
-asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpContext& ctx,
+Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
                                     HeaderClock& clock) {
   auto ex = down.get_executor();
   beast::flat_buffer dbuf;
@@ -618,7 +617,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       else if (d.passthrough) uep = ctx.original;
     }
     auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "",
-                     std::optional<int> grpc_status = std::nullopt) -> asio::awaitable<bool> {
+                     std::optional<int> grpc_status = std::nullopt) -> Awaitable<bool> {
       AddFlag(entry.flags, flags);
       entry.code = status;
       if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
@@ -633,7 +632,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
     }
     if (d.local_status) {
       if (d.delay.count() > 0) {  // a fault's delay and abort both drawn: the delay first
-        asio::steady_timer delay(ex, d.delay);
+        Timer delay(ex, d.delay);
         co_await delay.async_wait(kNoThrow);
       }
       if (!co_await local(d.local_status, std::move(d.local_body), d.flags, d.location, d.local_grpc_status)) co_return;
@@ -645,7 +644,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
       continue;
     }
     if (d.delay.count() > 0) {  // fault injection: hold the request, then forward it (flag DI)
-      asio::steady_timer delay(ex, d.delay);
+      Timer delay(ex, d.delay);
       co_await delay.async_wait(kNoThrow);
       AddFlag(entry.flags, "DI");
     }
@@ -693,7 +692,7 @@ asio::awaitable<void> ServeRequests(tcp::socket& down, std::string head, HttpCon
   }
 }
 
-asio::awaitable<void> ServeHttp1(tcp::socket down, std::string head, HttpContext ctx) {
+Awaitable<void> ServeHttp1(Socket down, std::string head, HttpContext ctx) {
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
   co_await (ServeRequests(down, std::move(head), ctx, clock) || HeaderWatchdog(clock, ctx.header_timeout));
 }

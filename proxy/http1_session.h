@@ -13,11 +13,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
 
+#include "proxy/asio_types.h"
 #include "proxy/http_context.h"
 
 namespace tern::proxy {
 
 // `head`: bytes already read from the client (by the sniffer).
-boost::asio::awaitable<void> ServeHttp1(boost::asio::ip::tcp::socket downstream, std::string head, HttpContext ctx);
+Awaitable<void> ServeHttp1(Socket downstream, std::string head, HttpContext ctx);
 
 }  // namespace tern::proxy

@@ -111,10 +111,10 @@ struct Exchange final : H2UpstreamStream {
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
   std::optional<std::chrono::milliseconds> timeout;  // the route's: 504 (UT) without an answer by then
-  std::unique_ptr<asio::steady_timer> deadline;
+  std::unique_ptr<Timer> deadline;
   bool h1 = false, h1_done = false;
-  std::unique_ptr<asio::steady_timer> wake;
-  tcp::socket* h1_socket = nullptr;
+  std::unique_ptr<Timer> wake;
+  Socket* h1_socket = nullptr;
   // A mirror copy waiting for the request's body (kept up to kMaxMirroredBody, else dropped).
   struct PendingMirror {
     const Cluster* cluster = nullptr;
@@ -142,7 +142,7 @@ class Bridge final : public H2Handler {
   friend struct Exchange;  // its upstream stream's events are the bridge's to handle
 
  public:
-  Bridge(tcp::socket socket, HttpContext ctx)
+  Bridge(Socket socket, HttpContext ctx)
       : ctx_(std::move(ctx)),
         ex_(socket.get_executor()),
         down_(std::make_unique<H2Connection>(std::move(socket), H2Connection::Role::kServer, *this)),
@@ -151,7 +151,7 @@ class Bridge final : public H2Handler {
         inbound_cluster_("inbound|" + std::to_string(ctx_.original.port()) + "||"),
         peer_ip_(ctx_.peer.address().to_string()) {}
 
-  asio::awaitable<void> Serve(std::string head) {
+  Awaitable<void> Serve(std::string head) {
     co_await down_->Run(std::move(head));
     // The client is gone: every upstream stream is reset (the pooled connections stay), every
     // HTTP/1.1 exchange ended, and the bridge waits for its coroutines.
@@ -164,8 +164,8 @@ class Bridge final : public H2Handler {
     }
     http1_freed_.cancel();
     while (live_tasks_ > 0) {
-      tasks_done_.expires_at(asio::steady_timer::time_point::max());
-      co_await tasks_done_.async_wait(asio::as_tuple(asio::use_awaitable));
+      tasks_done_.expires_at(Timer::time_point::max());
+      co_await tasks_done_.async_wait(kNoThrow);
     }
   }
 
@@ -427,9 +427,9 @@ class Bridge final : public H2Handler {
     Forward(ex);
   }
 
-  asio::awaitable<void> DelayThenForward(int32_t down_id, std::chrono::milliseconds delay) {
-    asio::steady_timer timer(ex_, delay);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  Awaitable<void> DelayThenForward(int32_t down_id, std::chrono::milliseconds delay) {
+    Timer timer(ex_, delay);
+    co_await timer.async_wait(kNoThrow);
     // Looked up again: the client may have reset the stream meanwhile.
     auto it = exchanges_.find(down_id);
     if (it != exchanges_.end() && !it->second->down_closed) {
@@ -450,7 +450,7 @@ class Bridge final : public H2Handler {
     }
     if (!ex.http2_upstream) {
       ex.h1 = true;
-      ex.wake = std::make_unique<asio::steady_timer>(ex_);
+      ex.wake = std::make_unique<Timer>(ex_);
       ++live_tasks_;
       asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to, std::move(ex.upstream_request)), asio::detached);
       return;
@@ -465,7 +465,7 @@ class Bridge final : public H2Handler {
     auto try_until = ex.retrier ? ex.retrier->TryDeadline(ex.give_up) : ex.give_up;
     ++ex.tries;
     if (try_until != std::chrono::steady_clock::time_point::max()) {
-      ex.deadline = std::make_unique<asio::steady_timer>(ex_, try_until);  // the last try's is let go
+      ex.deadline = std::make_unique<Timer>(ex_, try_until);  // the last try's is let go
       ++live_tasks_;
       asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), asio::detached);
     }
@@ -497,9 +497,9 @@ class Bridge final : public H2Handler {
     return true;
   }
 
-  asio::awaitable<void> RetryAfter(int32_t down_id, std::chrono::milliseconds backoff) {
-    asio::steady_timer timer(ex_, backoff);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  Awaitable<void> RetryAfter(int32_t down_id, std::chrono::milliseconds backoff) {
+    Timer timer(ex_, backoff);
+    co_await timer.async_wait(kNoThrow);
     auto it = exchanges_.find(down_id);  // the client may have reset the stream meanwhile
     if (it != exchanges_.end() && !it->second->down_closed && !it->second->detached) {
       Exchange& ex = *it->second;
@@ -547,8 +547,8 @@ class Bridge final : public H2Handler {
 
   // The route's timeout for an HTTP/2 upstream: no answer in time gives 504 (UT) and resets the
   // upstream stream. The timer dies with its exchange (the wait then ends aborted, touching nothing).
-  asio::awaitable<void> AnswerDeadline(asio::steady_timer* timer, int32_t down_id, int try_number) {
-    auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+  Awaitable<void> AnswerDeadline(Timer* timer, int32_t down_id, int try_number) {
+    auto [ec] = co_await timer->async_wait(kNoThrow);
     // Counted in live_tasks_: the bridge outlives this, even when its completion was queued
     // before the exchange (and the timer) went away; the exchange is looked up again, and a
     // deadline of an earlier try is ignored.
@@ -575,7 +575,7 @@ class Bridge final : public H2Handler {
   // One stream to an HTTP/1.1 upstream, with the route's retries (retry_policy.h): a connect
   // failure, reset, per-try timeout or retriable status before the answer reached the client
   // is tried again on another endpoint after a backoff, the body resent from its kept copy.
-  asio::awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
+  Awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
     using Clock = std::chrono::steady_clock;
     const auto give_up = ex->give_up;
     if (!ex->retrier) ex->retrier.emplace(nullptr, nullptr, ex->entry.method);  // inbound: no retries
@@ -597,7 +597,7 @@ class Bridge final : public H2Handler {
       while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
         // Only waits: re-arming the shared timer would cancel the other waiters (who would
         // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
-        co_await http1_freed_.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await http1_freed_.async_wait(kNoThrow);
       }
       if (ex->down_closed) break;
       ++http1_busy_[to];
@@ -635,8 +635,8 @@ class Bridge final : public H2Handler {
         --round;
         continue;
       }
-      asio::steady_timer backoff(ex_, retrier.Backoff(rng_, give_up));
-      co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+      Timer backoff(ex_, retrier.Backoff(rng_, give_up));
+      co_await backoff.async_wait(kNoThrow);
       if (const UpstreamEndpoint* next = RetryEndpoint(ex->cluster, ex->hash, ex->endpoint, true, rng_, SteadyNowNs())) {
         ex->endpoint = next;
         ex->load.emplace(next);
@@ -670,19 +670,18 @@ class Bridge final : public H2Handler {
     ex.kept_body.clear();
   }
 
-  asio::awaitable<void> WaitFor(Exchange& ex) {
-    ex.wake->expires_at(asio::steady_timer::time_point::max());
-    co_await ex.wake->async_wait(asio::as_tuple(asio::use_awaitable));
+  Awaitable<void> WaitFor(Exchange& ex) {
+    ex.wake->expires_at(Timer::time_point::max());
+    co_await ex.wake->async_wait(kNoThrow);
   }
 
   // One request and its answer over HTTP/1.1; the flags of a failure, null once answered, or
   // kRetriableAnswer when `retry_answer` wanted the answer dropped (nothing reached the client).
   template <class RetryAnswer>
-  asio::awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep,
+  Awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep,
                                              std::chrono::steady_clock::time_point try_until, RetryAnswer& retry_answer) {
-    tcp::socket& s = conn.socket;
+    Socket& s = conn.socket;
     namespace http = boost::beast::http;
-    constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
     std::string_view method, path, authority;
     std::string head;
     bool has_length = false;
@@ -895,14 +894,14 @@ class Bridge final : public H2Handler {
   }
 
   HttpContext ctx_;
-  asio::any_io_executor ex_;
+  Executor ex_;
   std::unique_ptr<H2Connection> down_;
   H2UpstreamPool& pool_;  // the worker's HTTP/2 upstream connections
   std::map<tcp::endpoint, int> http1_busy_;  // HTTP/1.1 upstream connections this client's streams hold
-  asio::steady_timer http1_freed_{ex_, asio::steady_timer::time_point::max()};  // cancelled when one is given back
+  Timer http1_freed_{ex_, Timer::time_point::max()};  // cancelled when one is given back
   std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
   int live_tasks_ = 0;
-  asio::steady_timer tasks_done_;
+  Timer tasks_done_;
   const std::string inbound_cluster_;
   const std::string peer_ip_;
   AuthorityCache authorities_;
@@ -925,7 +924,7 @@ ssize_t Exchange::ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t
 
 }  // namespace
 
-asio::awaitable<void> ServeHttp2(tcp::socket downstream, std::string head, HttpContext ctx) {
+Awaitable<void> ServeHttp2(Socket downstream, std::string head, HttpContext ctx) {
   Bridge bridge(std::move(downstream), std::move(ctx));
   co_await bridge.Serve(std::move(head));
 }

@@ -20,11 +20,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <string>
 
+#include "proxy/asio_types.h"
 #include "proxy/http_context.h"
 
 namespace tern::proxy {
 
 // `head`: bytes already read from the client (the sniffed preface).
-boost::asio::awaitable<void> ServeHttp2(boost::asio::ip::tcp::socket downstream, std::string head, HttpContext ctx);
+Awaitable<void> ServeHttp2(Socket downstream, std::string head, HttpContext ctx);
 
 }  // namespace tern::proxy

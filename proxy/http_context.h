@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 
+#include "proxy/asio_types.h"
 #include "core/log/logger.h"
 #include "proxy/route_table.h"
 #include "proxy/token_bucket.h"

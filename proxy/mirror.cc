@@ -21,11 +21,10 @@ namespace {
 
 thread_local int mirrors_in_flight = 0;  // per worker: each worker is one thread
 
-asio::awaitable<void> Mirror(tcp::endpoint to, std::string request, std::chrono::milliseconds timeout) {
-  constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-  tcp::socket s(co_await asio::this_coro::executor);
+Awaitable<void> Mirror(tcp::endpoint to, std::string request, std::chrono::milliseconds timeout) {
+  Socket s(co_await asio::this_coro::executor);
   if (co_await ConnectUpstream(s, to, false, timeout) == ConnectResult::kOk) {
-    auto exchange = [&]() -> asio::awaitable<void> {
+    auto exchange = [&]() -> Awaitable<void> {
       auto [wec, wn] = co_await asio::async_write(s, asio::buffer(request), kNoThrow);
       if (wec) co_return;
       boost::beast::flat_buffer buf;
@@ -33,7 +32,7 @@ asio::awaitable<void> Mirror(tcp::endpoint to, std::string request, std::chrono:
       p.body_limit(1 << 20);
       co_await http::async_read(s, buf, p, kNoThrow);
     };
-    asio::steady_timer timer(s.get_executor());
+    Timer timer(s.get_executor());
     timer.expires_after(timeout);
     co_await (exchange() || timer.async_wait(kNoThrow));
   }
@@ -60,7 +59,7 @@ std::string ShadowRequest(std::string_view method, std::string_view target, std:
   return out;
 }
 
-bool SendMirror(const asio::any_io_executor& ex, const Cluster& mirror, uint64_t random, std::string request,
+bool SendMirror(const Executor& ex, const Cluster& mirror, uint64_t random, std::string request,
                 std::chrono::milliseconds timeout) {
   if (mirrors_in_flight >= kMaxMirrorsInFlight || mirror.endpoints.empty()) return false;
   const UpstreamEndpoint& e = mirror.endpoints[random % mirror.endpoints.size()];

@@ -4,7 +4,7 @@
 // at most kMaxMirrorsInFlight copies in flight (more are dropped).
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
+#include "proxy/asio_types.h"
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
@@ -29,7 +29,7 @@ std::string ShadowRequest(std::string_view method, std::string_view target, std:
 
 // Sends `request` to one of `mirror`'s endpoints (picked by `random`). False when dropped (too
 // many in flight, or no endpoint).
-bool SendMirror(const boost::asio::any_io_executor& ex, const Cluster& mirror, uint64_t random, std::string request,
+bool SendMirror(const Executor& ex, const Cluster& mirror, uint64_t random, std::string request,
                 std::chrono::milliseconds timeout);
 
 }  // namespace tern::proxy

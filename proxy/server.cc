@@ -29,12 +29,11 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
 // The destination a REDIRECTed connection was addressed to.
-bool OriginalDestination(tcp::socket& s, tcp::endpoint* out) {
+bool OriginalDestination(Socket& s, tcp::endpoint* out) {
   sockaddr_storage ss{};
   boost::system::error_code ec;
   bool v6 = s.local_endpoint(ec).address().is_v6();
@@ -59,8 +58,8 @@ struct Worker {
   Http1Pool http1_pool{io.get_executor()};
   H2UpstreamPool h2_pool{io.get_executor()};
   std::thread thread;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::vector<tcp::acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
+  std::vector<std::unique_ptr<Acceptor>> acceptors;
+  std::vector<Acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
 };
 
 }  // namespace
@@ -91,16 +90,16 @@ struct Server::Impl {
   }
 
   Status Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional);
-  asio::awaitable<void> AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Worker& worker);
-  asio::awaitable<void> Captured(tcp::socket downstream, bool inbound, Worker& worker);
-  asio::awaitable<void> Admin(tcp::socket s, ListenerKind kind);
+  Awaitable<void> AcceptLoop(Acceptor& acceptor, ListenerKind kind, Worker& worker);
+  Awaitable<void> Captured(Socket downstream, bool inbound, Worker& worker);
+  Awaitable<void> Admin(Socket s, ListenerKind kind);
   void StopAll();
 };
 
 Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& address, uint16_t port, bool optional) {
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(address, ec);
-  auto acceptor = std::make_unique<tcp::acceptor>(w.io);
+  auto acceptor = std::make_unique<Acceptor>(w.io);
   tcp::endpoint ep(ip, port);
   acceptor->open(ep.protocol(), ec);
   if (!ec) {
@@ -127,7 +126,7 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
   return Status::Ok();
 }
 
-asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, ListenerKind kind, Worker& worker) {
+Awaitable<void> Server::Impl::AcceptLoop(Acceptor& acceptor, ListenerKind kind, Worker& worker) {
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
@@ -150,7 +149,7 @@ asio::awaitable<void> Server::Impl::AcceptLoop(tcp::acceptor& acceptor, Listener
 namespace {
 
 // Copies one direction until EOF or error, then half-closes the other side.
-asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) {
+Awaitable<void> Pipe(Socket& from, Socket& to, uint64_t& bytes) {
   std::array<char, 16384> buf;
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kNoThrow);
@@ -160,12 +159,12 @@ asio::awaitable<void> Pipe(tcp::socket& from, tcp::socket& to, uint64_t& bytes) 
     bytes += wn;
   }
   boost::system::error_code ignored;
-  to.shutdown(tcp::socket::shutdown_send, ignored);
+  to.shutdown(Socket::shutdown_send, ignored);
 }
 
 }  // namespace
 
-asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inbound, Worker& worker) {
+Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& worker) {
   auto start = std::chrono::steady_clock::now();
   ++active;
   struct Done {
@@ -230,7 +229,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   // accept both on an http port). A known service is sniffed even when its default cluster has
   // no endpoint (UH for TCP): HTTP routes by VirtualService to subsets of their own.
   if ((flags == "-" || blackhole || vh) && (declared == config::Protocol::kSniff || declared == config::Protocol::kHttp)) {
-    asio::steady_timer timer(ex);
+    Timer timer(ex);
     timer.expires_after(options.sniff_timeout);
     std::array<char, 4096> buf;
     sniffed = Sniffed::kNeedMore;
@@ -262,7 +261,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
   }
 
   uint64_t up = 0, down = 0;
-  tcp::socket upstream(ex);
+  Socket upstream(ex);
   if (flags == "-") {
     switch (co_await ConnectUpstream(upstream, upstream_ep, inbound, options.connect_timeout)) {
       case ConnectResult::kOk: break;
@@ -296,7 +295,7 @@ asio::awaitable<void> Server::Impl::Captured(tcp::socket downstream, bool inboun
                       {"config_version", table->snapshot().version}});
 }
 
-asio::awaitable<void> Server::Impl::Admin(tcp::socket s, ListenerKind kind) {
+Awaitable<void> Server::Impl::Admin(Socket s, ListenerKind kind) {
   boost::beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;

@@ -13,9 +13,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
-asio::awaitable<ConnectResult> ConnectUpstream(tcp::socket& socket, const tcp::endpoint& to, bool from_passthrough_address,
+Awaitable<ConnectResult> ConnectUpstream(Socket& socket, const tcp::endpoint& to, bool from_passthrough_address,
                                                std::chrono::milliseconds timeout) {
-  constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
   boost::system::error_code ec;
   socket.open(to.protocol(), ec);
   if (!ec && from_passthrough_address) {
@@ -26,7 +25,7 @@ asio::awaitable<ConnectResult> ConnectUpstream(tcp::socket& socket, const tcp::e
     socket.bind(tcp::endpoint(asio::ip::make_address(to.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
   }
   if (ec) co_return ConnectResult::kFailed;
-  asio::steady_timer timer(socket.get_executor());
+  Timer timer(socket.get_executor());
   timer.expires_after(timeout);
   auto result = co_await (socket.async_connect(to, kNoThrow) || timer.async_wait(kNoThrow));
   if (result.index() == 1) {
@@ -41,7 +40,7 @@ asio::awaitable<ConnectResult> ConnectUpstream(tcp::socket& socket, const tcp::e
   co_return ConnectResult::kOk;
 }
 
-void ApplyKeepalive(tcp::socket& s, const istio::TcpKeepalive& ka) {
+void ApplyKeepalive(Socket& s, const istio::TcpKeepalive& ka) {
   int fd = s.native_handle();
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);

@@ -7,17 +7,18 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 
+#include "proxy/asio_types.h"
 #include "core/istio/destination_rule.h"
 
 namespace tern::proxy {
 
 enum class ConnectResult { kOk, kFailed, kTimedOut };
 
-boost::asio::awaitable<ConnectResult> ConnectUpstream(boost::asio::ip::tcp::socket& socket,
+Awaitable<ConnectResult> ConnectUpstream(Socket& socket,
                                                       const boost::asio::ip::tcp::endpoint& to,
                                                       bool from_passthrough_address, std::chrono::milliseconds timeout);
 
 // A DestinationRule's tcp.tcpKeepalive on an upstream connection (SO_KEEPALIVE and its timers).
-void ApplyKeepalive(boost::asio::ip::tcp::socket& socket, const istio::TcpKeepalive& keepalive);
+void ApplyKeepalive(Socket& socket, const istio::TcpKeepalive& keepalive);
 
 }  // namespace tern::proxy

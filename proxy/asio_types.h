@@ -1,0 +1,26 @@
+// The I/O types every session, pool and listener uses, bound to the worker's own io_context
+// executor instead of the type-erased any_io_executor: each asynchronous operation then copies
+// a pointer where it copied (and destroyed) a polymorphic executor, on the hot path of every
+// request.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace tern::proxy {
+
+using Executor = boost::asio::io_context::executor_type;
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
+using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Executor>;
+using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>, Executor>;
+template <class T = void>
+using Awaitable = boost::asio::awaitable<T, Executor>;
+// co_await on an operation: its results as a tuple (error codes returned, never thrown).
+constexpr auto kNoThrow = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
+constexpr boost::asio::use_awaitable_t<Executor> kUseAwaitable{};
+
+}  // namespace tern::proxy

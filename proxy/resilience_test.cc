@@ -296,13 +296,17 @@ TEST(Retry, TheBudgetBoundsRetriesInFlight) {
   EXPECT_FALSE(TryStartRetry(state, limits)) << "connectionPool.http.maxRetries";
 }
 
+// Service web's table with one route to it under `fault`.
+std::shared_ptr<const RouteTable> WebWithFault(const std::string& fault) {
+  return Table(Web(1, "{}") +
+               "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: web, namespace: ns}\n"
+               "  spec:\n    hosts: [web]\n    http:\n"
+               "    - fault: " + fault + "\n"
+               "      route: [{destination: {host: web}}]\n");
+}
+
 TEST(FaultInjection, PercentagesHoldWithinTolerance) {
-  std::string text = Web(1, "{}");
-  text += "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: web, namespace: ns}\n"
-          "  spec:\n    hosts: [web]\n    http:\n"
-          "    - fault: {abort: {httpStatus: 418, percentage: {value: 20}}, delay: {fixedDelay: 5ms, percentage: {value: 50}}}\n"
-          "      route: [{destination: {host: web}}]\n";
-  auto t = Table(text);
+  auto t = WebWithFault("{abort: {httpStatus: 418, percentage: {value: 20}}, delay: {fixedDelay: 5ms, percentage: {value: 50}}}");
   const VirtualHost* vh = t->ForDestination("10.96.0.1", 80);
   Rng rng(8);
   int aborted = 0, delayed = 0, both = 0;
@@ -324,12 +328,7 @@ TEST(FaultInjection, PercentagesHoldWithinTolerance) {
 }
 
 TEST(FaultInjection, AGrpcAbortIsATrailersOnlyAnswer) {
-  std::string text = Web(1, "{}");
-  text += "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {name: web, namespace: ns}\n"
-          "  spec:\n    hosts: [web]\n    http:\n"
-          "    - fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n"
-          "      route: [{destination: {host: web}}]\n";
-  auto t = Table(text);
+  auto t = WebWithFault("{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}");
   Rng rng(1);
   RequestView r{.method = "POST", .path = "/echo.Echo/Unary", .port = 80};
   RouteDecision d = Decide(t->ForDestination("10.96.0.1", 80), *t, r, rng, 0);

@@ -15,7 +15,9 @@
 # 127.0.0.1 and v2 on 127.0.0.2) under the seed's VirtualService and DestinationRule verbatim
 # (90/10 split, retries, timeout, LEAST_CONN, connection pool limits, outlier detection): next
 # to "tern" (a plain route) it prices the resilience features.
-#   bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
+# With INSTRUCTIONS=1 it ends with user-space instructions per request for tern-proxy and HAProxy
+# under callgrind: a measure this machine's run-to-run noise does not move.
+#   [INSTRUCTIONS=1] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -226,3 +228,50 @@ done
 awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t99="$(median "${h2p99[tern]}")" \
   -v h99="$(median "${h2p99[haproxy]}")" 'BEGIN { printf "tern/HAProxy over HTTP/2: throughput %.2fx, p99 %.2fx\n", t/h, t99/h99 }'
 echo "peak RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"
+
+# Instructions per request (INSTRUCTIONS=1; needs valgrind): a measure this machine's noise does
+# not move. Each proxy is restarted under callgrind, once for a single request (its startup) and
+# once for 8 s of wrk on 4 connections; the difference over the requests served is what one
+# proxied request costs in user-space instructions.
+if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
+  command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
+  chmod 777 "$work"
+  kill "$tern_pid" "$haproxy_pid"
+  sleep 1
+  # Runs `name` under callgrind (`cmd...`), drives `url`, and prints "<instructions> <requests>".
+  callgrind_run() {
+    local name=$1 url=$2 load=$3; shift 3
+    run "$@" & local starter=$!
+    local p=""
+    for _ in $(seq 50); do
+      sleep 0.2
+      p=$(pgrep -n -f "valgrind.*$work/cg.$name.$load" || true)
+      [[ -n "$p" ]] && run curl -s -o /dev/null --max-time 1 "$url" && break
+    done
+    local n=1
+    if [[ "$load" == load ]]; then
+      n=$(run wrk -t1 -c4 -d8s "$url" | awk '/requests in/ {print $1}')
+      n=$((n + 1))  # and the readiness probe
+    fi
+    kill -INT "$p"
+    wait "$starter" 2>/dev/null || true
+    echo "$(awk '/^summary:/ {print $2}' "$work/cg.$name.$load") $n"
+  }
+  cg() { echo valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1.$2" --log-file="$work/cg.$1.$2.log"; }
+  declare -A per_request
+  for name in tern haproxy; do
+    for load in idle load; do
+      if [[ $name == tern ]]; then
+        result=$(callgrind_run tern http://10.96.0.20:8080/ $load setpriv --reuid 1337 --regid 1337 --clear-groups \
+          $(cg tern $load) "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
+      else
+        result=$(callgrind_run haproxy http://127.0.0.1:18081/ $load $(cg haproxy $load) haproxy -f "$work/haproxy.cfg" -db)
+      fi
+      read -r ir n <<<"$result"
+      eval "ir_$load=$ir n_$load=$n"
+    done
+    per_request[$name]=$(awk -v a="$ir_load" -v b="$ir_idle" -v n="$n_load" -v m="$n_idle" 'BEGIN { printf "%.0f", (a - b) / (n - m) }')
+    echo "instructions per request: $name ${per_request[$name]} ($((n_load - n_idle)) requests)"
+  done
+  awk -v t="${per_request[tern]}" -v h="${per_request[haproxy]}" 'BEGIN { printf "tern/HAProxy instructions per request: %.2fx\n", t/h }'
+fi

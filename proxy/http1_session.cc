@@ -124,6 +124,18 @@ Awaitable<error_code> LocalReply(Socket& s, unsigned version, http::status statu
   co_return ec;
 }
 
+// Sets a message's persistence, skipping Beast's rewrite of the Connection field (a parse and an
+// erase per message) when an HTTP/1.1 message already says what is wanted: no Connection field,
+// or just "keep-alive" (nginx's answers).
+template <bool isRequest, class Body>
+void SetKeepAlive(http::message<isRequest, Body>& m, bool keep_alive) {
+  if (keep_alive && m.version() == 11) {
+    auto it = m.base().find(http::field::connection);
+    if (it == m.base().end() || AsciiIEquals(it->value(), "keep-alive")) return;
+  }
+  m.keep_alive(keep_alive);
+}
+
 void ApplyHeaderOps(http::fields& h, const istio::HeaderOperations& ops) {
   for (const auto& name : ops.remove) h.erase(name);
   for (const auto& [name, value] : ops.set) h.set(name, value);
@@ -443,7 +455,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   tcp::endpoint uep = x.uep;
   // Connection is hop-by-hop: the upstream connection stays alive for the pool whatever the
   // client asked of its own (a client's "close" would otherwise end a connection we reuse).
-  req.keep_alive(true);
+  SetKeepAlive(req, true);
   Tee tee;  // the request body, kept for a retry or a mirror (up to kMaxMirroredBody)
   tee.keep = retrier.max_retries() > 0 || x.d.mirror;
   std::optional<http::request<http::string_body>> replay;
@@ -529,7 +541,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     // to another protocol.
     bool upstream_keep = res_p->keep_alive() && res.result_int() != 101;
     bool keep_alive = x.keep_alive && !(x.ctx.draining && *x.ctx.draining);  // shutting down: the last answer
-    res.keep_alive(keep_alive);
+    SetKeepAlive(res, keep_alive);
     RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
     if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -106,5 +107,30 @@ inline bool TryAcquire(std::atomic<int64_t>& counter, int64_t limit) {
   } while (!counter.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
   return true;
 }
+
+// One worker pool's connections per cluster, against the cluster's tcp.maxConnections (counted
+// across workers and both protocols' pools).
+class ConnectionSlots {
+ public:
+  // A slot for a new connection: under the limit, or the pool's first to the cluster (Envoy's
+  // rule: otherwise its requests could wait on connections idle in another worker).
+  bool Take(ClusterState& c, int64_t max_connections) {
+    int& mine = open_[&c];
+    if (mine == 0) c.connections.fetch_add(1, std::memory_order_seq_cst);
+    else if (!TryAcquire(c.connections, max_connections)) return false;
+    ++mine;
+    return true;
+  }
+  // A connection closed: its slot back; the oldest request waiting for one is woken unless the
+  // caller hands the slot to a waiter itself.
+  void Give(ClusterState& c, bool wake_waiter = true) {
+    --open_[&c];
+    c.connections.fetch_sub(1, std::memory_order_seq_cst);
+    if (wake_waiter) c.WakeOneWaiter();
+  }
+
+ private:
+  std::map<const ClusterState*, int> open_;
+};
 
 }  // namespace tern::proxy

@@ -9,12 +9,10 @@
 #include <nghttp2/nghttp2.h>
 
 #include <array>
-#include "proxy/asio_types.h"
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <string>
 #include <string_view>
+
+#include "proxy/asio_types.h"
 
 namespace tern::proxy {
 

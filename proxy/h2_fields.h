@@ -3,18 +3,17 @@
 // (connection-specific) that an HTTP/1.1 side must drop when it crosses over.
 #pragma once
 
-#include "core/base/ascii.h"
-
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
-#include <optional>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/base/ascii.h"
 #include "core/istio/virtual_service.h"
 #include "proxy/header_limits.h"
 

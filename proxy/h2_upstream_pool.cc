@@ -88,16 +88,12 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
   Key key{to, state, inbound};
   Conn* conn = Usable(key);
   if (!conn) {
-    // Within the cluster's connection limit; a worker with none to the cluster may open one.
-    bool first_here = state && open_[state] == 0;
-    if (first_here) state->connections.fetch_add(1, std::memory_order_seq_cst);
-    else if (state && !TryAcquire(state->connections, cluster->limits.max_connections)) return "UO";
+    if (state && !slots_.Take(*state, cluster->limits.max_connections)) return "UO";
     auto owned = std::make_unique<Conn>();
     conn = owned.get();
     conn->h2 = std::make_unique<H2Connection>(Socket(ex_), H2Connection::Role::kClient, *this);
     conn->key = key;
     if (cluster) {
-      ++open_[state];
       conn->cluster = cluster->state;
       conn->max_streams = cluster->limits.max_requests_per_connection;
       conn->idle_timeout = cluster->limits.idle_timeout;
@@ -232,9 +228,7 @@ void H2UpstreamPool::Shutdown() {
 
 void H2UpstreamPool::Uncount(Conn& c) {
   if (!c.cluster) return;
-  --open_[c.cluster.get()];
-  c.cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
-  c.cluster->WakeOneWaiter();
+  slots_.Give(*c.cluster);
   c.cluster = nullptr;  // counted out once
 }
 

@@ -117,7 +117,7 @@ class H2UpstreamPool final : public H2Handler {
   std::vector<std::unique_ptr<Conn>> conns_;
   std::map<Key, std::vector<Conn*>> by_key_;    // the connections new streams to a key may go on
   std::map<const H2Connection*, Conn*> by_h2_;  // for the callbacks
-  std::map<const ClusterState*, int> open_;     // this worker's HTTP/2 connections per cluster
+  ConnectionSlots slots_;                       // this worker's HTTP/2 connections per cluster
   Timer sweep_timer_;
   bool sweeping_ = false, shut_down_ = false;
 };

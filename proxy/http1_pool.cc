@@ -131,11 +131,7 @@ Http1Pool::~Http1Pool() { Shutdown(); }
 void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
   boost::system::error_code ec;
   conn->socket.close(ec);
-  if (conn->cluster) {
-    --open_[conn->cluster.get()];
-    conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
-    conn->cluster->WakeOneWaiter();
-  }
+  if (conn->cluster) slots_.Give(*conn->cluster);
 }
 
 bool Http1Pool::EvictIdle(const ClusterState* cluster) {
@@ -144,8 +140,7 @@ bool Http1Pool::EvictIdle(const ClusterState* cluster) {
     auto conn = std::move(conns.front());  // the least recently used
     conns.erase(conns.begin());
     boost::system::error_code ec;
-    conn->socket.close(ec);  // its slot in the cluster's count passes to the caller
-    --open_[cluster];
+    conn->socket.close(ec);  // its slot passes to the caller's new connection
     return true;
   }
   return false;
@@ -170,16 +165,12 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
         Close(std::move(conn));
       }
     }
-    // A new one, within the cluster's limit (or in place of an idle one to another endpoint);
-    // a worker with none to this cluster may always open one (Envoy's rule: otherwise requests
-    // here could wait on connections idle in another worker).
-    bool first_here = state && open_[state] == 0;
-    if (first_here) state->connections.fetch_add(1, std::memory_order_seq_cst);
-    if (!state || first_here || TryAcquire(state->connections, cluster->limits.max_connections) || EvictIdle(state)) {
+    // A new one, within the cluster's limit (ConnectionSlots), or in place of an idle one to
+    // another endpoint.
+    if (!state || slots_.Take(*state, cluster->limits.max_connections) || EvictIdle(state)) {
       auto conn = std::make_unique<Http1Conn>(ex_);
       conn->to = to;
       if (cluster) {
-        ++open_[state];
         conn->cluster = cluster->state;
         conn->max_requests = cluster->limits.max_requests_per_connection;
         conn->idle_timeout = cluster->limits.idle_timeout;
@@ -227,8 +218,7 @@ void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
       if (w->pool != this) {
         boost::system::error_code ec;
         conn->socket.close(ec);
-        --open_[conn->cluster.get()];
-        conn->cluster->connections.fetch_sub(1, std::memory_order_seq_cst);
+        slots_.Give(*conn->cluster, /*wake_waiter=*/false);  // `w` is woken below
       } else {
         conn->idle_since = Clock::now();
         conns.push_back(std::move(conn));

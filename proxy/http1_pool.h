@@ -93,7 +93,7 @@ class Http1Pool {
 
   Executor ex_;
   std::map<Key, std::vector<std::unique_ptr<Http1Conn>>> idle_;
-  std::map<const ClusterState*, int> open_;  // this worker's connections per cluster
+  ConnectionSlots slots_;  // this worker's connections per cluster, under tcp.maxConnections
   Timer sweep_timer_;
   bool sweeping_ = false, shut_down_ = false;
 };

@@ -6,8 +6,8 @@
 #include <chrono>
 #include <memory>
 
-#include "proxy/asio_types.h"
 #include "core/log/logger.h"
+#include "proxy/asio_types.h"
 #include "proxy/route_table.h"
 #include "proxy/token_bucket.h"
 

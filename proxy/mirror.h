@@ -4,7 +4,6 @@
 // at most kMaxMirrorsInFlight copies in flight (more are dropped).
 #pragma once
 
-#include "proxy/asio_types.h"
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
@@ -13,6 +12,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "proxy/asio_types.h"
 
 namespace tern::proxy {
 

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string_view>
 #include <vector>
+
 #include "proxy/rng.h"
 
 namespace tern::istio {

@@ -1,13 +1,11 @@
 #include "proxy/route_table.h"
 
 #include <arpa/inet.h>
-
-#include "core/base/ascii.h"
-
 #include <re2/re2.h>
 
 #include <algorithm>
 
+#include "core/base/ascii.h"
 #include "proxy/load_balancer.h"
 
 namespace tern::proxy {
@@ -39,10 +37,11 @@ std::shared_ptr<const re2::RE2> Compile(const std::string& pattern, bool ignore_
 bool Matches(const StringMatch& m, std::string_view value, const re2::RE2* re, bool ignore_case = false) {
   switch (m.kind) {
     case StringMatch::Kind::kPresent: return true;
-    case StringMatch::Kind::kExact: return ignore_case ? AsciiLower(value) == AsciiLower(m.value) : value == m.value;
+    case StringMatch::Kind::kExact: return ignore_case ? AsciiIEquals(value, m.value) : value == m.value;
     case StringMatch::Kind::kPrefix: {
       if (value.size() < m.value.size()) return false;
-      return ignore_case ? AsciiLower(value.substr(0, m.value.size())) == AsciiLower(m.value) : value.substr(0, m.value.size()) == m.value;
+      std::string_view head = value.substr(0, m.value.size());
+      return ignore_case ? AsciiIEquals(head, m.value) : head == m.value;
     }
     case StringMatch::Kind::kRegex: return re && RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *re);
   }

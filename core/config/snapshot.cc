@@ -1,9 +1,8 @@
 #include "core/config/snapshot.h"
 
-#include "core/base/ascii.h"
-
 #include <set>
 
+#include "core/base/ascii.h"
 #include "core/base/object_reader.h"
 #include "core/net/ip_range.h"
 #include "core/yaml/yaml_json.h"

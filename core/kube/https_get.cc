@@ -1,7 +1,5 @@
 #include "core/kube/https_get.h"
 
-#include "core/base/ascii.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -17,6 +15,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/base/ascii.h"
 #include "core/net/ip_range.h"
 
 namespace tern::kube {

@@ -2,16 +2,17 @@
 
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <map>
+#include <boost/beast/http/error.hpp>
 #include <random>
 #include <span>
 
+#include "core/base/ascii.h"
 #include "proxy/access_log.h"
 #include "proxy/h2_upstream_pool.h"
+#include "proxy/header_limits.h"
+#include "proxy/http1_codec.h"
 #include "proxy/http1_pool.h"
-#include "proxy/http1_request.h"
+#include "proxy/http1_relay.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
 #include "proxy/request_accounting.h"
@@ -21,134 +22,43 @@
 namespace tern::proxy {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 using error_code = boost::system::error_code;
 
 namespace {
 
-struct RelayError {
-  error_code ec;
-  bool reading = false;  // the error came from the side being read (a malformed body, a reset)
-  bool wrote = false;    // some of the message had been written before it
-  explicit operator bool() const { return static_cast<bool>(ec); }
-};
-
-// A copy of a request body kept for its mirror or a retry, up to kMaxMirroredBody; `overflow`
-// once bytes went by that are not in it.
-struct Tee {
-  std::string body;
-  bool keep = true;  // false: nothing needs a copy
-  bool overflow = false;
-  void Add(const char* data, size_t n) {
-    if (!keep) overflow = overflow || n > 0;
-    if (overflow) return;
-    if (body.size() + n > kMaxMirroredBody) {
-      overflow = true;
-      body.clear();
-      return;
-    }
-    body.append(data, n);
-  }
-};
-
-// Streams a message whose header `p` has read from `in` to `out`, the body in chunks as they
-// arrive (the serializer re-frames chunked bodies). When body bytes are already buffered, the
-// header goes out with them in one gather write (a small message costs one write); when none
-// are, the header goes out alone at once, so a streaming answer is not held back.
-template <bool isRequest>
-Awaitable<RelayError> Relay(Socket& in, beast::flat_buffer& buffer, http::parser<isRequest, http::buffer_body>& p,
-                                  Socket& out, std::span<char> chunk, Tee* tee = nullptr) {
-  http::serializer<isRequest, http::buffer_body> sr{p.get()};
-  auto& body = p.get().body();
-  bool first = true;
-  for (;;) {
-    if (!p.is_done() && (!first || buffer.size() > 0)) {
-      body.data = chunk.data();
-      body.size = chunk.size();
-      auto [rec, rn] = co_await http::async_read(in, buffer, p, kNoThrow);
-      if (rec == http::error::need_buffer) rec = {};
-      if (rec) co_return RelayError{rec, true, !first};
-      body.size = chunk.size() - body.size;
-      body.data = chunk.data();
-      if (tee) tee->Add(chunk.data(), body.size);
-      body.more = !p.is_done();
-    } else {
-      body.data = nullptr;
-      body.size = 0;
-      body.more = !p.is_done();
-    }
-    first = false;
-    auto [wec, wn] = co_await http::async_write(out, sr, kNoThrow);
-    if (wec == http::error::need_buffer) wec = {};
-    if (wec) co_return RelayError{wec, false, true};
-    if (sr.is_done()) break;
-  }
-  co_return RelayError{};
-}
-
-// Reads until the buffer holds a whole header section ("\r\n\r\n"), within `limit` bytes.
-// The raw bytes are checked before any parser sees them (see RawHeaderProblem).
-Awaitable<error_code> ReadRawHeader(Socket& s, beast::flat_buffer& buf, size_t limit) {
-  for (;;) {
-    std::string_view data(static_cast<const char*>(buf.data().data()), buf.size());
-    if (data.find("\r\n\r\n") != std::string_view::npos) co_return error_code{};
-    // A request line may be preceded by empty lines (RFC 9112 2.2); anything else counts.
-    if (buf.size() > limit) co_return http::error::header_limit;
-    auto [ec, n] = co_await s.async_read_some(buf.prepare(16384), kNoThrow);
-    if (ec) co_return ec;
-    buf.commit(n);
-  }
-}
-
-
 // The proxy's own answer; with `grpc_status`, gRPC's trailers-only form (HTTP 200, the status in
 // the header).
-Awaitable<error_code> LocalReply(Socket& s, unsigned version, http::status status, std::string body,
-                                       bool keep_alive, const std::string& location = "",
-                                       std::optional<int> grpc_status = std::nullopt) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::server, "tern");
-  res.set(http::field::content_type, grpc_status ? "application/grpc" : "text/plain");
+Awaitable<error_code> LocalReply(Socket& s, unsigned version, unsigned status, std::string_view body, bool keep_alive,
+                                 std::string_view location = "", std::optional<int> grpc_status = std::nullopt) {
+  Http1Head res;
+  res.StartResponse(status);
+  res.Add("Server", "tern");
+  res.Add("Content-Type", grpc_status ? "application/grpc" : "text/plain");
   if (grpc_status) {
-    res.set("grpc-status", std::to_string(*grpc_status));
-    res.set("grpc-message", "fault filter abort");
+    res.Add("grpc-status", std::to_string(*grpc_status));
+    res.Add("grpc-message", "fault filter abort");
   }
-  if (!location.empty()) res.set(http::field::location, location);
-  res.body() = std::move(body);
-  res.keep_alive(keep_alive);
-  res.prepare_payload();
-  auto [ec, n] = co_await http::async_write(s, res, kNoThrow);
-  co_return ec;
+  if (!location.empty()) res.Add("Location", location);
+  res.Frame(BodyFraming::kLength, body.size());
+  std::string out;
+  res.AppendTo(out, keep_alive, version);
+  out.append(body);
+  co_return co_await WriteAll(s, out);
 }
 
-// Sets a message's persistence, skipping Beast's rewrite of the Connection field (a parse and an
-// erase per message) when an HTTP/1.1 message already says what is wanted: no Connection field,
-// or just "keep-alive" (nginx's answers).
-template <bool isRequest, class Body>
-void SetKeepAlive(http::message<isRequest, Body>& m, bool keep_alive) {
-  if (keep_alive && m.version() == 11) {
-    auto it = m.base().find(http::field::connection);
-    if (it == m.base().end() || AsciiIEquals(it->value(), "keep-alive")) return;
-  }
-  m.keep_alive(keep_alive);
-}
-
-void ApplyHeaderOps(http::fields& h, const istio::HeaderOperations& ops) {
-  for (const auto& name : ops.remove) h.erase(name);
-  for (const auto& [name, value] : ops.set) h.set(name, value);
-  for (const auto& [name, value] : ops.add) h.insert(name, value);
+void ApplyHeaderOps(Http1Head& h, const istio::HeaderOperations& ops) {
+  for (const auto& name : ops.remove) h.Erase(name);
+  for (const auto& [name, value] : ops.set) h.Set(name, value);
+  for (const auto& [name, value] : ops.add) h.Add(name, value);
 }
 
 // Removes what a request must not carry past the proxy: from outside (inbound) every steering
 // header, from the app (outbound) a claimed client certificate.
-void StripMeshHeaders(http::fields& h, bool inbound) {
-  for (auto it = h.begin(); it != h.end();) {
-    bool strip = inbound ? IsSteeringHeader(it->name_string()) : IsClientCertHeader(it->name_string());
-    it = strip ? h.erase(it) : std::next(it);
-  }
+void StripMeshHeaders(Http1Head& h, bool inbound) {
+  if (inbound) h.EraseIf([](std::string_view name) { return IsSteeringHeader(name); });
+  else h.EraseIf([](std::string_view name) { return IsClientCertHeader(name); });
 }
 
 // The header timeout without a timer update per request: the request loop moves a deadline
@@ -237,8 +147,11 @@ class BufferedH2Stream final : public H2UpstreamStream {
 // One request to forward upstream, its header already read and rewritten.
 struct ForwardRequest {
   Socket& down;
-  beast::flat_buffer& dbuf;
-  http::request_parser<http::buffer_body>& req_p;
+  boost::beast::flat_buffer& dbuf;
+  Http1Head& req;
+  BodyDecoder& body;    // the request's, from `dbuf` then `down`
+  Http1Head& answer;    // the connection's, reused for each answer
+  std::string& wire;    // the connection's, for each head as it is written
   std::span<char> chunk;
   HttpContext& ctx;
   const RouteDecision& d;
@@ -268,25 +181,25 @@ Awaitable<void> NextTry(ForwardRequest& x, const Retrier& retrier, std::chrono::
 // header ends the client connection: never a truncated answer presented as whole.
 Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
   using Clock = std::chrono::steady_clock;
-  auto& req = x.req_p.get();
+  Http1Head& req = x.req;
   const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
   const istio::Headers* picked = x.d.picked ? x.d.picked->headers : nullptr;
   const auto timeout = RouteTimeout(x.d.route);
   const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
-  Retrier retrier(x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry, cluster, req.method_string());
+  Retrier retrier(x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry, cluster, req.method);
   const UpstreamEndpoint* endpoint = x.d.endpoint;
   tcp::endpoint to = x.uep;
-  Headers h{{":method", std::string(req.method_string())},
+  Headers h{{":method", std::string(req.method)},
             {":scheme", "http"},
-            {":authority", std::string(req[http::field::host])},
-            {":path", std::string(req.target())}};
-  for (const auto& f : req) {
-    std::string name = AsciiLower(f.name_string());
+            {":authority", std::string(req.Get("host"))},
+            {":path", std::string(req.target)}};
+  for (const auto& f : req.fields) {
+    std::string name = AsciiLower(f.name);
     if (name == "host" || IsHopByHop(name)) continue;
-    h.emplace_back(std::move(name), std::string(f.value()));
+    h.emplace_back(std::move(name), std::string(f.value));
   }
-  const bool has_body = !x.req_p.is_done();
-  Tee kept;  // the body as sent, for a retry
+  const bool has_body = !x.body.done();
+  Tee kept{.limit = kMaxMirroredBody};  // the body as sent, for a retry
   kept.keep = retrier.max_retries() > 0;
   H2Outcome out;
   auto give_up = Clock::time_point::max();
@@ -306,23 +219,19 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
       co_return out;
     }
     if (round == 0) {  // the first try reads the body from the client as it goes
-      auto& rbody = req.body();
-      while (!x.req_p.is_done() && !s->over()) {
+      while (!x.body.done() && !s->over()) {
         if (s->request_body.size() >= kH2RequestBuffer) {
           co_await s->Wait();
           continue;
         }
-        rbody.data = x.chunk.data();
-        rbody.size = x.chunk.size();
-        auto [rec, rn] = co_await http::async_read(x.down, x.dbuf, x.req_p, kNoThrow);
-        if (rec == http::error::need_buffer) rec = {};
-        if (rec) {
+        BodyRead r = co_await ReadBody(x.down, x.dbuf, x.body, x.chunk);
+        if (r.error) {
           release();
-          co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + rec.message() + "\n", .flags = "DPE", .close = true};
+          std::string why = r.error.problem ? r.error.problem : r.error.ec.message();
+          co_return H2Outcome{.local_status = 400, .local_body = "bad request: " + why + "\n", .flags = "DPE", .close = true};
         }
-        size_t n = x.chunk.size() - rbody.size;
-        kept.Add(x.chunk.data(), n);
-        s->request_body.Append(uchunk, n);
+        kept.Add({x.chunk.data(), r.n});
+        s->request_body.Append(uchunk, r.n);
         pool.Resume(*s);
       }
     } else if (has_body) {
@@ -330,7 +239,7 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
     }
     // The upstream may end the stream (answer, or reset) before taking the whole body: the rest
     // of it is still on this connection and must never be read as a next request.
-    const bool body_unread = !x.req_p.is_done();
+    const bool body_unread = !x.body.done();
     out.close = body_unread;
     if (has_body && !body_unread) {
       s->request_end = true;
@@ -362,19 +271,34 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
     }
     break;
   }
-  http::response<http::buffer_body> res;
-  res.version(11);
+  Http1Head& res = x.answer;
+  res.StartResponse(s->answer.status());
   for (const auto& [n, v] : s->answer.response) {
-    if (n == ":status") res.result(static_cast<unsigned>(std::atoi(v.c_str())));
-    else if (n[0] != ':') res.insert(n, v);
+    if (n[0] != ':') res.Add(n, v);
   }
-  if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
-  if (picked) ApplyHeaderOps(res.base(), picked->response);
-  if (!res.count(http::field::content_length) && !(s->end && s->body.size() == 0)) res.chunked(true);
-  res.keep_alive(x.keep_alive && !out.close);
-  out.code = res.result_int();
-  http::serializer<false, http::buffer_body> sr{res};
+  if (spec) ApplyHeaderOps(res, spec->headers.response);
+  if (picked) ApplyHeaderOps(res, picked->response);
+  // Framed by its length when the upstream gave one (or it is over and empty), else chunked; an
+  // HTTP/1.0 client cannot take chunks: its answer ends with the connection.
+  const bool may_have_body = res.status >= 200 && res.status != 204 && res.status != 304 && req.method != "HEAD";
+  bool keep_alive = x.keep_alive && !out.close;
+  bool chunked = false;
+  if (may_have_body && !res.Find("content-length")) {
+    if (s->end && s->body.size() == 0) {
+      res.Frame(BodyFraming::kLength, 0);
+    } else if (req.version == 11) {
+      res.Frame(BodyFraming::kChunked, 0);
+      chunked = true;
+    } else {
+      keep_alive = false;
+    }
+  }
+  out.close = out.close || !keep_alive;
+  out.code = res.status;
+  x.wire.clear();
+  res.AppendTo(x.wire, keep_alive, req.version);
   bool header_written = false;
+  char size_line[20];
   for (;;) {
     size_t n = s->body.Take(reinterpret_cast<uint8_t*>(x.chunk.data()), x.chunk.size());
     if (n > 0) pool.Consumed(*s, n);
@@ -388,33 +312,24 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
       co_await s->Wait();
       continue;
     }
-    res.body().data = n ? x.chunk.data() : nullptr;
-    res.body().size = n;
-    res.body().more = !last;
-    auto [wec, wn] = co_await http::async_write(x.down, sr, kNoThrow);
-    if (wec == http::error::need_buffer) wec = {};
+    std::array<asio::const_buffer, 5> gather;
+    size_t g = 0;
+    if (!header_written) gather[g++] = asio::buffer(x.wire);
+    if (n > 0 && chunked) gather[g++] = asio::buffer(size_line, ChunkHeader(n, size_line));
+    if (n > 0) gather[g++] = asio::buffer(x.chunk.data(), n);
+    if (n > 0 && chunked) gather[g++] = asio::buffer(kCrlf);
+    if (last && chunked) gather[g++] = asio::buffer(kLastChunk);
+    auto [wec, wn] = co_await asio::async_write(x.down, std::span<const asio::const_buffer>(gather.data(), g), kNoThrow);
     header_written = true;
     if (wec) {
       AddFlag(out.flags, "DC");  // the client went away
       out.close = true;
       break;
     }
-    if (sr.is_done() || last) break;
+    if (last) break;
   }
   release();  // done with it (no reset when the stream is over)
   co_return out;
-}
-
-// A request sent again (a retry): the header as it first went upstream, the kept body framed
-// by its length.
-http::request<http::string_body> Replay(const http::request<http::buffer_body>& req, const std::string& body) {
-  http::request<http::string_body> r(static_cast<const http::request_header<>&>(req));
-  r.body() = body;
-  if (r.chunked()) {
-    r.chunked(false);
-    r.content_length(body.size());
-  }
-  return r;
 }
 
 // How it ended: answered (relayed to the client), or a local answer the caller gives.
@@ -443,22 +358,25 @@ ExchangeEnd& Failed(ExchangeEnd& end, std::string_view flag) {
 // answer began to reach the client.
 Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   using Clock = std::chrono::steady_clock;
-  auto& req = x.req_p.get();
-  const std::string_view method = req.method_string();
+  Http1Head& req = x.req;
+  const std::string_view method = req.method;
   const Cluster* cluster = x.ctx.inbound ? nullptr : x.d.cluster;
   Retrier retrier(x.ctx.inbound || !x.d.route ? nullptr : &x.d.route->retry, cluster, method);
   const auto route_timeout = RouteTimeout(x.d.route);
   // The route's timeout runs from when the whole request was received (Envoy's rule): an upload
   // takes what it takes. Until then only the connect timeout bounds the pool wait.
-  auto give_up = route_timeout && x.req_p.is_done() ? Clock::now() + *route_timeout : Clock::time_point::max();
+  auto give_up = route_timeout && x.body.done() ? Clock::now() + *route_timeout : Clock::time_point::max();
   const UpstreamEndpoint* endpoint = x.d.endpoint;
   tcp::endpoint uep = x.uep;
   // Connection is hop-by-hop: the upstream connection stays alive for the pool whatever the
   // client asked of its own (a client's "close" would otherwise end a connection we reuse).
-  SetKeepAlive(req, true);
-  Tee tee;  // the request body, kept for a retry or a mirror (up to kMaxMirroredBody)
+  req.DropHopByHop();
+  x.wire.clear();
+  req.AppendTo(x.wire, true);
+  const bool chunked_body = x.body.framing() == BodyFraming::kChunked;
+  Tee tee{.limit = kMaxMirroredBody};  // the request body, kept for a retry or a mirror
   tee.keep = retrier.max_retries() > 0 || x.d.mirror;
-  std::optional<http::request<http::string_body>> replay;
+  std::string replay;  // the request as later tries send it
   bool relayed = false, mirrored = false, stale_replaced = false;
   ExchangeEnd end;
   for (int round = 0; round <= retrier.max_retries() + 1; ++round) {
@@ -470,44 +388,55 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     AttemptFailure failure = lease.conn ? AttemptFailure::kNone : AttemptFailure::kConnectFailure;
     const char* flag = lease.conn ? nullptr : "UF";
     bool garbage = false, reused = lease.conn && lease.conn->reused;
-    std::optional<http::response_parser<http::buffer_body>> res_p;
+    Http1Head& res = x.answer;
     if (lease.conn) {
       Http1Conn& conn = *lease.conn;
       if (!relayed) {  // the first try reads the request from the client as it goes
         relayed = true;
-        RelayError rec = co_await Relay<true>(x.down, x.dbuf, x.req_p, conn.socket, x.chunk, &tee);
+        RelayError rec = co_await RelayMessage(x.down, x.dbuf, x.body, x.wire, conn.socket, chunked_body, &tee);
         if (rec && rec.reading) {
           x.ctx.http1_pool->Release(std::move(lease.conn), false);
           end.local_status = 400;
-          end.local_body = rec.ec.message() + "\n";
+          end.local_body = std::string(rec.problem ? rec.problem : rec.ec.message()) + "\n";
           end.body_error = true;
           co_return end;
         }
         if (rec) failure = AttemptFailure::kReset, flag = "UC";
         if (route_timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *route_timeout;
-      } else {  // later ones send the copy
-        if (!replay) replay = Replay(req, tee.body);
-        auto [wec, wn] = co_await http::async_write(conn.socket, *replay, kNoThrow);
-        if (wec) failure = AttemptFailure::kReset, flag = "UC";
+      } else {  // later ones send the copy, framed by its length
+        if (replay.empty()) {
+          if (chunked_body) req.Frame(BodyFraming::kLength, tee.body.size());
+          req.AppendTo(replay, true);
+          replay.append(tee.body);
+        }
+        if (co_await WriteAll(conn.socket, replay)) failure = AttemptFailure::kReset, flag = "UC";
       }
       if (failure == AttemptFailure::kNone && x.d.mirror && !mirrored && !tee.overflow) {
         mirrored = true;
         std::vector<std::pair<std::string_view, std::string_view>> fields;  // as it went upstream
-        for (const auto& f : req) fields.emplace_back(f.name_string(), f.value());
-        SendMirror(x.ex, *x.d.mirror, x.rng(), ShadowRequest(method, req.target(), req[http::field::host], fields, tee.body),
+        for (const auto& f : req.fields) fields.emplace_back(f.name, f.value);
+        SendMirror(x.ex, *x.d.mirror, x.rng(), ShadowRequest(method, req.target, req.Get("host"), fields, tee.body),
                    x.ctx.connect_timeout);
       }
       if (failure == AttemptFailure::kNone) {
-        res_p.emplace();
-        res_p->header_limit(kMaxHeaderBytes);
-        res_p->body_limit(boost::none);
-        if (req.method() == http::verb::head) res_p->skip(true);
         auto try_until = retrier.TryDeadline(give_up);
         if (try_until != Clock::time_point::max()) conn.Arm(try_until);
-        error_code uec = std::get<0>(co_await http::async_read_header(conn.socket, conn.buffer, *res_p, kNoThrow));
+        // Interim answers (1xx but 101) are read and dropped, a bounded number of them.
+        error_code uec;
+        const char* problem = nullptr;
+        for (int interim = 0; interim < 8; ++interim) {
+          size_t length = 0;
+          uec = co_await ReadRawHeader(conn.socket, conn.buffer, kMaxHeaderBytes, length);
+          if (uec) break;
+          problem = res.ParseResponse({static_cast<const char*>(conn.buffer.data().data()), length}, method == "HEAD");
+          conn.buffer.consume(length);
+          if (problem || res.status >= 200 || res.status == 101) break;
+        }
         if (conn.Disarm() && uec) failure = AttemptFailure::kTimeout, flag = "UT";  // the deadline cut the read
-        if (failure == AttemptFailure::kNone && uec) {
-          garbage = AnswerIsGarbage(uec);
+        if (failure == AttemptFailure::kNone && (uec || problem || (res.status < 200 && res.status != 101))) {
+          // Bytes that are no HTTP/1.1 answer (or too long a head): 502; the connection ended or
+          // reset first: 503.
+          garbage = problem || uec == boost::beast::http::error::header_limit || !uec;
           failure = garbage ? AttemptFailure::kNone : AttemptFailure::kReset;
           flag = garbage ? "UPE" : "UC";
         }
@@ -515,14 +444,14 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
       if (failure != AttemptFailure::kNone || garbage) x.ctx.http1_pool->Release(std::move(lease.conn), false);
     }
     // Sendable again: not read from the client yet, or read whole into the copy.
-    const bool replayable = !relayed || (x.req_p.is_done() && !tee.overflow);
+    const bool replayable = !relayed || (x.body.done() && !tee.overflow);
     // A kept-alive connection the upstream had closed: replaced at once, not counted.
     if (reused && failure == AttemptFailure::kReset && replayable && IsIdempotent(method) && !stale_replaced) {
       stale_replaced = true;
       --round;
       continue;
     }
-    const unsigned status = garbage ? 502 : res_p && failure == AttemptFailure::kNone ? res_p->get().result_int() : 0;
+    const unsigned status = garbage ? 502 : lease.conn && failure == AttemptFailure::kNone ? res.status : 0;
     RecordAttempt(cluster, endpoint, failure, status);
     if (!garbage && retrier.Again(failure, status, replayable, give_up, end.flags)) {
       if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
@@ -532,17 +461,34 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     if (garbage || failure != AttemptFailure::kNone) co_return Failed(end, flag);
     // The answer: relayed as it streams.
     Http1Conn& conn = *lease.conn;
-    auto& res = res_p->get();
-    x.entry.code = res.result_int();
+    x.entry.code = res.status;
     const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
-    if (spec) ApplyHeaderOps(res.base(), spec->headers.response);
-    if (x.d.picked && x.d.picked->headers) ApplyHeaderOps(res.base(), x.d.picked->headers->response);
+    if (spec) ApplyHeaderOps(res, spec->headers.response);
+    if (x.d.picked && x.d.picked->headers) ApplyHeaderOps(res, x.d.picked->headers->response);
     // The parser's view: false too when the body ends with the connection; a 101 switches it
     // to another protocol.
-    bool upstream_keep = res_p->keep_alive() && res.result_int() != 101;
-    bool keep_alive = x.keep_alive && !(x.ctx.draining && *x.ctx.draining);  // shutting down: the last answer
-    SetKeepAlive(res, keep_alive);
-    RelayError wec = co_await Relay<false>(conn.socket, conn.buffer, *res_p, x.down, x.chunk);
+    const bool upstream_keep = res.keep_alive && res.status != 101;
+    bool keep_alive = x.keep_alive && !(x.ctx.draining && *x.ctx.draining) && res.status != 101;  // draining: the last answer
+    // The client's framing: a body the upstream ends by closing goes to an HTTP/1.1 client in
+    // chunks (its connection lives on); an HTTP/1.0 client takes no chunks: its answer ends with
+    // the connection.
+    BodyFraming out = BodyFraming::kNone;
+    bool chunk_out = res.framing == BodyFraming::kChunked;
+    if (res.framing == BodyFraming::kUntilClose || res.framing == BodyFraming::kChunked) {
+      if (req.version == 11 && keep_alive) {
+        out = BodyFraming::kChunked, chunk_out = true;
+      } else {
+        out = BodyFraming::kUntilClose, chunk_out = false, keep_alive = false;
+      }
+      if (res.framing == BodyFraming::kChunked && chunk_out) out = BodyFraming::kNone;  // framed as it came
+    }
+    res.DropHopByHop();
+    res.Frame(out, 0);
+    x.wire.clear();
+    res.AppendTo(x.wire, keep_alive, req.version);
+    BodyDecoder answer_body;
+    answer_body.Start(res.framing, res.content_length);
+    RelayError wec = co_await RelayMessage(conn.socket, conn.buffer, answer_body, x.wire, x.down, chunk_out);
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
     if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client
     if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
@@ -558,52 +504,52 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
 Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
                                     HeaderClock& clock) {
   auto ex = down.get_executor();
-  beast::flat_buffer dbuf;
+  boost::beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
   thread_local Rng rng{std::random_device{}()};
-  std::vector<std::pair<std::string_view, std::string_view>> headers;  // reused per request
-  std::vector<char> chunk(16384);  // the body relay buffer, one per connection
+  // Kept for the connection's life, so their storage is reused by each request.
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::vector<char> chunk(16384);  // the body relay buffer
+  Http1Head req, answer;
+  BodyDecoder body;
+  std::string wire;
   AuthorityCache authorities;
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
   const std::string peer_ip = ctx.peer.address().to_string();
 
   for (;;) {
     AccessEntry entry;
-    http::request_parser<http::buffer_body> req_p;
-    LimitRequestParser(req_p);
     clock.deadline = std::chrono::steady_clock::now() + ctx.header_timeout;
     clock.awaiting_header = true;
-    error_code hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes);
+    size_t head_length = 0;
+    error_code hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length);
     clock.awaiting_header = false;
     if (hec == asio::error::eof || hec == asio::error::connection_reset || hec == asio::error::operation_aborted) co_return;
-    std::string problem;
+    const char* problem = nullptr;
     if (!hec) {
-      std::string_view data(static_cast<const char*>(dbuf.data().data()), dbuf.size());
-      problem = RawHeaderProblem(data.substr(0, data.find("\r\n\r\n") + 2));
-      // The whole header is buffered: this parses it without reading.
-      if (problem.empty()) hec = std::get<0>(co_await http::async_read_header(down, dbuf, req_p, kNoThrow));
+      problem = req.ParseRequest({static_cast<const char*>(dbuf.data().data()), head_length});
+      dbuf.consume(head_length);
     }
-    if (hec || !problem.empty()) {
-      if (problem.empty()) problem = hec.message();
-      entry.code = hec == http::error::header_limit || problem == kTooManyFields ? 431 : 400;
+    if (hec || problem) {
+      std::string why = problem ? problem : hec.message();
+      entry.code = hec == boost::beast::http::error::header_limit || problem == kTooManyFields ? 431 : 400;
       entry.flags = "DPE";
-      co_await LocalReply(down, 11, static_cast<http::status>(entry.code), "bad request: " + problem + "\n", false);
+      co_await LocalReply(down, 11, entry.code, "bad request: " + why + "\n", false);
       LogAccess(ctx, entry);
       co_return;
     }
-    auto& req = req_p.get();
-    if (const char* framing = FramingProblem(req)) {
-      entry.code = 400;
-      entry.flags = "DPE";
-      co_await LocalReply(down, req.version(), http::status::bad_request, std::string("bad request: ") + framing + "\n", false);
-      LogAccess(ctx, entry);
-      co_return;
+    body.Start(req.framing, req.content_length);
+    // A client that waits for "100 Continue" before its body hears it from here, as Envoy does
+    // (the upstream gets the body without having been asked).
+    if (req.version == 11 && !body.done() && AsciiIEquals(req.Get("expect"), "100-continue")) {
+      req.Erase("expect");
+      if (co_await WriteAll(down, "HTTP/1.1 100 Continue\r\n\r\n")) co_return;
     }
-    entry.method = req.method_string();
-    entry.path = req.target();
-    entry.authority = req[http::field::host];
-    StripMeshHeaders(req.base(), ctx.inbound);
-    bool keep_alive = req.keep_alive() && !(ctx.draining && *ctx.draining);
+    entry.method = req.method;
+    entry.path = req.target;
+    entry.authority = req.Get("host");
+    StripMeshHeaders(req, ctx.inbound);
+    bool keep_alive = req.keep_alive && !(ctx.draining && *ctx.draining);
 
     // Where it goes: inbound to the app; outbound by route.
     RouteDecision d;
@@ -612,10 +558,9 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       entry.cluster = inbound_cluster;
       uep = ctx.original;
     } else {
-      // Views into the parser's own storage (valid while `req` lives); the router compares
-      // names case-insensitively.
+      // Views into the request head's own storage; the router compares names case-insensitively.
       headers.clear();
-      for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
+      for (const auto& f : req.fields) headers.emplace_back(f.name, f.value);
       RequestView view{.method = entry.method, .path = entry.path, .authority = entry.authority, .headers = &headers,
                        .source_labels = &ctx.table->snapshot().workload.labels,
                        .port = static_cast<uint32_t>(ctx.original.port()), .source_ip = peer_ip};
@@ -628,13 +573,12 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       if (d.endpoint) uep = ToEndpoint(*d.endpoint);
       else if (d.passthrough) uep = ctx.original;
     }
-    auto local = [&](unsigned status, std::string body, std::string flags, std::string location = "",
+    auto local = [&](unsigned status, std::string body_text, std::string flags, std::string location = "",
                      std::optional<int> grpc_status = std::nullopt) -> Awaitable<bool> {
       AddFlag(entry.flags, flags);
       entry.code = status;
-      if (!req_p.is_done()) keep_alive = false;  // a body we answer without reading ends the connection
-      error_code ec = co_await LocalReply(down, req.version(), static_cast<http::status>(status), std::move(body), keep_alive,
-                                          location, grpc_status);
+      if (!body.done()) keep_alive = false;  // a body we answer without reading ends the connection
+      error_code ec = co_await LocalReply(down, req.version, status, body_text, keep_alive, location, grpc_status);
       LogAccess(ctx, entry);
       co_return !ec && keep_alive;
     };
@@ -665,16 +609,16 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     const istio::HttpRoute* spec = d.route ? d.route->spec : nullptr;
     if (spec) {
       if (spec->rewrite) {
-        req.target(RewritePath(entry.path, *d.route, *spec->rewrite));
-        if (spec->rewrite->authority) req.set(http::field::host, *spec->rewrite->authority);
+        req.SetTarget(RewritePath(entry.path, *d.route, *spec->rewrite));
+        if (spec->rewrite->authority) req.Set("host", *spec->rewrite->authority);
       }
-      ApplyHeaderOps(req.base(), spec->headers.request);
+      ApplyHeaderOps(req, spec->headers.request);
     }
-    if (d.picked && d.picked->headers) ApplyHeaderOps(req.base(), d.picked->headers->request);
+    if (d.picked && d.picked->headers) ApplyHeaderOps(req, d.picked->headers->request);
     bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
-      ForwardRequest x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+      ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                        .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
       H2Outcome out = co_await ForwardOverHttp2(x, *ctx.h2_pool);
       if (out.local_status) {
@@ -687,7 +631,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    ForwardRequest x{.down = down, .dbuf = dbuf, .req_p = req_p, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+    ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                      .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
     ExchangeEnd end = co_await ForwardHttp1(x);
     if (end.local_status) {

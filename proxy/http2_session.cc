@@ -3,7 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/error.hpp>
 #include <optional>
 #include <map>
 #include <memory>
@@ -15,7 +15,9 @@
 #include "proxy/h2_fields.h"
 #include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
-#include "proxy/http1_request.h"
+#include "proxy/header_limits.h"
+#include "proxy/http1_codec.h"
+#include "proxy/http1_relay.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
 #include "proxy/request_accounting.h"
@@ -681,7 +683,6 @@ class Bridge final : public H2Handler {
   Awaitable<const char*> Http1Exchange(Exchange& ex, Http1Conn& conn, const Headers& request, bool* keep,
                                              std::chrono::steady_clock::time_point try_until, RetryAnswer& retry_answer) {
     Socket& s = conn.socket;
-    namespace http = boost::beast::http;
     std::string_view method, path, authority;
     std::string head;
     bool has_length = false;
@@ -736,48 +737,41 @@ class Bridge final : public H2Handler {
     }
 
     boost::beast::flat_buffer& buf = conn.buffer;
-    std::optional<http::response_parser<http::buffer_body>> p;
-    for (;;) {  // 1xx answers (but 101) are interim: skipped
-      p.emplace();
-      p->header_limit(kMaxHeaderBytes);
-      p->body_limit(boost::none);
-      if (method == "HEAD") p->skip(true);
+    Http1Head res;
+    for (int interim = 0;; ++interim) {  // 1xx answers (but 101) are interim: skipped, a bounded number
       if (try_until != std::chrono::steady_clock::time_point::max()) conn.Arm(try_until);
-      boost::system::error_code rec = std::get<0>(co_await http::async_read_header(s, buf, *p, kNoThrow));
+      size_t length = 0;
+      boost::system::error_code rec = co_await ReadRawHeader(s, buf, kMaxHeaderBytes, length);
       if (conn.Disarm() && rec) co_return ex.down_closed ? nullptr : "UT";  // the deadline cut the read
-      if (rec) {
-        if (ex.down_closed) co_return nullptr;
-        co_return AnswerIsGarbage(rec) ? "UPE" : "UC";
-      }
-      unsigned status = p->get().result_int();
-      if (status < 100 || status >= 200 || status == 101) break;
-      // An interim answer was read: the connection stays usable (it is skipped).
+      if (ex.down_closed) co_return nullptr;
+      if (rec) co_return rec == boost::beast::http::error::header_limit ? "UPE" : "UC";
+      const char* problem = res.ParseResponse({static_cast<const char*>(buf.data().data()), length}, method == "HEAD");
+      buf.consume(length);
+      if (problem || interim == 8) co_return "UPE";
+      if (res.status >= 200 || res.status == 101) break;
     }
-    auto& res = p->get();
-    if (!ex.down_closed && retry_answer(res.result_int())) co_return kRetriableAnswer;
-    ex.answer.response = {{":status", std::to_string(res.result_int())}};
-    for (const auto& f : res) {
-      std::string name = AsciiLower(f.name_string());
+    if (!ex.down_closed && retry_answer(res.status)) co_return kRetriableAnswer;
+    ex.answer.response = {{":status", std::to_string(res.status)}};
+    for (const auto& f : res.fields) {
+      std::string name = AsciiLower(f.name);
       if (IsConnectionSpecific(name)) continue;
-      ex.answer.response.emplace_back(std::move(name), std::string(f.value()));
+      ex.answer.response.emplace_back(std::move(name), std::string(f.value));
     }
-    ex.response_end = p->is_done();
+    BodyDecoder body;
+    body.Start(res.framing, res.content_length);
+    ex.response_end = body.done();
     if (ex.down_closed) co_return nullptr;
     SubmitResponse(ex);
-    while (!p->is_done()) {
+    while (!body.done()) {
       if (ex.down_closed) co_return nullptr;
       if (ex.response_body.size() >= kHttp1ResponseBuffer) {
         co_await WaitFor(ex);
         continue;
       }
-      res.body().data = chunk.data();
-      res.body().size = chunk.size();
-      auto [rec, rn] = co_await http::async_read(s, buf, *p, kNoThrow);
-      if (rec == http::error::need_buffer) rec = {};
-      if (rec) co_return ex.down_closed ? nullptr : "UPE";
-      size_t n = chunk.size() - res.body().size;
-      ex.response_body.Append(chunk.data(), n);
-      if (p->is_done()) ex.response_end = true;
+      BodyRead r = co_await ReadBody(s, buf, body, {reinterpret_cast<char*>(chunk.data()), chunk.size()});
+      if (r.error) co_return ex.down_closed ? nullptr : "UPE";
+      ex.response_body.Append(chunk.data(), r.n);
+      if (body.done()) ex.response_end = true;
       if (!ex.down_closed) {
         nghttp2_session_resume_data(down_->session(), ex.down_id);
         down_->Kick();
@@ -788,7 +782,7 @@ class Bridge final : public H2Handler {
       nghttp2_session_resume_data(down_->session(), ex.down_id);
       down_->Kick();
     }
-    *keep = p->keep_alive();  // the parser's: false too when the body ended with the connection
+    *keep = res.keep_alive && res.status != 101;  // false too when the body ended with the connection
     co_return nullptr;
   }
 

@@ -1,14 +1,15 @@
 // Fuzzes the HTTP/1.1 request path up to the routing decision, as the proxy runs it on bytes
-// from a client: the raw header check, Beast's parser with the proxy's limits (fed in arbitrary
-// pieces), the framing check, then the route match against the seed's VirtualService.
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
+// from a client: the header section parsed by the proxy's own codec, the body after it decoded
+// by its framing (fed in arbitrary pieces, as reads would deliver it), then the route match
+// against the seed's VirtualService.
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/config/snapshot.h"
-#include "proxy/http1_request.h"
+#include "proxy/header_limits.h"
+#include "proxy/http1_codec.h"
 #include "proxy/route_table.h"
 
 namespace {
@@ -47,40 +48,42 @@ const tern::proxy::RouteTable& Table() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  namespace http = boost::beast::http;
   std::string_view input(reinterpret_cast<const char*>(data), size);
   size_t end = input.find("\r\n\r\n");
-  if (end == std::string_view::npos || end > tern::proxy::kMaxHeaderBytes) return 0;
-  if (!tern::proxy::RawHeaderProblem(input.substr(0, end + 2)).empty()) return 0;
-  http::request_parser<http::buffer_body> parser;
-  tern::proxy::LimitRequestParser(parser);
-  // Feed the header in pieces whose sizes come from the input, as reads would deliver it.
-  size_t at = 0, step = 1 + (size ? data[0] % 64 : 0);
-  boost::beast::error_code ec;
-  while (at < end + 4 && !parser.is_header_done()) {
-    size_t n = std::min(step, end + 4 - at);
-    size_t used = parser.put(boost::asio::buffer(input.data() + at, n), ec);
-    if (ec == http::error::need_more) {
-      ec = {};
-      if (used == 0) {
-        step *= 2;  // the parser wants a bigger piece
-        if (step > end + 4) break;
-        continue;
-      }
+  if (end == std::string_view::npos || end + 4 > tern::proxy::kMaxHeaderBytes) return 0;
+  tern::proxy::Http1Head req;
+  if (req.ParseRequest(input.substr(0, end + 4))) return 0;
+  // The body, in pieces whose sizes come from the input; every byte taken is accounted for.
+  tern::proxy::BodyDecoder body;
+  body.Start(req.framing, req.content_length);
+  std::string_view rest = input.substr(end + 4);
+  size_t step = 1 + (size ? data[0] % 64 : 0), taken = 0, body_bytes = 0;
+  while (!body.done() && taken < rest.size()) {
+    std::string_view piece = rest.substr(taken, step);
+    size_t used = 0;
+    std::string_view bytes;
+    if (body.Next(piece, used, bytes)) return 0;
+    if (used == 0) __builtin_trap();  // input offered, none taken, not done: it would spin
+    if (bytes.size() > used || (!bytes.empty() && (bytes.data() < piece.data() || bytes.data() + bytes.size() > piece.data() + used))) {
+      __builtin_trap();  // data outside what was taken
     }
-    if (ec) return 0;
-    at += used;
+    taken += used;
+    body_bytes += bytes.size();
   }
-  if (!parser.is_header_done()) return 0;
-  auto& req = parser.get();
-  if (tern::proxy::FramingProblem(req)) return 0;
+  if (req.framing == tern::proxy::BodyFraming::kLength && body.done() && body_bytes != req.content_length) __builtin_trap();
   std::vector<std::pair<std::string_view, std::string_view>> headers;
-  for (const auto& f : req) headers.emplace_back(f.name_string(), f.value());
-  std::string authority(req[http::field::host]);
-  tern::proxy::RequestView view{.method = req.method_string(), .path = req.target(), .authority = authority,
+  for (const auto& f : req.fields) headers.emplace_back(f.name, f.value);
+  std::string authority(req.Get("host"));
+  tern::proxy::RequestView view{.method = req.method, .path = req.target, .authority = authority,
                                 .headers = &headers, .port = 8080};
   const tern::proxy::VirtualHost* vh = Table().ForAuthority(authority.empty() ? "product-service" : authority, 8080);
   if (!vh) vh = Table().ForDestination("10.96.0.20", 8080);
   if (const tern::proxy::Route* route = Table().Match(*vh, view)) (void)tern::proxy::RouteTable::Pick(*route, size);
+  // What the proxy writes back out parses again, to the same fields.
+  std::string wire;
+  req.DropHopByHop();
+  req.AppendTo(wire, true);
+  tern::proxy::Http1Head again;
+  if (again.ParseRequest(wire) || again.fields.size() != req.fields.size()) __builtin_trap();
   return 0;
 }

@@ -1,0 +1,155 @@
+#include "proxy/http1_relay.h"
+
+#include <array>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+#include <cstring>
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr size_t kReadSize = 16384;  // what one read asks for
+constexpr size_t kPieces = 8;        // body pieces gathered into one write
+// A body of at most this length is read whole before anything of its message is written: a small
+// message costs one write, and one that breaks off mid-body has reached nobody (a 503, not a
+// truncated answer).
+constexpr uint64_t kHoldBytes = 16384;
+
+std::string_view Buffered(const boost::beast::flat_buffer& buf) {
+  return {static_cast<const char*>(buf.data().data()), buf.size()};
+}
+
+}  // namespace
+
+void Tee::Add(std::string_view data) {
+  if (!keep) overflow = overflow || !data.empty();
+  if (overflow) return;
+  if (body.size() + data.size() > limit) {
+    overflow = true;
+    body.clear();
+    return;
+  }
+  body.append(data);
+}
+
+Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length) {
+  size_t searched = 0;  // the blank line is not in what was searched before (less its last 3 bytes)
+  for (;;) {
+    std::string_view data = Buffered(buf);
+    size_t end = data.find("\r\n\r\n", searched);
+    if (end != std::string_view::npos && end + 4 <= limit) {
+      length = end + 4;
+      co_return error_code{};
+    }
+    if (data.size() >= limit) co_return boost::beast::http::error::header_limit;
+    searched = data.size() > 3 ? data.size() - 3 : 0;
+    auto [ec, n] = co_await s.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    if (ec) co_return ec;
+    buf.commit(n);
+  }
+}
+
+Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::string_view head,
+                                   Socket& out, bool chunk_out, Tee* tee) {
+  std::array<asio::const_buffer, 2 + 3 * kPieces> gather;
+  char sizes[kPieces][20];
+  bool wrote = false;
+  const bool hold = body.framing() == BodyFraming::kLength && body.remaining() <= kHoldBytes;
+  for (;;) {
+    if (hold && !wrote && buf.size() < body.remaining()) {
+      auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+      if (ec) co_return RelayError{.ec = ec, .reading = true};
+      buf.commit(got);
+      continue;
+    }
+    size_t n = 0, used = 0, pieces = 0;
+    if (!wrote && !head.empty()) gather[n++] = asio::buffer(head);
+    std::string_view in_bytes = Buffered(buf);
+    while (!body.done() && pieces < kPieces && used < in_bytes.size()) {
+      size_t step;
+      std::string_view data;
+      if (const char* problem = body.Next(in_bytes.substr(used), step, data)) {
+        co_return RelayError{.problem = problem, .reading = true, .wrote = wrote};
+      }
+      used += step;
+      if (data.empty()) continue;
+      if (tee) tee->Add(data);
+      if (chunk_out) {
+        gather[n++] = asio::buffer(sizes[pieces], ChunkHeader(data.size(), sizes[pieces]));
+        gather[n++] = asio::buffer(data);
+        gather[n++] = asio::buffer(kCrlf);
+      } else {
+        gather[n++] = asio::buffer(data);
+      }
+      ++pieces;
+    }
+    if (body.done() && chunk_out) gather[n++] = asio::buffer(kLastChunk);
+    if (n > 0) {
+      auto [ec, written] = co_await asio::async_write(out, std::span<const asio::const_buffer>(gather.data(), n), kNoThrow);
+      if (ec) co_return RelayError{.ec = ec, .wrote = true};
+      wrote = true;
+    }
+    buf.consume(used);
+    if (body.done()) co_return RelayError{.wrote = wrote};
+    if (used < in_bytes.size()) continue;  // more is buffered than one write took
+    auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    if (ec == asio::error::eof) {
+      body.EndOfInput();
+      if (body.done()) {  // a body framed by the connection's end
+        if (chunk_out) {
+          auto [wec, w] = co_await asio::async_write(out, asio::buffer(kLastChunk), kNoThrow);
+          if (wec) co_return RelayError{.ec = wec, .wrote = true};
+        }
+        co_return RelayError{.wrote = true};
+      }
+    }
+    if (ec) co_return RelayError{.ec = ec, .reading = true, .wrote = wrote};
+    buf.commit(got);
+  }
+}
+
+Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out) {
+  BodyRead r;
+  while (!body.done() && r.n == 0) {
+    std::string_view in_bytes = Buffered(buf);
+    size_t used = 0;
+    while (!body.done() && used < in_bytes.size() && r.n < out.size()) {
+      size_t step;
+      std::string_view data;
+      // At most what `out` has room for: the decoder takes no more than it is given.
+      if (const char* problem = body.Next(in_bytes.substr(used, out.size() - r.n), step, data)) {
+        r.error = RelayError{.problem = problem, .reading = true};
+        co_return r;
+      }
+      if (step == 0) break;
+      used += step;
+      std::memcpy(out.data() + r.n, data.data(), data.size());
+      r.n += data.size();
+    }
+    buf.consume(used);
+    if (body.done() || r.n > 0) break;
+    auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    if (ec == asio::error::eof) {
+      body.EndOfInput();
+      if (body.done()) break;
+    }
+    if (ec) {
+      r.error = RelayError{.ec = ec, .reading = true};
+      co_return r;
+    }
+    buf.commit(got);
+  }
+  co_return r;
+}
+
+Awaitable<error_code> WriteAll(Socket& s, std::string_view bytes) {
+  auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), kNoThrow);
+  co_return ec;
+}
+
+}  // namespace tern::proxy

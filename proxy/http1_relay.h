@@ -1,0 +1,56 @@
+// Moving HTTP/1.1 messages between sockets with the proxy's own codec (http1_codec.h): a header
+// section read whole before it is parsed, and a body relayed as it arrives, each batch of it one
+// gather write (the head with the first bytes of the body, so a small message costs one write).
+#pragma once
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/system/error_code.hpp>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "proxy/asio_types.h"
+#include "proxy/http1_codec.h"
+
+namespace tern::proxy {
+
+struct RelayError {
+  boost::system::error_code ec;  // of a read or a write
+  const char* problem = nullptr; // the body's framing was malformed
+  bool reading = false;          // the error came from the side being read (a malformed body, a reset)
+  bool wrote = false;            // some of the message had been written before it
+  explicit operator bool() const { return ec || problem; }
+};
+
+// A copy of a request body kept for its mirror or a retry, up to `limit` bytes; `overflow` once
+// bytes went by that are not in it.
+struct Tee {
+  std::string body;
+  size_t limit = 0;
+  bool keep = true;  // false: nothing needs a copy
+  bool overflow = false;
+  void Add(std::string_view data);
+};
+
+// Reads until `buf` holds a whole header section (CRLF CRLF) within `limit` bytes; its length
+// (the blank line included) in `length`. Errors: the read's, or http::error::header_limit.
+Awaitable<boost::system::error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length);
+
+// Writes `head` (already serialized; may be empty), then the body `body` decodes from `in`
+// (what `buf` already holds first), written as it is or, with `chunk_out`, as chunks. Stops at
+// the body's end: what follows it stays in `buf`.
+Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::string_view head,
+                                   Socket& out, bool chunk_out, Tee* tee = nullptr);
+
+// Up to `out.size()` bytes of the body `body` decodes from `in` (what `buf` holds first): how
+// many were copied (0 once the body is done), or an error.
+struct BodyRead {
+  size_t n = 0;
+  RelayError error;
+};
+Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out);
+
+// Writes `bytes` whole.
+Awaitable<boost::system::error_code> WriteAll(Socket& s, std::string_view bytes);
+
+}  // namespace tern::proxy

@@ -72,31 +72,93 @@ void ForEachToken(std::string_view list, F f) {
   }
 }
 
-bool HasToken(const std::vector<Http1Field>& fields, std::string_view name, std::string_view token) {
-  bool found = false;
-  for (const auto& f : fields) {
-    if (AsciiIEquals(f.name, name)) ForEachToken(f.value, [&](std::string_view t) { found = found || AsciiIEquals(t, token); });
+}  // namespace
+
+namespace {
+
+// The fields a parse classifies as it goes (by length first: most names match none).
+enum class Known : uint8_t { kOther, kHost, kConnection, kHopByHop, kContentLength, kTransferEncoding };
+
+Known Classify(std::string_view n) {
+  switch (n.size()) {
+    case 4: return AsciiIEquals(n, "host") ? Known::kHost : Known::kOther;
+    case 10:
+      if (AsciiIEquals(n, "connection")) return Known::kConnection;
+      return AsciiIEquals(n, "keep-alive") ? Known::kHopByHop : Known::kOther;
+    case 14: return AsciiIEquals(n, "content-length") ? Known::kContentLength : Known::kOther;
+    case 16: return AsciiIEquals(n, "proxy-connection") ? Known::kHopByHop : Known::kOther;
+    case 17: return AsciiIEquals(n, "transfer-encoding") ? Known::kTransferEncoding : Known::kOther;
+    default: return Known::kOther;
   }
-  return found;
+}
+
+// A field value's characters (HTAB, SP, VCHAR, obs-text): everything but CTLs and DEL.
+constexpr std::array<bool, 256> kValueChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 256; ++c) t[c] = c != 0x7f;
+  t['\t'] = true;
+  return t;
+}();
+
+bool ParseLength(std::string_view v, uint64_t& out) {
+  if (v.empty() || v.size() > 18) return false;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  return ec == std::errc() && end == v.data() + v.size();
 }
 
 }  // namespace
 
-const char* Http1Head::ParseFields(std::string_view& rest) {
+// One pass over the field lines: each name a token ending at its colon, each value without
+// CTLs, each line ended by CRLF, the section by an empty line and nothing after it.
+const char* Http1Head::ParseFields(std::string_view rest, Scan& scan) {
   fields.clear();
-  std::string_view line;
+  hop_by_hop_ = false;
+  const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
+  const auto* end = p + rest.size();
   for (;;) {
-    if (!NextLine(rest, line)) return "the header section does not end with an empty line";
-    if (line.empty()) return nullptr;
-    if (line.front() == ' ' || line.front() == '\t') return "obs-fold (a folded header line)";
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return "a header line without a colon";
-    std::string_view name = line.substr(0, colon);
-    if (!IsToken(name)) return "an invalid header field name";  // whitespace before the colon too
-    std::string_view value = TrimOws(line.substr(colon + 1));
-    if (!IsFieldValue(value)) return "an invalid character in a header field value";
+    const auto* name = p;
+    while (p < end && kTokenChars[*p]) ++p;
+    if (p == end) return "the header section does not end with an empty line";
+    if (p == name) {
+      if (*p == '\r' && p + 1 < end && p[1] == '\n') return p + 2 == end ? nullptr : "bytes after the header section";
+      if (*p == ' ' || *p == '\t') return "obs-fold (a folded header line)";
+      return "an invalid header field name";
+    }
+    if (*p != ':') return *p == '\r' ? "a header line without a colon" : "an invalid header field name";  // SP before ':' too
+    std::string_view field_name(reinterpret_cast<const char*>(name), static_cast<size_t>(p - name));
+    ++p;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    const auto* value = p;
+    while (p < end && kValueChars[*p]) ++p;
+    if (p + 1 >= end || *p != '\r' || p[1] != '\n') {
+      return p + 1 >= end ? "the header section does not end with an empty line" : "an invalid character in a header field value";
+    }
+    const auto* value_end = p;
+    while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
+    p += 2;
     if (fields.size() == kMaxHeaderFields) return kTooManyFields;
-    fields.push_back({name, value});
+    std::string_view field_value(reinterpret_cast<const char*>(value), static_cast<size_t>(value_end - value));
+    switch (Classify(field_name)) {
+      case Known::kOther: break;
+      case Known::kHost: ++scan.hosts; break;
+      case Known::kConnection:
+        hop_by_hop_ = true;
+        ForEachToken(field_value, [&](std::string_view t) {
+          scan.close = scan.close || AsciiIEquals(t, "close");
+          scan.keep_alive = scan.keep_alive || AsciiIEquals(t, "keep-alive");
+        });
+        break;
+      case Known::kHopByHop: hop_by_hop_ = true; break;
+      case Known::kContentLength:
+        ++scan.lengths;
+        scan.length = static_cast<int>(fields.size());
+        break;
+      case Known::kTransferEncoding:
+        ++scan.codings;
+        scan.coding = static_cast<int>(fields.size());
+        break;
+    }
+    fields.push_back({field_name, field_value});
   }
 }
 
@@ -120,46 +182,38 @@ const char* Http1Head::ParseRequest(std::string_view raw) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return "an invalid request target";
   }
   if (!ParseVersion(line.substr(sp2 + 1), version)) return "an unsupported HTTP version";
-  if (const char* problem = ParseFields(rest)) return problem;
-  if (!rest.empty()) return "bytes after the header section";
-
-  const Http1Field *length = nullptr, *coding = nullptr;
-  int hosts = 0;
-  for (const auto& f : fields) {
-    if (AsciiIEquals(f.name, "content-length")) {
-      if (length) return "two Content-Length fields";
-      length = &f;
-    } else if (AsciiIEquals(f.name, "transfer-encoding")) {
-      coding = &f;  // the last one: its last coding is the body's last
-    } else if (AsciiIEquals(f.name, "host")) {
-      ++hosts;
-    }
-  }
-  if (hosts > 1) return "two Host fields";
-  if (length && coding) return "Content-Length with Transfer-Encoding";
+  Scan scan;
+  bool keep_alive_forced_off = false;
+  if (const char* problem = ParseFields(rest, scan)) return problem;
+  if (scan.hosts > 1) return "two Host fields";
+  if (scan.lengths > 1) return "two Content-Length fields";
+  if (scan.lengths && scan.codings) return "Content-Length with Transfer-Encoding";
   framing = BodyFraming::kNone;
   content_length = 0;
-  if (coding) {
+  if (scan.codings) {
     // chunked must be the last coding, and applied once (RFC 9112 6.1, 6.3).
-    int chunked = 0;
+    int chunked = 0, codings_listed = 0;
     bool last_chunked = false;
     for (const auto& f : fields) {
       if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
       ForEachToken(f.value, [&](std::string_view t) {
         last_chunked = AsciiIEquals(t, "chunked");
         chunked += last_chunked;
+        ++codings_listed;
       });
     }
     if (chunked != 1 || !last_chunked) return "a Transfer-Encoding whose last coding is not chunked";
+    // Like Envoy, no coding but chunked: a backend that knew none of them would frame the body
+    // another way than we do.
+    if (codings_listed != 1) return kUnsupportedCoding;
     framing = BodyFraming::kChunked;
-  } else if (length) {
-    std::string_view v = length->value;
-    if (v.empty() || v.size() > 18) return "an invalid Content-Length";
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), content_length);
-    if (ec != std::errc() || end != v.data() + v.size()) return "an invalid Content-Length";
+    if (version == 10) keep_alive_forced_off = true;
+  } else if (scan.lengths) {
+    if (!ParseLength(fields[static_cast<size_t>(scan.length)].value, content_length)) return "an invalid Content-Length";
     framing = content_length > 0 ? BodyFraming::kLength : BodyFraming::kNone;
   }
-  keep_alive = version == 11 ? !HasToken(fields, "connection", "close") : HasToken(fields, "connection", "keep-alive");
+  // Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 6.1): the connection ends after it.
+  keep_alive = !keep_alive_forced_off && (version == 11 ? !scan.close : scan.keep_alive);
   return nullptr;
 }
 
@@ -180,34 +234,30 @@ const char* Http1Head::ParseResponse(std::string_view raw, bool head_request) {
   }
   if (status < 100 || (line.size() > 12 && line[12] != ' ')) return "a malformed status line";
   if (!IsFieldValue(line.substr(12))) return "an invalid reason phrase";
-  if (const char* problem = ParseFields(rest)) return problem;
-  if (!rest.empty()) return "bytes after the header section";
-
-  const Http1Field *length = nullptr, *coding = nullptr;
-  for (const auto& f : fields) {
-    if (AsciiIEquals(f.name, "content-length")) {
-      if (length) return "two Content-Length fields";
-      length = &f;
-    } else if (AsciiIEquals(f.name, "transfer-encoding")) {
-      coding = &f;
-    }
-  }
-  if (length && coding) return "Content-Length with Transfer-Encoding";
+  Scan scan;
+  if (const char* problem = ParseFields(rest, scan)) return problem;
+  if (scan.lengths > 1) return "two Content-Length fields";
+  if (scan.lengths && scan.codings) return "Content-Length with Transfer-Encoding";
   content_length = 0;
-  keep_alive = version == 11 ? !HasToken(fields, "connection", "close") : HasToken(fields, "connection", "keep-alive");
-  if (length) {
-    std::string_view v = length->value;
-    if (v.empty() || v.size() > 18) return "an invalid Content-Length";
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), content_length);
-    if (ec != std::errc() || end != v.data() + v.size()) return "an invalid Content-Length";
+  keep_alive = version == 11 ? !scan.close : scan.keep_alive;
+  if (scan.lengths && !ParseLength(fields[static_cast<size_t>(scan.length)].value, content_length)) {
+    return "an invalid Content-Length";
   }
   if (head_request || status < 200 || status == 204 || status == 304) {
     framing = BodyFraming::kNone;
-  } else if (coding) {
+  } else if (scan.codings) {
+    int chunked = 0;
     bool last_chunked = false;
-    ForEachToken(coding->value, [&](std::string_view t) { last_chunked = AsciiIEquals(t, "chunked"); });
+    for (const auto& f : fields) {
+      if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
+      ForEachToken(f.value, [&](std::string_view t) {
+        last_chunked = AsciiIEquals(t, "chunked");
+        chunked += last_chunked;
+      });
+    }
+    if (chunked > 1) return "chunked applied twice";
     framing = last_chunked ? BodyFraming::kChunked : BodyFraming::kUntilClose;
-  } else if (length) {
+  } else if (scan.lengths) {
     framing = content_length > 0 ? BodyFraming::kLength : BodyFraming::kNone;
   } else {
     framing = BodyFraming::kUntilClose;
@@ -224,6 +274,7 @@ void Http1Head::StartResponse(unsigned code) {
   fields.clear();
   owned_used_ = 0;
   raw_.clear();
+  hop_by_hop_ = false;
   framing = BodyFraming::kNone;
   content_length = 0;
   keep_alive = true;
@@ -252,11 +303,17 @@ void Http1Head::Set(std::string_view name, std::string_view value) {
   Add(name, value);
 }
 
-void Http1Head::Add(std::string_view name, std::string_view value) { fields.push_back({Own(name), Own(value)}); }
+void Http1Head::Add(std::string_view name, std::string_view value) {
+  Known k = Classify(name);
+  hop_by_hop_ = hop_by_hop_ || k == Known::kConnection || k == Known::kHopByHop;
+  fields.push_back({Own(name), Own(value)});
+}
 
 void Http1Head::SetTarget(std::string_view t) { target = Own(t); }
 
 void Http1Head::DropHopByHop() {
+  if (!hop_by_hop_) return;
+  hop_by_hop_ = false;
   // The fields the Connection field names are hop-by-hop too (RFC 9110 7.6.1).
   std::array<std::string_view, 8> named_buf;  // more than 8 named fields: the rest stay
   size_t count = 0;
@@ -284,10 +341,23 @@ void Http1Head::DropHopByHop() {
 
 void Http1Head::Frame(BodyFraming out, uint64_t length) {
   if (out == BodyFraming::kNone) return;
+  // Codings other than chunked (gzip, ...) stay with the message; chunked is ours to add.
+  std::string codings;
+  for (const auto& f : fields) {
+    if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
+    ForEachToken(f.value, [&](std::string_view t) {
+      if (AsciiIEquals(t, "chunked")) return;
+      if (!codings.empty()) codings += ", ";
+      codings += t;
+    });
+  }
   Erase("content-length");
   Erase("transfer-encoding");
-  if (out == BodyFraming::kChunked) fields.push_back({"Transfer-Encoding", "chunked"});
-  if (out == BodyFraming::kLength) {
+  if (out == BodyFraming::kChunked) {
+    fields.push_back({"Transfer-Encoding", codings.empty() ? std::string_view("chunked") : Own(codings + ", chunked")});
+  } else if (out == BodyFraming::kUntilClose) {
+    if (!codings.empty()) fields.push_back({"Transfer-Encoding", Own(codings)});
+  } else {  // kLength: for bodies with no other coding (replays of chunked requests, local answers)
     char digits[24];
     auto [end, ec] = std::to_chars(digits, digits + sizeof digits, length);
     fields.push_back({"Content-Length", Own(std::string_view(digits, static_cast<size_t>(end - digits)))});
@@ -296,8 +366,8 @@ void Http1Head::Frame(BodyFraming out, uint64_t length) {
 
 void Http1Head::AppendTo(std::string& out, bool keep, unsigned out_version) const {
   if (is_request) {
-    out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
-    out_version = 11;
+    out.append(method).append(" ").append(target).append(version == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    out_version = version;
   } else {
     char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
                     static_cast<char>('0' + status % 10), ' '};

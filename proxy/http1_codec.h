@@ -18,6 +18,12 @@ namespace tern::proxy {
 // The parse error for a header section of more than kMaxHeaderFields fields (431, not 400).
 inline constexpr char kTooManyFields[] = "more than 100 header fields";  // an array: one address everywhere
 
+// The parse error for a request transfer-coded other than just chunked (501, as Envoy answers).
+inline constexpr char kUnsupportedCoding[] = "a transfer coding other than chunked";
+
+// Interim answers (1xx but 101) read and dropped before the final one; more is a broken upstream.
+inline constexpr int kMaxInterimAnswers = 8;
+
 struct Http1Field {
   std::string_view name, value;
 };
@@ -56,8 +62,8 @@ class Http1Head {
   // The head as the next hop gets it: persistence set to `keep_alive` (the Connection field and
   // the hop-by-hop fields it names are the previous hop's; they are replaced), the body framed
   // `out` (kChunked: Transfer-Encoding chunked; kLength: Content-Length `length`; kUntilClose:
-  // neither; kNone: the fields as they are). Requests are written as HTTP/1.1; answers with the
-  // version given.
+  // only its other codings, if any; kNone: the fields as they are). Codings other than chunked
+  // stay listed. A request is written with its own version; an answer with the version given.
   void Frame(BodyFraming out, uint64_t length);
   void DropHopByHop();
   void AppendTo(std::string& out, bool keep_alive, unsigned version = 11) const;
@@ -72,12 +78,20 @@ class Http1Head {
   bool keep_alive = true;  // what the message asks of its connection (its version and Connection field)
 
  private:
-  const char* ParseFields(std::string_view& rest);
+  // What parsing the fields noticed on the way, so no second pass looks for it.
+  struct Scan {
+    int length = -1;  // the index of Content-Length in `fields`
+    int coding = -1;  // of the last Transfer-Encoding
+    int lengths = 0, codings = 0, hosts = 0;
+    bool close = false, keep_alive = false;  // Connection tokens
+  };
+  const char* ParseFields(std::string_view rest, Scan& scan);
   std::string_view Own(std::string_view s);  // a copy that lives as long as this head (or its next parse)
 
   std::string raw_;
   std::deque<std::string> owned_;  // a deque: growing it moves no string, so views stay valid
   size_t owned_used_ = 0;          // strings of owned_ in use; the rest are kept for their capacity
+  bool hop_by_hop_ = true;         // a Connection, Keep-Alive or Proxy-Connection field may be present
 };
 
 // Decodes a body's framing from its bytes as they arrive. Trailers of a chunked body are read

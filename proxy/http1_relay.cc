@@ -40,6 +40,8 @@ void Tee::Add(std::string_view data) {
 Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length) {
   size_t searched = 0;  // the blank line is not in what was searched before (less its last 3 bytes)
   for (;;) {
+    // Empty lines before a start line are skipped (RFC 9112 2.2), not read as a header's end.
+    while (searched == 0 && buf.size() >= 2 && Buffered(buf).starts_with("\r\n")) buf.consume(2);
     std::string_view data = Buffered(buf);
     size_t end = data.find("\r\n\r\n", searched);
     if (end != std::string_view::npos && end + 4 <= limit) {

@@ -368,9 +368,8 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   auto give_up = route_timeout && x.body.done() ? Clock::now() + *route_timeout : Clock::time_point::max();
   const UpstreamEndpoint* endpoint = x.d.endpoint;
   tcp::endpoint uep = x.uep;
-  // Connection is hop-by-hop: the upstream connection stays alive for the pool whatever the
-  // client asked of its own (a client's "close" would otherwise end a connection we reuse).
-  req.DropHopByHop();
+  // Connection is hop-by-hop (dropped at parse): the upstream connection stays alive for the
+  // pool whatever the client asked of its own.
   x.wire.clear();
   req.AppendTo(x.wire, true);
   const bool chunked_body = x.body.framing() == BodyFraming::kChunked;
@@ -424,7 +423,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
         // Interim answers (1xx but 101) are read and dropped, a bounded number of them.
         error_code uec;
         const char* problem = nullptr;
-        for (int interim = 0; interim < 8; ++interim) {
+        for (int interim = 0; interim <= kMaxInterimAnswers; ++interim) {
           size_t length = 0;
           uec = co_await ReadRawHeader(conn.socket, conn.buffer, kMaxHeaderBytes, length);
           if (uec) break;
@@ -432,6 +431,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
           conn.buffer.consume(length);
           if (problem || res.status >= 200 || res.status == 101) break;
         }
+        res.DropHopByHop();  // the upstream's connection fields, before the route adds its own
         if (conn.Disarm() && uec) failure = AttemptFailure::kTimeout, flag = "UT";  // the deadline cut the read
         if (failure == AttemptFailure::kNone && (uec || problem || (res.status < 200 && res.status != 101))) {
           // Bytes that are no HTTP/1.1 answer (or too long a head): 502; the connection ended or
@@ -482,14 +482,14 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
       }
       if (res.framing == BodyFraming::kChunked && chunk_out) out = BodyFraming::kNone;  // framed as it came
     }
-    res.DropHopByHop();
     res.Frame(out, 0);
     x.wire.clear();
     res.AppendTo(x.wire, keep_alive, req.version);
     BodyDecoder answer_body;
     answer_body.Start(res.framing, res.content_length);
     RelayError wec = co_await RelayMessage(conn.socket, conn.buffer, answer_body, x.wire, x.down, chunk_out);
-    x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep);
+    // Bytes after the answer are no answer to anything: that connection is not reused.
+    x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep && conn.buffer.size() == 0);
     if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client
     if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
     end.close = wec || !keep_alive;
@@ -532,13 +532,18 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     }
     if (hec || problem) {
       std::string why = problem ? problem : hec.message();
-      entry.code = hec == boost::beast::http::error::header_limit || problem == kTooManyFields ? 431 : 400;
+      entry.code = hec == boost::beast::http::error::header_limit || problem == kTooManyFields ? 431
+                   : problem == kUnsupportedCoding                                               ? 501
+                                                                                                 : 400;
       entry.flags = "DPE";
       co_await LocalReply(down, 11, entry.code, "bad request: " + why + "\n", false);
       LogAccess(ctx, entry);
       co_return;
     }
     body.Start(req.framing, req.content_length);
+    // Hop-by-hop fields are this connection's alone: gone before routing or the route's edits.
+    req.DropHopByHop();
+    if (req.framing == BodyFraming::kChunked) req.Frame(BodyFraming::kChunked, 0);  // one plain "chunked"
     // A client that waits for "100 Continue" before its body hears it from here, as Envoy does
     // (the upstream gets the body without having been asked).
     if (req.version == 11 && !body.done() && AsciiIEquals(req.Get("expect"), "100-continue")) {

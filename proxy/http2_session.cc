@@ -747,8 +747,9 @@ class Bridge final : public H2Handler {
       if (rec) co_return rec == boost::beast::http::error::header_limit ? "UPE" : "UC";
       const char* problem = res.ParseResponse({static_cast<const char*>(buf.data().data()), length}, method == "HEAD");
       buf.consume(length);
-      if (problem || interim == 8) co_return "UPE";
+      if (problem) co_return "UPE";
       if (res.status >= 200 || res.status == 101) break;
+      if (interim == kMaxInterimAnswers) co_return "UPE";
     }
     if (!ex.down_closed && retry_answer(res.status)) co_return kRetriableAnswer;
     ex.answer.response = {{":status", std::to_string(res.status)}};
@@ -782,7 +783,8 @@ class Bridge final : public H2Handler {
       nghttp2_session_resume_data(down_->session(), ex.down_id);
       down_->Kick();
     }
-    *keep = res.keep_alive && res.status != 101;  // false too when the body ended with the connection
+    // False too when the body ended with the connection, or bytes follow the answer.
+    *keep = res.keep_alive && res.status != 101 && buf.size() == 0;
     co_return nullptr;
   }
 

@@ -1,7 +1,8 @@
 // Fuzzes the HTTP/1.1 request path up to the routing decision, as the proxy runs it on bytes
 // from a client: the header section parsed by the proxy's own codec, the body after it decoded
 // by its framing (fed in arbitrary pieces, as reads would deliver it), then the route match
-// against the seed's VirtualService.
+// against the seed's VirtualService; and the same bytes as an upstream's answer, re-framed and
+// written back out, which must parse again.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -51,6 +52,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view input(reinterpret_cast<const char*>(data), size);
   size_t end = input.find("\r\n\r\n");
   if (end == std::string_view::npos || end + 4 > tern::proxy::kMaxHeaderBytes) return 0;
+  // The same bytes read as an upstream's answer: re-framed every way, written out, parsed again.
+  tern::proxy::Http1Head res;
+  if (!res.ParseResponse(input.substr(0, end + 4), size % 2)) {
+    using tern::proxy::BodyFraming;
+    const BodyFraming ways[] = {BodyFraming::kNone, BodyFraming::kLength, BodyFraming::kChunked, BodyFraming::kUntilClose};
+    res.DropHopByHop();
+    res.Frame(ways[size % 4], size);
+    std::string wire;
+    res.AppendTo(wire, size % 3 != 0, size % 5 ? 11 : 10);
+    tern::proxy::Http1Head again;
+    if (again.ParseResponse(wire, false) && ways[size % 4] != BodyFraming::kNone) __builtin_trap();
+  }
   tern::proxy::Http1Head req;
   if (req.ParseRequest(input.substr(0, end + 4))) return 0;
   // The body, in pieces whose sizes come from the input; every byte taken is accounted for.

@@ -62,7 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string wire;
     res.AppendTo(wire, size % 3 != 0, size % 5 ? 11 : 10);
     tern::proxy::Http1Head again;
-    if (again.ParseResponse(wire, false) && ways[size % 4] != BodyFraming::kNone) __builtin_trap();
+    // (Its framing or Connection field may make a hundred fields one too many.)
+    const char* problem = again.ParseResponse(wire, false);
+    if (problem && problem != tern::proxy::kTooManyFields && ways[size % 4] != BodyFraming::kNone) __builtin_trap();
   }
   tern::proxy::Http1Head req;
   if (req.ParseRequest(input.substr(0, end + 4))) return 0;
@@ -97,6 +99,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.DropHopByHop();
   req.AppendTo(wire, true);
   tern::proxy::Http1Head again;
-  if (again.ParseRequest(wire) || again.fields.size() != req.fields.size()) __builtin_trap();
+  // (An HTTP/1.0 request kept alive says so in one more field.)
+  const char* problem = again.ParseRequest(wire);
+  if (problem ? problem != tern::proxy::kTooManyFields : again.fields.size() != req.fields.size() + (req.version == 10)) {
+    __builtin_trap();
+  }
   return 0;
 }

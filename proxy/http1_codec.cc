@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <span>
 
 #include "core/base/ascii.h"
@@ -100,6 +101,24 @@ constexpr std::array<bool, 256> kValueChars = [] {
   return t;
 }();
 
+// The first byte at or after `p` that is no field value character (its CR, mostly): eight
+// bytes at a time while none is below 0x20 or DEL, then byte by byte.
+const unsigned char* SkipValueChars(const unsigned char* p, const unsigned char* end) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+  while (end - p >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    // A byte below 0x20 (on bytes under 0x80: those at or above are obs-text, valid), or 0x7f.
+    uint64_t below = (w - kOnes * 0x20) & ~w & kHighs;
+    uint64_t x = w ^ (kOnes * 0x7f);
+    uint64_t del = (x - kOnes) & ~x & kHighs;
+    if (below | del) break;
+    p += 8;
+  }
+  while (p < end && kValueChars[*p]) ++p;
+  return p;
+}
+
 bool ParseLength(std::string_view v, uint64_t& out) {
   if (v.empty() || v.size() > 18) return false;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
@@ -129,7 +148,7 @@ const char* Http1Head::ParseFields(std::string_view rest, Scan& scan) {
     ++p;
     while (p < end && (*p == ' ' || *p == '\t')) ++p;
     const auto* value = p;
-    while (p < end && kValueChars[*p]) ++p;
+    p = SkipValueChars(p, end);
     if (p + 1 >= end || *p != '\r' || p[1] != '\n') {
       return p + 1 >= end ? "the header section does not end with an empty line" : "an invalid character in a header field value";
     }
@@ -318,16 +337,15 @@ void Http1Head::DropHopByHop() {
   std::array<std::string_view, 8> named_buf;  // more than 8 named fields: the rest stay
   size_t count = 0;
   for (const auto& f : fields) {
-    if (!AsciiIEquals(f.name, "connection")) continue;
+    if (Classify(f.name) != Known::kConnection) continue;
     ForEachToken(f.value, [&](std::string_view t) {
       if (count < named_buf.size() && !AsciiIEquals(t, "keep-alive") && !AsciiIEquals(t, "close")) named_buf[count++] = t;
     });
   }
   std::span<const std::string_view> named(named_buf.data(), count);
   std::erase_if(fields, [&](const Http1Field& f) {
-    if (AsciiIEquals(f.name, "connection") || AsciiIEquals(f.name, "keep-alive") || AsciiIEquals(f.name, "proxy-connection")) {
-      return true;
-    }
+    Known k = Classify(f.name);
+    if (k == Known::kConnection || k == Known::kHopByHop) return true;
     for (std::string_view n : named) {
       // Framing stays with the message (re-framed by Frame); Host is never hop-by-hop.
       if (AsciiIEquals(f.name, n) && !AsciiIEquals(n, "content-length") && !AsciiIEquals(n, "transfer-encoding") &&
@@ -365,19 +383,33 @@ void Http1Head::Frame(BodyFraming out, uint64_t length) {
 }
 
 void Http1Head::AppendTo(std::string& out, bool keep, unsigned out_version) const {
-  if (is_request) {
-    out.append(method).append(" ").append(target).append(version == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-    out_version = version;
-  } else {
-    char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
-                    static_cast<char>('0' + status % 10), ' '};
-    out.append(out_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(code, 4).append(ReasonPhrase(status)).append("\r\n");
-  }
-  for (const auto& f : fields) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  // Sized once, then copied into: one allocation at most, no capacity check per piece.
+  char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
+                  static_cast<char>('0' + status % 10), ' '};
+  std::string_view reason = is_request ? std::string_view() : ReasonPhrase(status);
+  if (is_request) out_version = version;
+  std::string_view version_text = out_version == 10 ? "HTTP/1.0" : "HTTP/1.1";
   // HTTP/1.1 persists unless told; HTTP/1.0 only when told.
-  if (!keep) out.append("Connection: close\r\n");
-  else if (out_version == 10) out.append("Connection: keep-alive\r\n");
-  out.append("\r\n");
+  std::string_view persistence = !keep ? "Connection: close\r\n" : out_version == 10 ? "Connection: keep-alive\r\n" : "";
+  size_t size = is_request ? method.size() + target.size() + version_text.size() + 4 : version_text.size() + 5 + reason.size() + 2;
+  for (const auto& f : fields) size += f.name.size() + f.value.size() + 4;
+  size += persistence.size() + 2;
+  size_t at = out.size();
+  out.resize(at + size);
+  char* p = out.data() + at;
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  if (is_request) {
+    put(method), put(" "), put(target), put(" "), put(version_text);
+  } else {
+    put(version_text), put(" "), put({code, 4}), put(reason);
+  }
+  put("\r\n");
+  for (const auto& f : fields) put(f.name), put(": "), put(f.value), put("\r\n");
+  put(persistence);
+  put("\r\n");
 }
 
 std::string_view ReasonPhrase(unsigned status) {

@@ -100,6 +100,26 @@ TEST(Http1Head, AnAnswersOtherCodingsStayWhenItIsReframed) {
   EXPECT_EQ(h.Get("transfer-encoding"), "gzip") << "de-chunked for an HTTP/1.0 client, still gzipped";
 }
 
+TEST(Http1Head, EveryByteOfAValueIsCheckedWhereverItSits) {
+  // Values are scanned eight bytes at a time: each byte value at each offset of a long value.
+  Http1Head h;
+  for (int c = 0; c < 256; ++c) {
+    const bool valid = c == '\t' || (c >= 0x20 && c != 0x7f);
+    for (size_t at = 0; at < 19; ++at) {
+      std::string value(20, 'v');
+      value[at] = static_cast<char>(c);
+      if (c == '\r') value[at + 1] = 'x';  // a CR not followed by LF
+      std::string raw = "GET / HTTP/1.1\r\nX: " + value + "\r\n\r\n";
+      const char* problem = h.ParseRequest(raw);
+      if (valid) {
+        ASSERT_EQ(problem, nullptr) << "byte " << c << " at " << at;
+      } else {
+        ASSERT_NE(problem, nullptr) << "byte " << c << " at " << at;
+      }
+    }
+  }
+}
+
 TEST(Http1Head, AHundredFieldsParseAndOneMoreIsTooMany) {
   std::string raw = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 100; ++i) raw += "x-" + std::to_string(i) + ": 1\r\n";

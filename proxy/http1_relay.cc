@@ -5,6 +5,10 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cstring>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <algorithm>
+#include <tuple>
 
 namespace tern::proxy {
 
@@ -14,7 +18,7 @@ using error_code = boost::system::error_code;
 namespace {
 
 constexpr size_t kReadSize = 16384;  // what one read asks for
-constexpr size_t kPieces = 8;        // body pieces gathered into one write
+constexpr size_t kPieces = RelayScratch::kPieces;  // body pieces gathered into one write
 // A body of at most this length is read whole before anything of its message is written: a small
 // message costs one write, and one that breaks off mid-body has reached nobody (a 503, not a
 // truncated answer).
@@ -56,10 +60,50 @@ Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, s
   }
 }
 
+size_t WriteNow(Socket& s, std::span<const asio::const_buffer> buffers, error_code& ec) {
+  // sendmsg with MSG_DONTWAIT, not the socket's own write_some: that would block unless Asio's
+  // user non-blocking flag were set, and the socket's other operations need not change.
+  std::array<iovec, 2 + 3 * RelayScratch::kPieces> iov;
+  size_t count = std::min(buffers.size(), iov.size());
+  for (size_t i = 0; i < count; ++i) {
+    iov[i].iov_base = const_cast<void*>(buffers[i].data());
+    iov[i].iov_len = buffers[i].size();
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  for (;;) {
+    ssize_t n = ::sendmsg(s.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec = error_code(errno, boost::system::system_category());
+    return 0;
+  }
+}
+
+std::span<asio::const_buffer> Rest(std::span<asio::const_buffer> buffers, size_t n) {
+  while (!buffers.empty() && n >= buffers.front().size()) {
+    n -= buffers.front().size();
+    buffers = buffers.subspan(1);
+  }
+  if (!buffers.empty()) buffers.front() += n;
+  return buffers;
+}
+
+// Writes `buffers` whole: what the socket takes at once, then the rest asynchronously.
+Awaitable<error_code> WriteGather(Socket& s, std::span<asio::const_buffer> buffers) {
+  error_code ec;
+  size_t total = asio::buffer_size(buffers);
+  size_t n = WriteNow(s, buffers, ec);
+  if (ec || n == total) co_return ec;
+  auto [wec, w] = co_await asio::async_write(s, Rest(buffers, n), kNoThrow);
+  co_return wec;
+}
+
 Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::string_view head,
-                                   Socket& out, bool chunk_out, Tee* tee) {
-  std::array<asio::const_buffer, 2 + 3 * kPieces> gather;
-  char sizes[kPieces][20];
+                                   Socket& out, bool chunk_out, RelayScratch& scratch, Tee* tee) {
+  auto& gather = scratch.gather;
+  auto& sizes = scratch.sizes;
   bool wrote = false;
   const bool hold = body.framing() == BodyFraming::kLength && body.remaining() <= kHoldBytes;
   for (;;) {
@@ -92,7 +136,13 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
     }
     if (body.done() && chunk_out) gather[n++] = asio::buffer(kLastChunk);
     if (n > 0) {
-      auto [ec, written] = co_await asio::async_write(out, std::span<const asio::const_buffer>(gather.data(), n), kNoThrow);
+      // Written now when the socket takes it all (no suspension), else the rest asynchronously.
+      error_code ec;
+      std::span<asio::const_buffer> pending(gather.data(), n);
+      size_t now = WriteNow(out, pending, ec);
+      if (!ec && now < asio::buffer_size(pending)) {
+        std::tie(ec, std::ignore) = co_await asio::async_write(out, Rest(pending, now), kNoThrow);
+        }
       if (ec) co_return RelayError{.ec = ec, .wrote = true};
       wrote = true;
     }
@@ -104,8 +154,8 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
       body.EndOfInput();
       if (body.done()) {  // a body framed by the connection's end
         if (chunk_out) {
-          auto [wec, w] = co_await asio::async_write(out, asio::buffer(kLastChunk), kNoThrow);
-          if (wec) co_return RelayError{.ec = wec, .wrote = true};
+          gather[0] = asio::buffer(kLastChunk);
+          if (error_code wec = co_await WriteGather(out, {gather.data(), 1})) co_return RelayError{.ec = wec, .wrote = true};
         }
         co_return RelayError{.wrote = true};
       }
@@ -150,8 +200,8 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
 }
 
 Awaitable<error_code> WriteAll(Socket& s, std::string_view bytes) {
-  auto [ec, n] = co_await asio::async_write(s, asio::buffer(bytes), kNoThrow);
-  co_return ec;
+  asio::const_buffer b = asio::buffer(bytes);
+  co_return co_await WriteGather(s, {&b, 1});
 }
 
 }  // namespace tern::proxy

@@ -3,6 +3,8 @@
 // gather write (the head with the first bytes of the body, so a small message costs one write).
 #pragma once
 
+#include <array>
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/system/error_code.hpp>
 #include <span>
@@ -36,11 +38,20 @@ struct Tee {
 // (the blank line included) in `length`. Errors: the read's, or http::error::header_limit.
 Awaitable<boost::system::error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length);
 
+// What one relay gathers into a write: the head, and per body piece its chunk size line, the
+// piece and its CRLF. Kept by the caller (one per connection) so that the relay's coroutine
+// frame stays small enough for Asio to recycle (past about 1 KB it is allocated every time).
+struct RelayScratch {
+  static constexpr size_t kPieces = 8;
+  std::array<boost::asio::const_buffer, 2 + 3 * kPieces> gather;
+  char sizes[kPieces][20];
+};
+
 // Writes `head` (already serialized; may be empty), then the body `body` decodes from `in`
 // (what `buf` already holds first), written as it is or, with `chunk_out`, as chunks. Stops at
 // the body's end: what follows it stays in `buf`.
 Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::string_view head,
-                                   Socket& out, bool chunk_out, Tee* tee = nullptr);
+                                   Socket& out, bool chunk_out, RelayScratch& scratch, Tee* tee = nullptr);
 
 // Up to `out.size()` bytes of the body `body` decodes from `in` (what `buf` holds first): how
 // many were copied (0 once the body is done), or an error.
@@ -52,5 +63,12 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
 
 // Writes `bytes` whole.
 Awaitable<boost::system::error_code> WriteAll(Socket& s, std::string_view bytes);
+
+// Writes what the socket takes of `buffers` now, without waiting; how much. The caller writes the rest asynchronously (see Rest). A message that fits the
+// socket's send buffer, nearly every one, goes out without suspending the coroutine or a trip
+// through the scheduler.
+size_t WriteNow(Socket& s, std::span<const boost::asio::const_buffer> buffers, boost::system::error_code& ec);
+// `buffers` less its first `n` bytes: the span shrinks and its first buffer is trimmed in place.
+std::span<boost::asio::const_buffer> Rest(std::span<boost::asio::const_buffer> buffers, size_t n);
 
 }  // namespace tern::proxy

@@ -152,6 +152,7 @@ struct ForwardRequest {
   BodyDecoder& body;    // the request's, from `dbuf` then `down`
   Http1Head& answer;    // the connection's, reused for each answer
   std::string& wire;    // the connection's, for each head as it is written
+  RelayScratch& scratch;
   std::span<char> chunk;
   HttpContext& ctx;
   const RouteDecision& d;
@@ -392,7 +393,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
       Http1Conn& conn = *lease.conn;
       if (!relayed) {  // the first try reads the request from the client as it goes
         relayed = true;
-        RelayError rec = co_await RelayMessage(x.down, x.dbuf, x.body, x.wire, conn.socket, chunked_body, &tee);
+        RelayError rec = co_await RelayMessage(x.down, x.dbuf, x.body, x.wire, conn.socket, chunked_body, x.scratch, &tee);
         if (rec && rec.reading) {
           x.ctx.http1_pool->Release(std::move(lease.conn), false);
           end.local_status = 400;
@@ -487,7 +488,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     res.AppendTo(x.wire, keep_alive, req.version);
     BodyDecoder answer_body;
     answer_body.Start(res.framing, res.content_length);
-    RelayError wec = co_await RelayMessage(conn.socket, conn.buffer, answer_body, x.wire, x.down, chunk_out);
+    RelayError wec = co_await RelayMessage(conn.socket, conn.buffer, answer_body, x.wire, x.down, chunk_out, x.scratch);
     // Bytes after the answer are no answer to anything: that connection is not reused.
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep && conn.buffer.size() == 0);
     if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client
@@ -513,6 +514,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
   Http1Head req, answer;
   BodyDecoder body;
   std::string wire;
+  RelayScratch scratch;
   AuthorityCache authorities;
   const std::string inbound_cluster = "inbound|" + std::to_string(ctx.original.port()) + "||";
   const std::string peer_ip = ctx.peer.address().to_string();
@@ -623,7 +625,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
-      ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+      ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                        .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
       H2Outcome out = co_await ForwardOverHttp2(x, *ctx.h2_pool);
       if (out.local_status) {
@@ -636,7 +638,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+    ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                      .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
     ExchangeEnd end = co_await ForwardHttp1(x);
     if (end.local_status) {

@@ -131,6 +131,7 @@ bool ParseLength(std::string_view v, uint64_t& out) {
 // CTLs, each line ended by CRLF, the section by an empty line and nothing after it.
 const char* Http1Head::ParseFields(std::string_view rest, Scan& scan) {
   fields.clear();
+  if (fields.capacity() == 0) fields.reserve(16);  // one allocation for a typical head, not five
   hop_by_hop_ = false;
   const auto* p = reinterpret_cast<const unsigned char*>(rest.data());
   const auto* end = p + rest.size();
@@ -172,10 +173,7 @@ const char* Http1Head::ParseFields(std::string_view rest, Scan& scan) {
         ++scan.lengths;
         scan.length = static_cast<int>(fields.size());
         break;
-      case Known::kTransferEncoding:
-        ++scan.codings;
-        scan.coding = static_cast<int>(fields.size());
-        break;
+      case Known::kTransferEncoding: ++scan.codings; break;
     }
     fields.push_back({field_name, field_value});
   }
@@ -307,8 +305,8 @@ const Http1Field* Http1Head::Find(std::string_view name) const {
 }
 
 std::string_view Http1Head::Own(std::string_view s) {
-  if (owned_used_ == owned_.size()) owned_.emplace_back();
-  std::string& slot = owned_[owned_used_++];
+  if (owned_used_ == owned_.size()) owned_.push_back(std::make_unique<std::string>());
+  std::string& slot = *owned_[owned_used_++];
   slot.assign(s);
   return slot;
 }
@@ -387,7 +385,8 @@ void Http1Head::AppendTo(std::string& out, bool keep, unsigned out_version) cons
   char code[4] = {static_cast<char>('0' + status / 100 % 10), static_cast<char>('0' + status / 10 % 10),
                   static_cast<char>('0' + status % 10), ' '};
   std::string_view reason = is_request ? std::string_view() : ReasonPhrase(status);
-  if (is_request) out_version = version;
+  // A request keeps its version, but a chunked body is HTTP/1.1's alone (RFC 9112 6.1).
+  if (is_request) out_version = framing == BodyFraming::kChunked ? 11 : version;
   std::string_view version_text = out_version == 10 ? "HTTP/1.0" : "HTTP/1.1";
   // HTTP/1.1 persists unless told; HTTP/1.0 only when told.
   std::string_view persistence = !keep ? "Connection: close\r\n" : out_version == 10 ? "Connection: keep-alive\r\n" : "";

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,7 +81,6 @@ class Http1Head {
   // What parsing the fields noticed on the way, so no second pass looks for it.
   struct Scan {
     int length = -1;  // the index of Content-Length in `fields`
-    int coding = -1;  // of the last Transfer-Encoding
     int lengths = 0, codings = 0, hosts = 0;
     bool close = false, keep_alive = false;  // Connection tokens
   };
@@ -89,7 +88,9 @@ class Http1Head {
   std::string_view Own(std::string_view s);  // a copy that lives as long as this head (or its next parse)
 
   std::string raw_;
-  std::deque<std::string> owned_;  // a deque: growing it moves no string, so views stay valid
+  // Each string on the heap by itself: growing the vector moves no string, so views stay valid
+  // (a deque would do too, but allocates as it is constructed, and heads are made per request).
+  std::vector<std::unique_ptr<std::string>> owned_;
   size_t owned_used_ = 0;          // strings of owned_ in use; the rest are kept for their capacity
   bool hop_by_hop_ = true;         // a Connection, Keep-Alive or Proxy-Connection field may be present
 };

@@ -86,6 +86,10 @@ TEST(Http1Head, OnlyChunkedIsAcceptedAsARequestsCoding) {
   EXPECT_EQ(out, "POST / HTTP/1.1\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n") << "written back plain";
   ASSERT_EQ(h.ParseRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"), nullptr);
   EXPECT_FALSE(h.keep_alive) << "a transfer-coded HTTP/1.0 request ends its connection (RFC 9112 6.1)";
+  h.DropHopByHop();
+  out.clear();
+  h.AppendTo(out, true);
+  EXPECT_EQ(out, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") << "chunks go upstream as HTTP/1.1 only";
 }
 
 TEST(Http1Head, AnAnswersOtherCodingsStayWhenItIsReframed) {

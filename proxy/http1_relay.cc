@@ -4,6 +4,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
+#include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -142,7 +143,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
       size_t now = WriteNow(out, pending, ec);
       if (!ec && now < asio::buffer_size(pending)) {
         std::tie(ec, std::ignore) = co_await asio::async_write(out, Rest(pending, now), kNoThrow);
-        }
+      }
       if (ec) co_return RelayError{.ec = ec, .wrote = true};
       wrote = true;
     }

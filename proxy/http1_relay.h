@@ -1,6 +1,8 @@
 // Moving HTTP/1.1 messages between sockets with the proxy's own codec (http1_codec.h): a header
 // section read whole before it is parsed, and a body relayed as it arrives, each batch of it one
 // gather write (the head with the first bytes of the body, so a small message costs one write).
+// Writes go to the socket directly before any asynchronous remainder: no other write may be
+// under way on the same socket meanwhile (each socket here has one writing coroutine).
 #pragma once
 
 #include <array>

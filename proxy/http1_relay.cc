@@ -1,15 +1,18 @@
 #include "proxy/http1_relay.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
 #include <array>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cerrno>
 #include <cstring>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <algorithm>
 #include <tuple>
+
+#include "proxy/draining_read.h"
 
 namespace tern::proxy {
 
@@ -55,7 +58,7 @@ Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, s
     }
     if (data.size() >= limit) co_return boost::beast::http::error::header_limit;
     searched = data.size() > 3 ? data.size() - 3 : 0;
-    auto [ec, n] = co_await s.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    auto [ec, n] = co_await s.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
     if (ec) co_return ec;
     buf.commit(n);
   }
@@ -109,7 +112,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
   const bool hold = body.framing() == BodyFraming::kLength && body.remaining() <= kHoldBytes;
   for (;;) {
     if (hold && !wrote && buf.size() < body.remaining()) {
-      auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+      auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
       if (ec) co_return RelayError{.ec = ec, .reading = true};
       buf.commit(got);
       continue;
@@ -150,7 +153,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
     buf.consume(used);
     if (body.done()) co_return RelayError{.wrote = wrote};
     if (used < in_bytes.size()) continue;  // more is buffered than one write took
-    auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
     if (ec == asio::error::eof) {
       body.EndOfInput();
       if (body.done()) {  // a body framed by the connection's end
@@ -186,7 +189,7 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
     }
     buf.consume(used);
     if (body.done() || r.n > 0) break;
-    auto [ec, got] = co_await in.async_read_some(buf.prepare(kReadSize), kNoThrow);
+    auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
     if (ec == asio::error::eof) {
       body.EndOfInput();
       if (body.done()) break;

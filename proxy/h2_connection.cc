@@ -4,6 +4,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "proxy/draining_read.h"
 #include "proxy/header_limits.h"
 
 namespace tern::proxy {
@@ -101,7 +102,7 @@ Awaitable<void> H2Connection::Run(std::string initial) {
 
 Awaitable<void> H2Connection::ReadLoop() {
   while (!closed_) {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), kNoThrow);
+    auto [ec, n] = co_await socket_.async_read_some(DrainingBuffer(asio::buffer(in_)), kNoThrow);
     if (ec || !Feed(in_.data(), n)) {
       closed_ = true;
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/metrics/registry.h"
+#include "proxy/draining_read.h"
 #include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
 #include "proxy/http1_session.h"
@@ -152,7 +153,7 @@ namespace {
 Awaitable<void> Pipe(Socket& from, Socket& to, uint64_t& bytes) {
   std::array<char, 16384> buf;
   for (;;) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), kNoThrow);
+    auto [ec, n] = co_await from.async_read_some(DrainingBuffer(asio::buffer(buf)), kNoThrow);
     if (ec) break;
     auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kNoThrow);
     if (wec) break;

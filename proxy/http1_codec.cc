@@ -119,6 +119,24 @@ const unsigned char* SkipValueChars(const unsigned char* p, const unsigned char*
   return p;
 }
 
+// The transfer codings of all Transfer-Encoding fields, in order.
+struct Codings {
+  int chunked = 0, listed = 0;
+  bool last_chunked = false;
+};
+Codings ListCodings(const std::vector<Http1Field>& fields) {
+  Codings c;
+  for (const auto& f : fields) {
+    if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
+    ForEachToken(f.value, [&](std::string_view t) {
+      c.last_chunked = AsciiIEquals(t, "chunked");
+      c.chunked += c.last_chunked;
+      ++c.listed;
+    });
+  }
+  return c;
+}
+
 bool ParseLength(std::string_view v, uint64_t& out) {
   if (v.empty() || v.size() > 18) return false;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
@@ -209,20 +227,11 @@ const char* Http1Head::ParseRequest(std::string_view raw) {
   content_length = 0;
   if (scan.codings) {
     // chunked must be the last coding, and applied once (RFC 9112 6.1, 6.3).
-    int chunked = 0, codings_listed = 0;
-    bool last_chunked = false;
-    for (const auto& f : fields) {
-      if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
-      ForEachToken(f.value, [&](std::string_view t) {
-        last_chunked = AsciiIEquals(t, "chunked");
-        chunked += last_chunked;
-        ++codings_listed;
-      });
-    }
-    if (chunked != 1 || !last_chunked) return "a Transfer-Encoding whose last coding is not chunked";
+    Codings c = ListCodings(fields);
+    if (c.chunked != 1 || !c.last_chunked) return "a Transfer-Encoding whose last coding is not chunked";
     // Like Envoy, no coding but chunked: a backend that knew none of them would frame the body
     // another way than we do.
-    if (codings_listed != 1) return kUnsupportedCoding;
+    if (c.listed != 1) return kUnsupportedCoding;
     framing = BodyFraming::kChunked;
     if (version == 10) keep_alive_forced_off = true;
   } else if (scan.lengths) {
@@ -263,17 +272,9 @@ const char* Http1Head::ParseResponse(std::string_view raw, bool head_request) {
   if (head_request || status < 200 || status == 204 || status == 304) {
     framing = BodyFraming::kNone;
   } else if (scan.codings) {
-    int chunked = 0;
-    bool last_chunked = false;
-    for (const auto& f : fields) {
-      if (!AsciiIEquals(f.name, "transfer-encoding")) continue;
-      ForEachToken(f.value, [&](std::string_view t) {
-        last_chunked = AsciiIEquals(t, "chunked");
-        chunked += last_chunked;
-      });
-    }
-    if (chunked > 1) return "chunked applied twice";
-    framing = last_chunked ? BodyFraming::kChunked : BodyFraming::kUntilClose;
+    Codings c = ListCodings(fields);
+    if (c.chunked > 1) return "chunked applied twice";
+    framing = c.last_chunked ? BodyFraming::kChunked : BodyFraming::kUntilClose;
   } else if (scan.lengths) {
     framing = content_length > 0 ? BodyFraming::kLength : BodyFraming::kNone;
   } else {
@@ -486,7 +487,8 @@ const char* BodyDecoder::Next(std::string_view in, size_t& used, std::string_vie
     return nullptr;
   }
   // The chunked framing around the data, a byte at a time, up to the next data or the end.
-  while (used < in.size() && state_ != State::kDone && state_ != State::kData) {
+  const char* problem = nullptr;
+  while (!problem && used < in.size() && state_ != State::kDone && state_ != State::kData) {
     char c = in[used++];
     switch (state_) {
       case State::kSize: {
@@ -515,37 +517,28 @@ const char* BodyDecoder::Next(std::string_view in, size_t& used, std::string_vie
         digits_ = line_ = 0;
         state_ = remaining_ == 0 ? State::kTrailer : State::kData;
         break;
-      case State::kDataCr:
-        if (c != '\r') return "chunk data longer than its size";
-        state_ = State::kDataLf;
-        break;
-      case State::kDataLf:
-        if (c != '\n') return "chunk data without CRLF";
-        state_ = State::kSize;
-        break;
-      case State::kTrailer:
-        if (c == '\r') state_ = State::kEndLf;
-        else if (c == '\n') return "a bare LF in the trailers";
+      // The one byte each of these states allows, and the state after it.
+      case State::kDataCr: problem = Expect(c, '\r', State::kDataLf, "chunk data longer than its size"); break;
+      case State::kDataLf: problem = Expect(c, '\n', State::kSize, "chunk data without CRLF"); break;
+      case State::kTrailerLf: problem = Expect(c, '\n', State::kTrailer, "a bare CR in the trailers"); break;
+      case State::kEndLf: problem = Expect(c, '\n', State::kDone, "a bare CR in the trailers"); break;
+      case State::kTrailer:  // a trailer line's first byte, or the CR of the empty line that ends them
+      case State::kTrailerLine:
+        if (c == '\n') return "a bare LF in the trailers";
+        if (c == '\r') state_ = state_ == State::kTrailer ? State::kEndLf : State::kTrailerLf;
         else state_ = State::kTrailerLine;
         if (++line_ > kMaxTrailerBytes) return "trailers too large";
-        break;
-      case State::kTrailerLine:
-        if (c == '\r') state_ = State::kTrailerLf;
-        else if (c == '\n') return "a bare LF in the trailers";
-        if (++line_ > kMaxTrailerBytes) return "trailers too large";
-        break;
-      case State::kTrailerLf:
-        if (c != '\n') return "a bare CR in the trailers";
-        state_ = State::kTrailer;
-        break;
-      case State::kEndLf:
-        if (c != '\n') return "a bare CR in the trailers";
-        state_ = State::kDone;
         break;
       case State::kData:
       case State::kDone: break;
     }
   }
+  return problem;
+}
+
+const char* BodyDecoder::Expect(char c, char want, State next, const char* problem) {
+  if (c != want) return problem;
+  state_ = next;
   return nullptr;
 }
 

@@ -113,6 +113,8 @@ class BodyDecoder {
 
  private:
   enum class State : uint8_t { kData, kSize, kExtension, kSizeLf, kDataCr, kDataLf, kTrailer, kTrailerLine, kTrailerLf, kEndLf, kDone };
+  const char* Expect(char c, char want, State next, const char* problem);
+
   BodyFraming framing_ = BodyFraming::kNone;
   State state_ = State::kDone;
   uint64_t remaining_ = 0;  // of the body (kLength) or of the chunk (kChunked)

@@ -98,11 +98,34 @@ Awaitable<void> H2Connection::Run(std::string initial) {
     closed_ = true;
   }
   co_await (ReadLoop() && WriteLoop());
+  if (!peer_done_ && socket_.is_open()) co_await Linger();
+}
+
+namespace {
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr size_t kLingerBytes = 1 << 20;
+}  // namespace
+
+Awaitable<void> H2Connection::Linger() {
+  boost::system::error_code ec;
+  socket_.shutdown(Socket::shutdown_send, ec);
+  if (ec) co_return;
+  Timer timer(socket_.get_executor(), kLingerTime);
+  co_await (DrainInput() || timer.async_wait(kNoThrow));
+}
+
+Awaitable<void> H2Connection::DrainInput() {
+  for (size_t drained = 0; drained < kLingerBytes;) {
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_), kNoThrow);
+    if (ec) co_return;
+    drained += n;
+  }
 }
 
 Awaitable<void> H2Connection::ReadLoop() {
   while (!closed_) {
     auto [ec, n] = co_await socket_.async_read_some(DrainingBuffer(asio::buffer(in_)), kNoThrow);
+    if (ec) peer_done_ = true;
     if (ec || !Feed(in_.data(), n)) {
       closed_ = true;
     }

@@ -48,7 +48,8 @@ class H2Connection {
   H2Handler& handler() { return handler_; }
   Socket& socket() { return socket_; }
   // Feeds `initial` (bytes a sniffer already read), then reads and writes until the session is
-  // over (both sides done, GOAWAY sent and flushed) or the socket fails.
+  // over (both sides done, GOAWAY sent and flushed) or the socket fails. When this side ended
+  // it, the close lingers (see Linger).
   Awaitable<void> Run(std::string initial);
   // Something was submitted or resumed: the writer flushes it.
   void Kick();
@@ -59,6 +60,12 @@ class H2Connection {
  private:
   Awaitable<void> ReadLoop();
   Awaitable<void> WriteLoop();
+  // This side ended the session with the peer still sending: the write side is shut (the peer
+  // reads our GOAWAY, then EOF) and what still arrives is read and dropped, up to kLingerTime
+  // and kLingerBytes. Closing at once with unread bytes queued would reset the connection, and
+  // a reset can destroy the GOAWAY before the peer reads it (RFC 9113 6.8: a graceful close).
+  Awaitable<void> Linger();
+  Awaitable<void> DrainInput();
   bool Feed(const uint8_t* data, size_t size);
 
   Socket socket_;
@@ -68,6 +75,7 @@ class H2Connection {
   std::array<uint8_t, 16384> in_;
   std::string out_;
   bool closed_ = false;
+  bool peer_done_ = false;  // the peer closed or reset its side
 };
 
 }  // namespace tern::proxy

@@ -135,7 +135,9 @@ class RawH2Client {
   bool Pump(const std::function<bool()>& done, std::chrono::milliseconds deadline = 5000ms) {
     auto end = std::chrono::steady_clock::now() + deadline;
     while (std::chrono::steady_clock::now() < end) {
-      if (!Flush()) eof = true;
+      // A write that fails (the proxy ended the connection) still leaves what the proxy sent
+      // before, its GOAWAY among it, to be read: only the read side says the peer is gone.
+      Flush();
       if (done()) return true;
       if (eof) return false;
       pollfd p{fd_, POLLIN, 0};

@@ -80,15 +80,25 @@ namespace {
 // The fields a parse classifies as it goes (by length first: most names match none).
 enum class Known : uint8_t { kOther, kHost, kConnection, kHopByHop, kContentLength, kTransferEncoding };
 
+// `n` equals `lower` (lowercase letters and '-', as long as `n`) but for case: a letter ORed with
+// 0x20 is its lowercase; '-' is compared exactly.
+bool NameIs(std::string_view n, std::string_view lower) {
+  for (size_t i = 0; i < lower.size(); ++i) {
+    char c = n[i];
+    if (lower[i] == '-' ? c != '-' : static_cast<char>(c | 0x20) != lower[i]) return false;
+  }
+  return true;
+}
+
 Known Classify(std::string_view n) {
-  switch (n.size()) {
-    case 4: return AsciiIEquals(n, "host") ? Known::kHost : Known::kOther;
+  switch (n.size()) {  // then the first letter: most names fail there
+    case 4: return NameIs(n, "host") ? Known::kHost : Known::kOther;
     case 10:
-      if (AsciiIEquals(n, "connection")) return Known::kConnection;
-      return AsciiIEquals(n, "keep-alive") ? Known::kHopByHop : Known::kOther;
-    case 14: return AsciiIEquals(n, "content-length") ? Known::kContentLength : Known::kOther;
-    case 16: return AsciiIEquals(n, "proxy-connection") ? Known::kHopByHop : Known::kOther;
-    case 17: return AsciiIEquals(n, "transfer-encoding") ? Known::kTransferEncoding : Known::kOther;
+      if ((n[0] | 0x20) == 'c') return NameIs(n, "connection") ? Known::kConnection : Known::kOther;
+      return NameIs(n, "keep-alive") ? Known::kHopByHop : Known::kOther;
+    case 14: return (n[0] | 0x20) == 'c' && NameIs(n, "content-length") ? Known::kContentLength : Known::kOther;
+    case 16: return (n[0] | 0x20) == 'p' && NameIs(n, "proxy-connection") ? Known::kHopByHop : Known::kOther;
+    case 17: return (n[0] | 0x20) == 't' && NameIs(n, "transfer-encoding") ? Known::kTransferEncoding : Known::kOther;
     default: return Known::kOther;
   }
 }

@@ -124,6 +124,19 @@ TEST(Http1Head, EveryByteOfAValueIsCheckedWhereverItSits) {
   }
 }
 
+TEST(Http1Head, FramingNamesAreKnownInAnyCaseAndOnlyExactly) {
+  Http1Head h;
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nCONTENT-LENGTH: 5\r\nCONNECTION: CLOSE\r\n\r\n"), nullptr);
+  EXPECT_EQ(h.framing, BodyFraming::kLength);
+  EXPECT_FALSE(h.keep_alive);
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\ntransfer-ENCODING: Chunked\r\n\r\n"), nullptr);
+  EXPECT_EQ(h.framing, BodyFraming::kChunked);
+  // Look-alikes are other fields: '_' for '-' (0x5f | 0x20 is no '-'), a longer name.
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nContent_Length: 5\r\nX-Content-Length: 5\r\n\r\n"), nullptr);
+  EXPECT_EQ(h.framing, BodyFraming::kNone);
+  ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\nHost: a\r\nHOST_: b\r\n\r\n"), nullptr) << "one Host";
+}
+
 TEST(Http1Head, AHundredFieldsParseAndOneMoreIsTooMany) {
   std::string raw = "GET / HTTP/1.1\r\n";
   for (int i = 0; i < 100; ++i) raw += "x-" + std::to_string(i) + ": 1\r\n";

@@ -470,13 +470,6 @@ void BodyDecoder::Start(BodyFraming framing, uint64_t length) {
 
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 constexpr size_t kMaxChunkLine = 4096;     // a chunk-size line with its extensions
 constexpr size_t kMaxTrailerBytes = 65536;  // all trailer lines together
 
@@ -502,7 +495,7 @@ const char* BodyDecoder::Next(std::string_view in, size_t& used, std::string_vie
     char c = in[used++];
     switch (state_) {
       case State::kSize: {
-        int v = HexValue(c);
+        int v = AsciiHexValue(c);
         if (v >= 0) {
           if (++digits_ > 15) return "a chunk size too large";
           remaining_ = remaining_ * 16 + static_cast<uint64_t>(v);

@@ -92,6 +92,7 @@ struct H2Outcome {
 };
 
 constexpr size_t kH2RequestBuffer = 256 * 1024;  // read no further ahead of the upstream
+constexpr size_t kH2Chunk = 16384;                // what one step moves between client and stream
 
 // An HTTP/1.1 client's request on a pooled HTTP/2 stream: what the stream hears is buffered
 // here, and the session's coroutine, waiting on `wake`, takes it in its own time; flow control
@@ -153,7 +154,7 @@ struct ForwardRequest {
   Http1Head& answer;    // the connection's, reused for each answer
   std::string& wire;    // the connection's, for each head as it is written
   RelayScratch& scratch;
-  std::span<char> chunk;
+  std::span<char> chunk;  // the HTTP/2 forwarding's body buffer (empty for HTTP/1.1 upstreams)
   HttpContext& ctx;
   const RouteDecision& d;
   Rng& rng;
@@ -510,7 +511,9 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
   thread_local Rng rng{std::random_device{}()};
   // Kept for the connection's life, so their storage is reused by each request.
   std::vector<std::pair<std::string_view, std::string_view>> headers;
-  std::vector<char> chunk(16384);  // the body relay buffer
+  // The HTTP/2 forwarding's body buffer, made on first use (the HTTP/1.1 relay reads into the
+  // connection's own buffer).
+  std::unique_ptr<char[]> h2_chunk;
   Http1Head req, answer;
   BodyDecoder body;
   std::string wire;
@@ -625,6 +628,8 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
                              : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
     if (http2) {
+      if (!h2_chunk) h2_chunk = std::make_unique_for_overwrite<char[]>(kH2Chunk);
+      std::span<char> chunk(h2_chunk.get(), kH2Chunk);
       ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
                        .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
       H2Outcome out = co_await ForwardOverHttp2(x, *ctx.h2_pool);
@@ -638,7 +643,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       if (out.close || !keep_alive) co_return;
       continue;
     }
-    ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
+    ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = {}, .ctx = ctx, .d = d, .rng = rng,
                      .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
     ExchangeEnd end = co_await ForwardHttp1(x);
     if (end.local_status) {

@@ -1,6 +1,7 @@
 #include "proxy/pod_settings.h"
 
 #include "core/annotations/keys.h"
+#include "core/base/ascii.h"
 #include "core/annotations/sidecar_annotations.h"
 #include "core/istio/duration.h"
 
@@ -12,13 +13,6 @@
 namespace tern::proxy {
 
 namespace {
-
-int Hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Go's strconv.Unquote for a double-quoted string (the escapes %q writes).
 bool Unquote(std::string_view q, std::string* out) {
@@ -41,7 +35,7 @@ bool Unquote(std::string_view q, std::string* out) {
       case '"': out->push_back('"'); break;
       case 'x': {
         if (i + 2 >= q.size()) return false;
-        int hi = Hex(q[i + 1]), lo = Hex(q[i + 2]);
+        int hi = AsciiHexValue(q[i + 1]), lo = AsciiHexValue(q[i + 2]);
         if (hi < 0 || lo < 0) return false;
         out->push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
@@ -51,7 +45,7 @@ bool Unquote(std::string_view q, std::string* out) {
         if (i + 4 >= q.size()) return false;
         unsigned cp = 0;
         for (int k = 1; k <= 4; ++k) {
-          int h = Hex(q[i + k]);
+          int h = AsciiHexValue(q[i + k]);
           if (h < 0) return false;
           cp = cp * 16 + static_cast<unsigned>(h);
         }

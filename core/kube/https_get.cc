@@ -147,11 +147,9 @@ Result<HttpsResponse> ParseHttpResponse(const std::string& raw) {
       if (eol == std::string_view::npos) return Status::Error("truncated chunked body");
       size_t size = 0;
       size_t i = 0;
-      for (; i < eol && std::isxdigit(static_cast<unsigned char>(rest[i])); ++i) {
+      for (; i < eol && AsciiHexValue(rest[i]) >= 0; ++i) {
         if (size > (1u << 30)) return Status::Error("chunk too large");
-        size = size * 16 + static_cast<size_t>(std::isdigit(static_cast<unsigned char>(rest[i]))
-                                                   ? rest[i] - '0'
-                                                   : std::tolower(static_cast<unsigned char>(rest[i])) - 'a' + 10);
+        size = size * 16 + static_cast<size_t>(AsciiHexValue(rest[i]));
       }
       if (i == 0) return Status::Error("malformed chunk size");
       rest.remove_prefix(eol + 2);

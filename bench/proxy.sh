@@ -15,9 +15,11 @@
 # 127.0.0.1 and v2 on 127.0.0.2) under the seed's VirtualService and DestinationRule verbatim
 # (90/10 split, retries, timeout, LEAST_CONN, connection pool limits, outlier detection): next
 # to "tern" (a plain route) it prices the resilience features.
+# A last table holds latency at a fixed 12,000 requests/s (RATE=...) over HTTP/1.1, below every
+# proxy's knee, with each proxy's CPU per request at that equal load.
 # With INSTRUCTIONS=1 it ends with user-space instructions per request for tern-proxy and HAProxy
 # under callgrind: a measure this machine's run-to-run noise does not move.
-#   [INSTRUCTIONS=1] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
+#   [INSTRUCTIONS=1] [RATE=N] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -227,6 +229,39 @@ for target in tern haproxy nginx; do
 done
 awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t99="$(median "${h2p99[tern]}")" \
   -v h99="$(median "${h2p99[haproxy]}")" 'BEGIN { printf "tern/HAProxy over HTTP/2: throughput %.2fx, p99 %.2fx\n", t/h, t99/h99 }'
+
+# Latency at a fixed offered load, below every proxy's knee: h2load over HTTP/1.1, 16 connections
+# sending $rate requests/s in all, each request's time from its log file. The wrk rows above are
+# closed-loop at saturation, where latency mostly restates throughput; this is the latency a
+# caller sees at a load the proxies all sustain (Envoy's benchmarking guidance: measure latency
+# below the knee, open loop). CPU per 10k requests at an equal load compares the proxies' cost
+# with the scheduler's placement mattering least.
+rate=${RATE:-12000}
+declare -A frrps frp50 frp99 frp999 frcpu
+for round in $(seq "$rounds"); do
+  for target in tern haproxy nginx; do
+    p=${pid[$target]}
+    before=$(cpu_ticks "$p")
+    out=$(run h2load --h1 -c16 -t2 --rps=$((rate / 16)) -D "$duration" --log-file="$work/fr.log" "${url[$target]}" 2>&1)
+    after=$(cpu_ticks "$p")
+    ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
+    frrps[$target]="${frrps[$target]:-} $(awk '/^finished in/ {print $4}' <<<"$out")"
+    stats=$(awk '{print $3 / 1000}' "$work/fr.log" | sort -g |
+      awk '{a[NR]=$1} END {printf "%.3f %.3f %.3f", a[int(NR*0.5)], a[int(NR*0.99)], a[int(NR*0.999)]}')
+    read -r l50 l99 l999 <<<"$stats"
+    c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+    frp50[$target]="${frp50[$target]:-} $l50"; frp99[$target]="${frp99[$target]:-} $l99"
+    frp999[$target]="${frp999[$target]:-} $l999"; frcpu[$target]="${frcpu[$target]:-} $c"
+  done
+done
+printf "\nHTTP/1.1 at a fixed %s requests/s (h2load --h1 --rps, 16 connections)\n%-8s %12s %10s %10s %10s %16s\n" \
+  "$rate" target "requests/s" "p50 ms" "p99 ms" "p99.9 ms" "CPU s/10k req"
+for target in tern haproxy nginx; do
+  printf "%-8s %12s %10s %10s %10s %16s\n" "$target" "$(median "${frrps[$target]}")" "$(median "${frp50[$target]}")" \
+    "$(median "${frp99[$target]}")" "$(median "${frp999[$target]}")" "$(median "${frcpu[$target]}")"
+done
+awk -v t="$(median "${frp99[tern]}")" -v h="$(median "${frp99[haproxy]}")" -v tc="$(median "${frcpu[tern]}")" \
+  -v hc="$(median "${frcpu[haproxy]}")" 'BEGIN { printf "tern/HAProxy at a fixed rate: p99 %.2fx, CPU per request %.2fx\n", t/h, tc/hc }'
 echo "peak RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"
 
 # Instructions per request (INSTRUCTIONS=1; needs valgrind): a measure this machine's noise does

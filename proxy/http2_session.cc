@@ -140,6 +140,37 @@ struct Exchange final : H2UpstreamStream {
   ssize_t ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) override;
 };
 
+// An HTTP/1.1 exchange's 16 KiB body buffer, taken from the worker thread's spares and given
+// back after: a stream costs no allocation when one finished before it. The spares are the
+// thread's, not a bridge's, so a coroutine frame destroyed late (at shutdown, on another thread)
+// never returns its buffer into a bridge that is gone.
+constexpr size_t kChunk = 16384;
+class SpareChunk {
+ public:
+  SpareChunk() {
+    if (Spares().empty()) {
+      chunk_ = std::make_unique_for_overwrite<uint8_t[]>(kChunk);  // uninitialized: written before read
+    } else {
+      chunk_ = std::move(Spares().back());
+      Spares().pop_back();
+    }
+  }
+  ~SpareChunk() {
+    if (Spares().size() < kMaxSpares) Spares().push_back(std::move(chunk_));
+  }
+  SpareChunk(const SpareChunk&) = delete;
+  SpareChunk& operator=(const SpareChunk&) = delete;
+  uint8_t* get() const { return chunk_.get(); }
+
+ private:
+  static constexpr size_t kMaxSpares = 8;
+  static std::vector<std::unique_ptr<uint8_t[]>>& Spares() {
+    thread_local std::vector<std::unique_ptr<uint8_t[]>> spares;
+    return spares;
+  }
+  std::unique_ptr<uint8_t[]> chunk_;
+};
+
 class Bridge final : public H2Handler {
   friend struct Exchange;  // its upstream stream's events are the bridge's to handle
 
@@ -195,6 +226,7 @@ class Bridge final : public H2Handler {
     auto ex = std::make_unique<Exchange>(*this);
     ex->down_id = f.hd.stream_id;
     ex->entry.protocol = "HTTP/2";
+    ex->request.reserve(kUsualFieldCount);  // one allocation for most requests' fields
     nghttp2_session_set_stream_user_data(c.session(), f.hd.stream_id, ex.get());
     exchanges_[f.hd.stream_id] = std::move(ex);
     ++streams_opened_;
@@ -334,6 +366,9 @@ class Bridge final : public H2Handler {
   }
 
  private:
+  // Room most requests' fields fit in: h2load and curl send 6 or 7, browsers more.
+  static constexpr size_t kUsualFieldCount = 8;
+
   // The request's headers are complete: route it and open its upstream stream.
   void Start(Exchange& ex) {
     if (ex.too_large) return Local(ex, 431, "request headers too large\n", "DPE");
@@ -398,6 +433,7 @@ class Bridge final : public H2Handler {
 
     // The request as the upstream gets it: pseudo-headers first (rewritten), then the rest.
     Headers out;
+    out.reserve(ex.request.size() + 1);  // the four pseudo-headers, the fields, one more if Host came
     std::string new_path(path), new_authority(authority);
     if (ex.spec && ex.spec->rewrite) {
       new_path = RewritePath(path, *d.route, *ex.spec->rewrite);
@@ -684,19 +720,23 @@ class Bridge final : public H2Handler {
                                              std::chrono::steady_clock::time_point try_until, RetryAnswer& retry_answer) {
     Socket& s = conn.socket;
     std::string_view method, path, authority;
-    std::string head;
     bool has_length = false;
+    // The head is sized first and written in one allocation.
+    size_t size = sizeof(" HTTP/1.1\r\nhost: \r\ntransfer-encoding: chunked\r\n\r\n");
     for (const auto& [n, v] : request) {
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
-      else if (n[0] == ':' || IsHopByHop(n)) continue;
-      else {
-        has_length |= n == "content-length";
-        head.append(n).append(": ").append(v).append("\r\n");
-      }
+      size += n.size() + v.size() + 4;
     }
-    head.insert(0, std::string(method).append(" ").append(path).append(" HTTP/1.1\r\nhost: ").append(authority).append("\r\n"));
+    std::string head;
+    head.reserve(size);
+    head.append(method).append(" ").append(path).append(" HTTP/1.1\r\nhost: ").append(authority).append("\r\n");
+    for (const auto& [n, v] : request) {
+      if (n[0] == ':' || IsHopByHop(n)) continue;
+      has_length |= n == "content-length";
+      head.append(n).append(": ").append(v).append("\r\n");
+    }
     // Framing: the client's length, else none for an empty body, else chunked as it streams.
     bool chunked = false;
     if (!has_length) {
@@ -711,8 +751,7 @@ class Bridge final : public H2Handler {
     if (co_await WriteAll(s, head)) co_return ex.down_closed ? nullptr : "UC";
     // The body relay buffer: uninitialized (zeroing 16 KiB per request was a quarter of the
     // HTTP/2 path's instructions).
-    constexpr size_t kChunk = 16384;
-    auto chunk = std::make_unique_for_overwrite<uint8_t[]>(kChunk);
+    SpareChunk chunk;
     for (;;) {
       size_t n = ex.request_body.Take(chunk.get(), kChunk);
       if (n > 0) {
@@ -750,7 +789,9 @@ class Bridge final : public H2Handler {
       if (interim == kMaxInterimAnswers) co_return "UPE";
     }
     if (!ex.down_closed && retry_answer(res.status)) co_return kRetriableAnswer;
-    ex.answer.response = {{":status", std::to_string(res.status)}};
+    ex.answer.response.clear();
+    ex.answer.response.reserve(res.fields.size() + 1);
+    ex.answer.response.emplace_back(":status", std::to_string(res.status));
     for (const auto& f : res.fields) {
       std::string name = AsciiLower(f.name);
       if (IsConnectionSpecific(name)) continue;
@@ -809,10 +850,10 @@ class Bridge final : public H2Handler {
 
   void SubmitResponse(Exchange& ex) {
     ex.response_started = true;
-    Headers out;
-    for (auto& [n, v] : ex.answer.response) {
+    // Edited in place: the answer's headers serve nothing else once they are submitted.
+    Headers& out = ex.answer.response;
+    for (auto& [n, v] : out) {
       if (n == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
-      out.emplace_back(std::move(n), std::move(v));
     }
     if (!ex.detached) RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kNone, ex.entry.code);
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);

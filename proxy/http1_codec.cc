@@ -250,6 +250,38 @@ const char* Http1Head::ParseRequest(std::string_view raw) {
   }
   // Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 6.1): the connection ends after it.
   keep_alive = !keep_alive_forced_off && (version == 11 ? !scan.close : scan.keep_alive);
+  bool absolute = false;
+  if (target[0] != '/') {
+    if (const char* problem = ToOriginForm(absolute)) return problem;
+  }
+  // HTTP/1.1 requires Host (RFC 9112 3.2); an absolute target brings its own. A transfer-coded
+  // HTTP/1.0 request goes upstream as HTTP/1.1, so it needs one too.
+  if ((version == 11 || framing == BodyFraming::kChunked) && scan.hosts == 0 && !absolute) return "no Host field";
+  return nullptr;
+}
+
+const char* Http1Head::ToOriginForm(bool& absolute) {
+  // Authority form is CONNECT's alone, the asterisk OPTIONS' alone (RFC 9112 3.2.3, 3.2.4).
+  if (method == "CONNECT") return nullptr;
+  if (target == "*") return method == "OPTIONS" ? nullptr : "an asterisk target for a method other than OPTIONS";
+  // Absolute form, from a client that takes the proxy for a forward proxy: the target's
+  // authority replaces Host, and the upstream gets origin form (RFC 9112 3.2.2, 7.2).
+  size_t sep = target.find("://");
+  std::string_view scheme = target.substr(0, sep);
+  if (sep == std::string_view::npos || !(AsciiIEquals(scheme, "http") || AsciiIEquals(scheme, "https"))) {
+    return "an invalid request target";
+  }
+  std::string_view rest = target.substr(sep + 3);
+  size_t end = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, end);
+  if (authority.empty()) return "an absolute request target without a host";
+  if (authority.find('@') != std::string_view::npos) return "a request target with userinfo";  // RFC 9110 4.2.4
+  std::string_view path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  Set("host", authority);
+  if (path.empty()) target = "/";
+  else if (path[0] == '?') target = Own(std::string("/").append(path));
+  else target = path;
+  absolute = true;
   return nullptr;
 }
 

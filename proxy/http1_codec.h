@@ -38,7 +38,8 @@ class Http1Head {
 
   // Parse a whole header section (start line to the blank line; its final CRLF CRLF included).
   // Each returns nullptr, or what is wrong (a request: 400; an answer: 502). An answer to a HEAD
-  // request (`head_request`) has no body whatever it says.
+  // request (`head_request`) has no body whatever it says. A request's absolute target becomes
+  // origin form, its authority the Host field.
   const char* ParseRequest(std::string_view raw);
   const char* ParseResponse(std::string_view raw, bool head_request);
   // An answer made here (from an HTTP/2 stream's header, or the proxy's own): no fields yet.
@@ -85,6 +86,8 @@ class Http1Head {
     bool close = false, keep_alive = false;  // Connection tokens
   };
   const char* ParseFields(std::string_view rest, Scan& scan);
+  // A request target not in origin form: checked, and an absolute one made origin form.
+  const char* ToOriginForm(bool& absolute);
   std::string_view Own(std::string_view s);  // a copy that lives as long as this head (or its next parse)
 
   std::string raw_;

@@ -30,16 +30,55 @@ TEST(Http1Head, ARequestParsesToViewsOfItsOwnCopy) {
 
 TEST(Http1Head, PersistenceFollowsTheVersionAndTheConnectionField) {
   Http1Head h;
-  ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\nConnection: Upgrade, CLOSE\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, CLOSE\r\n\r\n"), nullptr);
   EXPECT_FALSE(h.keep_alive);
   ASSERT_EQ(h.ParseRequest("GET / HTTP/1.0\r\n\r\n"), nullptr);
   EXPECT_FALSE(h.keep_alive);
   EXPECT_EQ(h.version, 10u);
   ASSERT_EQ(h.ParseRequest("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n"), nullptr);
   EXPECT_TRUE(h.keep_alive);
-  ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), nullptr);
   EXPECT_TRUE(h.keep_alive);
   EXPECT_EQ(h.framing, BodyFraming::kNone);
+}
+
+TEST(Http1Head, TargetsAreMadeOriginFormAndHttp11NeedsHost) {
+  Http1Head h;
+  EXPECT_STREQ(h.ParseRequest("GET / HTTP/1.1\r\nX: 1\r\n\r\n"), "no Host field");
+  EXPECT_EQ(h.ParseRequest("GET / HTTP/1.0\r\n\r\n"), nullptr) << "HTTP/1.0 has no Host requirement";
+  EXPECT_STREQ(h.ParseRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), "no Host field")
+      << "but goes upstream as HTTP/1.1 when chunked";
+  // Absolute form: the target's authority replaces Host; the target becomes origin form.
+  struct Case {
+    const char* target;
+    const char* host;
+    const char* origin;
+  };
+  for (const Case& c : {Case{"http://b.svc:8080/p?q=1", "b.svc:8080", "/p?q=1"}, Case{"HTTPS://b", "b", "/"},
+                        Case{"http://b?q", "b", "/?q"}, Case{"http://[::1]:80/x", "[::1]:80", "/x"}}) {
+    std::string raw = std::string("GET ") + c.target + " HTTP/1.1\r\nHost: elsewhere\r\nX: 1\r\n\r\n";
+    ASSERT_EQ(h.ParseRequest(raw), nullptr) << c.target;
+    EXPECT_EQ(h.target, c.origin) << c.target;
+    EXPECT_EQ(h.Get("host"), c.host) << c.target;
+    EXPECT_EQ(h.Get("x"), "1");
+    std::string out;
+    h.AppendTo(out, true);
+    EXPECT_EQ(out.find("elsewhere"), std::string::npos) << out;
+    EXPECT_EQ(out.rfind(std::string("GET ") + c.origin + " HTTP/1.1\r\n", 0), 0u) << out;
+  }
+  ASSERT_EQ(h.ParseRequest("GET http://b/ HTTP/1.1\r\n\r\n"), nullptr) << "an absolute target brings its host";
+  EXPECT_EQ(h.Get("host"), "b");
+  EXPECT_EQ(h.ParseRequest("OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n"), nullptr);
+  EXPECT_EQ(h.target, "*");
+  for (auto [raw, problem] : std::vector<std::pair<std::string, std::string>>{
+           {"GET * HTTP/1.1\r\nHost: b\r\n\r\n", "an asterisk target for a method other than OPTIONS"},
+           {"GET b/c HTTP/1.1\r\nHost: b\r\n\r\n", "an invalid request target"},
+           {"GET ftp://b/ HTTP/1.1\r\nHost: b\r\n\r\n", "an invalid request target"},
+           {"GET http:///p HTTP/1.1\r\nHost: b\r\n\r\n", "an absolute request target without a host"},
+           {"GET http://u:p@b/ HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with userinfo"}}) {
+    const char* got = h.ParseRequest(raw);
+    EXPECT_STREQ(got ? got : "accepted", problem.c_str()) << raw;
+  }
 }
 
 TEST(Http1Head, SmugglingShapesAreRefusedWithWhatIsWrong) {
@@ -78,18 +117,18 @@ TEST(Http1Head, SmugglingShapesAreRefusedWithWhatIsWrong) {
 TEST(Http1Head, OnlyChunkedIsAcceptedAsARequestsCoding) {
   Http1Head h;
   EXPECT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), kUnsupportedCoding);
-  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked,\r\nX: 1\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked,\r\nX: 1\r\n\r\n"), nullptr);
   EXPECT_EQ(h.framing, BodyFraming::kChunked);
   h.Frame(BodyFraming::kChunked, 0);
   std::string out;
   h.AppendTo(out, true);
-  EXPECT_EQ(out, "POST / HTTP/1.1\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n") << "written back plain";
-  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"), nullptr);
+  EXPECT_EQ(out, "POST / HTTP/1.1\r\nHost: a\r\nX: 1\r\nTransfer-Encoding: chunked\r\n\r\n") << "written back plain";
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"), nullptr);
   EXPECT_FALSE(h.keep_alive) << "a transfer-coded HTTP/1.0 request ends its connection (RFC 9112 6.1)";
   h.DropHopByHop();
   out.clear();
   h.AppendTo(out, true);
-  EXPECT_EQ(out, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") << "chunks go upstream as HTTP/1.1 only";
+  EXPECT_EQ(out, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") << "chunks go upstream as HTTP/1.1 only";
 }
 
 TEST(Http1Head, AnAnswersOtherCodingsStayWhenItIsReframed) {
@@ -113,7 +152,7 @@ TEST(Http1Head, EveryByteOfAValueIsCheckedWhereverItSits) {
       std::string value(20, 'v');
       value[at] = static_cast<char>(c);
       if (c == '\r') value[at + 1] = 'x';  // a CR not followed by LF
-      std::string raw = "GET / HTTP/1.1\r\nX: " + value + "\r\n\r\n";
+      std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX: " + value + "\r\n\r\n";
       const char* problem = h.ParseRequest(raw);
       if (valid) {
         ASSERT_EQ(problem, nullptr) << "byte " << c << " at " << at;
@@ -126,20 +165,20 @@ TEST(Http1Head, EveryByteOfAValueIsCheckedWhereverItSits) {
 
 TEST(Http1Head, FramingNamesAreKnownInAnyCaseAndOnlyExactly) {
   Http1Head h;
-  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nCONTENT-LENGTH: 5\r\nCONNECTION: CLOSE\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nHOST: a\r\nCONTENT-LENGTH: 5\r\nCONNECTION: CLOSE\r\n\r\n"), nullptr);
   EXPECT_EQ(h.framing, BodyFraming::kLength);
   EXPECT_FALSE(h.keep_alive);
-  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\ntransfer-ENCODING: Chunked\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nhost: a\r\ntransfer-ENCODING: Chunked\r\n\r\n"), nullptr);
   EXPECT_EQ(h.framing, BodyFraming::kChunked);
   // Look-alikes are other fields: '_' for '-' (0x5f | 0x20 is no '-'), a longer name.
-  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nContent_Length: 5\r\nX-Content-Length: 5\r\n\r\n"), nullptr);
+  ASSERT_EQ(h.ParseRequest("POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\nX-Content-Length: 5\r\n\r\n"), nullptr);
   EXPECT_EQ(h.framing, BodyFraming::kNone);
   ASSERT_EQ(h.ParseRequest("GET / HTTP/1.1\r\nHost: a\r\nHOST_: b\r\n\r\n"), nullptr) << "one Host";
 }
 
 TEST(Http1Head, AHundredFieldsParseAndOneMoreIsTooMany) {
-  std::string raw = "GET / HTTP/1.1\r\n";
-  for (int i = 0; i < 100; ++i) raw += "x-" + std::to_string(i) + ": 1\r\n";
+  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 1; i < 100; ++i) raw += "x-" + std::to_string(i) + ": 1\r\n";
   Http1Head h;
   EXPECT_EQ(h.ParseRequest(raw + "\r\n"), nullptr);
   EXPECT_EQ(h.ParseRequest(raw + "x-100: 1\r\n\r\n"), kTooManyFields);

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "core/base/ascii.h"
 #include "core/base/files.h"
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
@@ -110,6 +111,16 @@ TEST_F(ProxyInPod, HttpRequestsFollowTheSeedsCanaryRouting) {
     EXPECT_NE(res.find("x-backend: v2"), std::string::npos) << res;
     EXPECT_NE(res.find("v2 GET /items HTTP/1.1"), std::string::npos) << res;
   }
+  // A target in absolute form is routed by its authority (not Host) and goes upstream in origin
+  // form, with that authority as Host (RFC 9112 3.2.2).
+  std::string absolute = AsciiLower(Exchange(app, "GET http://product-service:8080/headers HTTP/1.1\r\n"
+                                                  "Host: elsewhere\r\nx-canary: true\r\n\r\n"));
+  ASSERT_NE(absolute.find("http/1.1 200"), std::string::npos) << absolute << Log();
+  EXPECT_NE(absolute.find("v2 get /headers http/1.1"), std::string::npos) << absolute;
+  EXPECT_NE(absolute.find("host: product-service:8080"), std::string::npos) << absolute;
+  EXPECT_EQ(absolute.find("elsewhere"), std::string::npos) << absolute;
+  std::string query = Exchange(app, "GET http://product-service:8080/items?q=1 HTTP/1.1\r\nx-canary: true\r\n\r\n");
+  EXPECT_NE(query.find("v2 GET /items?q=1 HTTP/1.1"), std::string::npos) << query;
   // Without it, 90/10 over one keep-alive connection (the exact split is the router's unit test;
   // here 400 requests land within four standard deviations of 40 on v2).
   int on_v2 = 0;
@@ -181,6 +192,8 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
       {"GET / HTTP/1.1\nHost: product-service\r\n\r\n", "400"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n", "431"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\n" + ManyFields(101) + "\r\n", "431"},
+      {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", "400"},  // no Host (RFC 9112 3.2)
+      {"GET http://u@product-service/ HTTP/1.1\r\nHost: product-service\r\n\r\n", "400"},
   };
   for (const auto& [bad, status] : cases) {
     SCOPED_TRACE(bad.substr(0, 60));

@@ -212,6 +212,7 @@ for round in $(seq "$rounds"); do
   for target in tern haproxy nginx; do
     p=${pid[$target]}
     before=$(cpu_ticks "$p")
+    rm -f "$work/h2.log"  # h2load appends to its log file
     out=$(run h2load -c16 -m10 -t2 -D "$duration" --log-file="$work/h2.log" "${h2url[$target]}" 2>&1)
     after=$(cpu_ticks "$p")
     r=$(awk '/^finished in/ {print $4}' <<<"$out")
@@ -234,14 +235,19 @@ awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t9
 # sending $rate requests/s in all, each request's time from its log file. The wrk rows above are
 # closed-loop at saturation, where latency mostly restates throughput; this is the latency a
 # caller sees at a load the proxies all sustain (Envoy's benchmarking guidance: measure latency
-# below the knee, open loop). CPU per 10k requests at an equal load compares the proxies' cost
-# with the scheduler's placement mattering least.
-rate=${RATE:-12000}
+# below the knee). h2load sends a request that falls due while its connection is busy once the
+# connection is free and times it from then, so these are service times: a stall delays the
+# requests queued behind it without showing in theirs (coordinated omission). The achieved rate
+# is printed next to them; below the offered one, the proxy could not keep up and the latencies
+# understate. CPU per 10k requests at an equal load compares the proxies' cost with the
+# scheduler's placement mattering least.
+rate=$(( ${RATE:-12000} / 16 * 16 ))  # an equal share per connection
 declare -A frrps frp50 frp99 frp999 frcpu
 for round in $(seq "$rounds"); do
   for target in tern haproxy nginx; do
     p=${pid[$target]}
     before=$(cpu_ticks "$p")
+    rm -f "$work/fr.log"
     out=$(run h2load --h1 -c16 -t2 --rps=$((rate / 16)) -D "$duration" --log-file="$work/fr.log" "${url[$target]}" 2>&1)
     after=$(cpu_ticks "$p")
     ok=$(awk '/^status codes:/ {print $3}' <<<"$out")

@@ -27,9 +27,13 @@ std::vector<nghttp2_nv> NameValues(const Headers& h) {
 
 bool AnswerHeaders::Add(std::string_view name, std::string_view value) {
   bytes_ += name.size() + value.size() + 32;
-  if (bytes_ > kMaxHeaderBytes || response.size() + trailers.size() >= kMaxHeaderFields) return false;
+  // Counted here, not from the lists: the response's may be edited once it is submitted.
+  if (bytes_ > kMaxHeaderBytes || fields_ >= kMaxHeaderFields) return false;
   if (name == ":status" && !value.empty() && value[0] == '1') interim_ = true;
-  if (!interim_) (final_ ? trailers : response).emplace_back(name, value);
+  if (!interim_) {
+    (final_ ? trailers : response).emplace_back(name, value);
+    ++fields_;
+  }
   return true;
 }
 

@@ -81,6 +81,7 @@ class AnswerHeaders {
  private:
   bool interim_ = false, final_ = false;
   size_t bytes_ = 0;
+  size_t fields_ = 0;  // of the response and its trailers
 };
 
 // Istio's remove, set, add, with names compared lowercase.

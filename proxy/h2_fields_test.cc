@@ -69,6 +69,15 @@ TEST(AnswerHeaders, AreBoundedInBytesAndFields) {
   bool ok = true;
   for (int i = 0; i < 101 && ok; ++i) ok = fields.Add("x-" + std::to_string(i), "1");
   EXPECT_FALSE(ok) << "past 100 fields";
+  // The response's own list may grow once submitted (a route's header operations edit it in
+  // place): its trailers are still bounded by what the upstream sent.
+  AnswerHeaders edited;
+  ASSERT_TRUE(edited.Add(":status", "200"));
+  for (int i = 0; i < 95; ++i) ASSERT_TRUE(edited.Add("x-" + std::to_string(i), "1"));
+  ASSERT_EQ(edited.End(), AnswerHeaders::Block::kResponse);
+  for (int i = 0; i < 5; ++i) edited.response.emplace_back("x-added-" + std::to_string(i), "1");
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(edited.Add("grpc-" + std::to_string(i), "0")) << i;
+  EXPECT_FALSE(edited.Add("one-too-many", "0"));
 }
 
 }  // namespace

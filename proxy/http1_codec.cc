@@ -225,6 +225,8 @@ const char* Http1Head::ParseRequest(std::string_view raw) {
   if (target.empty()) return "an empty request target";
   for (char c : target) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return "an invalid request target";
+    // A fragment is the client's alone, never sent (RFC 9110 4.2.5); Envoy refuses it too.
+    if (c == '#') return "a request target with a fragment";
   }
   if (!ParseVersion(line.substr(sp2 + 1), version)) return "an unsupported HTTP version";
   Scan scan;
@@ -274,9 +276,10 @@ const char* Http1Head::ToOriginForm(bool& absolute) {
   std::string_view rest = target.substr(sep + 3);
   size_t end = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, end);
-  if (authority.empty()) return "an absolute request target without a host";
+  if (authority.empty() || authority[0] == ':') return "an absolute request target without a host";  // RFC 9110 4.2.1
   if (authority.find('@') != std::string_view::npos) return "a request target with userinfo";  // RFC 9110 4.2.4
   std::string_view path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  if (!Find("host") && fields.size() >= kMaxHeaderFields) return kTooManyFields;  // Host would be one more
   Set("host", authority);
   if (path.empty()) target = "/";
   else if (path[0] == '?') target = Own(std::string("/").append(path));

@@ -75,7 +75,11 @@ TEST(Http1Head, TargetsAreMadeOriginFormAndHttp11NeedsHost) {
            {"GET b/c HTTP/1.1\r\nHost: b\r\n\r\n", "an invalid request target"},
            {"GET ftp://b/ HTTP/1.1\r\nHost: b\r\n\r\n", "an invalid request target"},
            {"GET http:///p HTTP/1.1\r\nHost: b\r\n\r\n", "an absolute request target without a host"},
-           {"GET http://u:p@b/ HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with userinfo"}}) {
+           {"GET http://u:p@b/ HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with userinfo"},
+           {"GET http://:80/ HTTP/1.1\r\nHost: b\r\n\r\n", "an absolute request target without a host"},
+           {"GET http://b#f HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with a fragment"},
+           {"GET http://b/p#f HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with a fragment"},
+           {"GET /p#f HTTP/1.1\r\nHost: b\r\n\r\n", "a request target with a fragment"}}) {
     const char* got = h.ParseRequest(raw);
     EXPECT_STREQ(got ? got : "accepted", problem.c_str()) << raw;
   }
@@ -182,6 +186,10 @@ TEST(Http1Head, AHundredFieldsParseAndOneMoreIsTooMany) {
   Http1Head h;
   EXPECT_EQ(h.ParseRequest(raw + "\r\n"), nullptr);
   EXPECT_EQ(h.ParseRequest(raw + "x-100: 1\r\n\r\n"), kTooManyFields);
+  // An absolute target's Host counts: 100 other fields and it would be 101.
+  std::string absolute = "GET http://b/ HTTP/1.1\r\n";
+  for (int i = 0; i < 100; ++i) absolute += "x-" + std::to_string(i) + ": 1\r\n";
+  EXPECT_EQ(h.ParseRequest(absolute + "\r\n"), kTooManyFields);
 }
 
 TEST(Http1Head, AnAnswersFramingFollowsRfc9112) {

@@ -545,6 +545,15 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       LogAccess(ctx, entry);
       co_return;
     }
+    if (req.method == "CONNECT") {  // no tunnels through the sidecar; its HTTP/2 side answers the same
+      entry.method = req.method;
+      entry.authority = req.target;
+      entry.code = 501;
+      entry.flags = "DPE";
+      co_await LocalReply(down, req.version, entry.code, "CONNECT is not proxied\n", false);
+      LogAccess(ctx, entry);
+      co_return;
+    }
     body.Start(req.framing, req.content_length);
     // Hop-by-hop fields are this connection's alone: gone before routing or the route's edits.
     req.DropHopByHop();

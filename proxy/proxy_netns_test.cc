@@ -194,6 +194,7 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
       {"GET / HTTP/1.1\r\nHost: product-service\r\n" + ManyFields(101) + "\r\n", "431"},
       {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", "400"},  // no Host (RFC 9112 3.2)
       {"GET http://u@product-service/ HTTP/1.1\r\nHost: product-service\r\n\r\n", "400"},
+      {"CONNECT product-service:443 HTTP/1.1\r\nHost: product-service:443\r\n\r\n", "501"},  // no tunnels
   };
   for (const auto& [bad, status] : cases) {
     SCOPED_TRACE(bad.substr(0, 60));

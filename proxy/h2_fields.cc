@@ -15,14 +15,16 @@ void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops) {
   for (const auto& [name, value] : ops.add) h.emplace_back(AsciiLower(name), value);
 }
 
-std::vector<nghttp2_nv> NameValues(const Headers& h) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(h.size());
-  for (const auto& [n, v] : h) {
-    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
-                   n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+NameValues::NameValues(const Headers& h) : size_(h.size()) {
+  nghttp2_nv* out = inline_.data();
+  if (size_ > kInline) {
+    heap_.resize(size_);
+    out = heap_.data();
   }
-  return nva;
+  for (const auto& [n, v] : h) {
+    *out++ = {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())),
+              n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
+  }
 }
 
 bool AnswerHeaders::Add(std::string_view name, std::string_view value) {

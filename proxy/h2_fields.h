@@ -5,6 +5,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -86,8 +87,22 @@ class AnswerHeaders {
 
 // Istio's remove, set, add, with names compared lowercase.
 void ApplyHeaderOps(Headers& h, const istio::HeaderOperations& ops);
-// Views into `h` (which must outlive the result).
-std::vector<nghttp2_nv> NameValues(const Headers& h);
+// Views into a header list (which must outlive them) as nghttp2 takes them: held in place for
+// up to kInline fields, so submitting most header blocks allocates nothing here.
+class NameValues {
+ public:
+  explicit NameValues(const Headers& h);
+  NameValues(const NameValues&) = delete;
+  NameValues& operator=(const NameValues&) = delete;
+  const nghttp2_nv* data() const { return heap_.empty() ? inline_.data() : heap_.data(); }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kInline = 24;
+  std::array<nghttp2_nv, kInline> inline_;
+  std::vector<nghttp2_nv> heap_;
+  size_t size_ = 0;
+};
 // connection, keep-alive, proxy-connection, transfer-encoding, upgrade (lowercase name).
 bool IsConnectionSpecific(std::string_view lowercase_name);
 // A request field that ends at the proxy: the connection-specific ones and te.

@@ -46,6 +46,21 @@ TEST(Headers, IstioOperationsCompareNamesLowercase) {
   EXPECT_FALSE(IsConnectionSpecific("te"));
 }
 
+TEST(NameValues, ViewEveryFieldInPlaceOrPastTheInlineRoom) {
+  for (size_t count : {0u, 3u, 24u, 25u, 101u}) {
+    Headers h;
+    for (size_t i = 0; i < count; ++i) h.emplace_back("x-" + std::to_string(i), std::string(i, 'v'));
+    NameValues nva(h);
+    ASSERT_EQ(nva.size(), count);
+    for (size_t i = 0; i < count; ++i) {
+      const nghttp2_nv& nv = nva.data()[i];
+      EXPECT_EQ(nv.name, reinterpret_cast<const uint8_t*>(h[i].first.data())) << count << " " << i;
+      EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(nv.value), nv.valuelen), h[i].second);
+      EXPECT_EQ(nv.namelen, h[i].first.size());
+    }
+  }
+}
+
 TEST(AnswerHeaders, InterimBlocksAreDroppedThenResponseThenTrailers) {
   AnswerHeaders a;
   EXPECT_TRUE(a.Add(":status", "100"));

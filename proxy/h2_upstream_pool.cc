@@ -109,7 +109,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
       asio::co_spawn(ex_, Sweep(), asio::detached);
     }
   }
-  auto nva = NameValues(request);
+  NameValues nva(request);
   nghttp2_data_provider body{.source = {.ptr = nullptr}, .read_callback = &H2UpstreamPool::ReadBody};
   int32_t id = nghttp2_submit_request(conn->h2->session(), nullptr, nva.data(), nva.size(), has_body ? &body : nullptr, &s);
   if (id < 0) return "UO";

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "proxy/asio_types.h"
+#include "proxy/http1_codec.h"
 #include "proxy/route_table.h"
 
 namespace tern::proxy {
@@ -44,6 +45,7 @@ struct Http1Conn {
 
   Socket socket;
   boost::beast::flat_buffer buffer;
+  Http1Head answer_head;  // the answer being read (the HTTP/2 bridge's exchanges parse into it)
   boost::asio::ip::tcp::endpoint to;
   std::shared_ptr<ClusterState> cluster;  // null inbound
   int64_t max_requests = 0;               // maxRequestsPerConnection; 0: no limit

@@ -115,7 +115,7 @@ struct Exchange final : H2UpstreamStream {
   std::optional<std::chrono::milliseconds> timeout;  // the route's: 504 (UT) without an answer by then
   std::unique_ptr<Timer> deadline;
   bool h1 = false, h1_done = false;
-  std::unique_ptr<Timer> wake;
+  std::optional<Timer> wake;  // made with the exchange's first HTTP/1.1 forward
   Socket* h1_socket = nullptr;
   // A mirror copy waiting for the request's body (kept up to kMaxMirroredBody, else dropped).
   struct PendingMirror {
@@ -488,7 +488,7 @@ class Bridge final : public H2Handler {
     }
     if (!ex.http2_upstream) {
       ex.h1 = true;
-      ex.wake = std::make_unique<Timer>(ex_);
+      if (!ex.wake) ex.wake.emplace(ex_);
       ++live_tasks_;
       asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to, std::move(ex.upstream_request)), asio::detached);
       return;
@@ -748,7 +748,15 @@ class Bridge final : public H2Handler {
       }
     }
     head += "\r\n";
-    if (co_await WriteAll(s, head)) co_return ex.down_closed ? nullptr : "UC";
+    {
+      // Written in place when the socket takes it all, as it nearly always does: a nested
+      // coroutine per request would cost two frame allocations.
+      asio::const_buffer whole = asio::buffer(head);
+      boost::system::error_code wec;
+      size_t wrote = WriteNow(s, {&whole, 1}, wec);
+      if (!wec && wrote < head.size()) wec = co_await WriteAll(s, std::string_view(head).substr(wrote));
+      if (wec) co_return ex.down_closed ? nullptr : "UC";
+    }
     // The body relay buffer: uninitialized (zeroing 16 KiB per request was a quarter of the
     // HTTP/2 path's instructions).
     SpareChunk chunk;
@@ -774,7 +782,7 @@ class Bridge final : public H2Handler {
     if (chunked && co_await WriteAll(s, kLastChunk)) co_return ex.down_closed ? nullptr : "UC";
 
     boost::beast::flat_buffer& buf = conn.buffer;
-    Http1Head res;
+    Http1Head& res = conn.answer_head;  // the connection's: its storage is reused answer after answer
     for (int interim = 0;; ++interim) {  // 1xx answers (but 101) are interim: skipped, a bounded number
       if (try_until != std::chrono::steady_clock::time_point::max()) conn.Arm(try_until);
       size_t length = 0;
@@ -858,7 +866,7 @@ class Bridge final : public H2Handler {
     if (!ex.detached) RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kNone, ex.entry.code);
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->response);
-    auto nva = NameValues(out);
+    NameValues nva(out);
     nghttp2_data_provider body{.source = {.ptr = &ex}, .read_callback = &Bridge::ReadResponseBody};
     bool no_body = ex.response_end && ex.response_body.size() == 0 && ex.answer.trailers.empty();
     nghttp2_submit_response(down_->session(), ex.down_id, nva.data(), nva.size(), no_body ? nullptr : &body);
@@ -901,7 +909,7 @@ class Bridge final : public H2Handler {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!ex.request_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        auto nva = NameValues(ex.request_trailers);
+        NameValues nva(ex.request_trailers);
         nghttp2_submit_trailer(upstream, ex.id(), nva.data(), nva.size());
       }
     }
@@ -921,7 +929,7 @@ class Bridge final : public H2Handler {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!ex.answer.trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        auto nva = NameValues(ex.answer.trailers);
+        NameValues nva(ex.answer.trailers);
         nghttp2_submit_trailer(session, stream, nva.data(), nva.size());
       }
     }

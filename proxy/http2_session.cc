@@ -433,7 +433,7 @@ class Bridge final : public H2Handler {
 
     // The request as the upstream gets it: pseudo-headers first (rewritten), then the rest.
     Headers out;
-    out.reserve(ex.request.size() + 1);  // the four pseudo-headers, the fields, one more if Host came
+    out.reserve(ex.request.size() + 1);  // what the request had (less its Host), and room for one more
     std::string new_path(path), new_authority(authority);
     if (ex.spec && ex.spec->rewrite) {
       new_path = RewritePath(path, *d.route, *ex.spec->rewrite);

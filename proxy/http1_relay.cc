@@ -12,6 +12,7 @@
 #include <cstring>
 #include <tuple>
 
+#include "proxy/batched_send.h"
 #include "proxy/draining_read.h"
 
 namespace tern::proxy {
@@ -140,10 +141,14 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
     }
     if (body.done() && chunk_out) gather[n++] = asio::buffer(kLastChunk);
     if (n > 0) {
-      // Written now when the socket takes it all (no suspension), else the rest asynchronously.
+      // Sent with the rest of this turn's writes (one system call for all: batched_send.h), or
+      // at once without io_uring; what the socket did not take, asynchronously.
       error_code ec;
       std::span<asio::const_buffer> pending(gather.data(), n);
-      size_t now = WriteNow(out, pending, ec);
+      if (!scratch.sends) scratch.sends = &BatchedSends::Of(out);
+      size_t now;
+      if (scratch.sends->batching()) std::tie(ec, now) = co_await scratch.sends->Send(out, pending);
+      else now = WriteNow(out, pending, ec);
       if (!ec && now < asio::buffer_size(pending)) {
         std::tie(ec, std::ignore) = co_await asio::async_write(out, Rest(pending, now), kNoThrow);
       }

@@ -18,6 +18,8 @@
 
 namespace tern::proxy {
 
+class BatchedSends;
+
 struct RelayError {
   boost::system::error_code ec;  // of a read or a write
   const char* problem = nullptr; // the body's framing was malformed
@@ -47,6 +49,7 @@ struct RelayScratch {
   static constexpr size_t kPieces = 8;
   std::array<boost::asio::const_buffer, 2 + 3 * kPieces> gather;
   char sizes[kPieces][20];
+  BatchedSends* sends = nullptr;  // the worker's, found on the first write
 };
 
 // Writes `head` (already serialized; may be empty), then the body `body` decodes from `in`

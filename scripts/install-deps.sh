@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
-  libjemalloc-dev libre2-dev libnghttp2-dev nghttp2-client nghttp2-server python3-grpcio
+  libjemalloc-dev libre2-dev libnghttp2-dev liburing-dev nghttp2-client nghttp2-server python3-grpcio
   # tern-proxy: Asio and Beast (headers).
   libboost1.81-dev
   # The tern-cni e2e: containerd's go-cni (built with Debian's Go) and the reference plugins.

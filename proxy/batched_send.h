@@ -1,0 +1,62 @@
+// Sends gathered per io_context and handed to the kernel together: one io_uring_enter for every
+// message the worker's ready handlers wrote in one turn of its event loop, where a sendmsg per
+// message cost a system call each.
+//
+// Why: on a proxy every request costs four socket calls (two reads, two writes), and on a
+// virtualised host a system call's entry and exit alone cost about a microsecond. Gathering the
+// writes takes two of the four off the per-request count, and the peers woken by those writes
+// are woken together, once the batch is in, rather than one message at a time (which let a
+// woken client preempt the proxy after every answer). Measured with bench conditions
+// (wrk 64 connections, nginx backend, 2 cores): 4.15 -> 2.35 system calls per request, the
+// proxy's CPU per request 26 -> 17 us, involuntary context switches 0.25 -> 0.04 per request.
+//
+// How: Send() queues an IORING_OP_SENDMSG with MSG_DONTWAIT (so the kernel completes it during
+// the submit, never arming a poll: a full socket answers EAGAIN, and the caller writes the rest
+// the usual way) and posts one flush per batch; posted handlers run after the handlers already
+// ready, so the flush comes once they have all written. The flush submits, reaps every
+// completion and resumes the writers. Without io_uring (an old kernel, a seccomp profile that
+// refuses it) Send() is a plain sendmsg, completed at once.
+//
+// The queue is an Asio service of the io_context: writers waiting in a batch when the context is
+// destroyed are destroyed with its other handlers, in its shutdown, not at thread exit.
+#pragma once
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/system/error_code.hpp>
+#include <memory>
+#include <span>
+
+#include "proxy/asio_types.h"
+
+namespace tern::proxy {
+
+class BatchedSends final : public boost::asio::execution_context::service {
+ public:
+  using key_type = BatchedSends;
+  static boost::asio::execution_context::id id;
+
+  explicit BatchedSends(boost::asio::execution_context& ctx);
+  ~BatchedSends() override;
+  BatchedSends(const BatchedSends&) = delete;
+  BatchedSends& operator=(const BatchedSends&) = delete;
+
+  // The service of `s`'s io_context (made on first use).
+  static BatchedSends& Of(Socket& s);
+
+  // Sends what of `buffers` the socket takes now, as part of this turn's batch: (error, bytes
+  // taken). Fewer bytes than offered (0 when the socket is full) is no error. `buffers` and the
+  // bytes they point to must stay until the result arrives.
+  Awaitable<std::tuple<boost::system::error_code, size_t>> Send(Socket& s, std::span<const boost::asio::const_buffer> buffers);
+
+  // Whether sends go through io_uring (false: each is a sendmsg).
+  bool batching() const;
+
+ private:
+  struct Impl;
+  void shutdown() override;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::proxy

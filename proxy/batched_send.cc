@@ -38,6 +38,9 @@ struct BatchedSends::Impl {
     msghdr msg{};
     std::array<iovec, kMaxPieces> iov;
     std::unique_ptr<Waiter> waiter;
+    int fd = -1;
+    io_uring_sqe* sqe = nullptr;  // while not yet submitted
+    bool withdrawn = false;
     int result = 0;
   };
 
@@ -65,7 +68,8 @@ struct BatchedSends::Impl {
         while (r == -EINTR || r == -EAGAIN);
       }
       if (r != 0) break;  // the ring failed: the rest fail too (their connections end)
-      pending[cqe->user_data].result = cqe->res;
+      Pending& p = pending[cqe->user_data];
+      p.result = p.withdrawn ? -ECANCELED : cqe->res;
       io_uring_cqe_seen(&ring, cqe);
       ++reaped;
     }
@@ -74,7 +78,8 @@ struct BatchedSends::Impl {
     std::deque<Pending> batch;
     batch.swap(pending);
     for (Pending& p : batch) {
-      if (p.result >= 0) p.waiter->Complete({}, static_cast<size_t>(p.result));
+      if (p.result == -ECANCELED) p.waiter->Complete(asio::error::operation_aborted, 0);
+      else if (p.result >= 0) p.waiter->Complete({}, static_cast<size_t>(p.result));
       else if (p.result == -EAGAIN || p.result == -EWOULDBLOCK) p.waiter->Complete({}, 0);
       else p.waiter->Complete(error_code(-p.result, boost::system::system_category()), 0);
     }
@@ -93,6 +98,26 @@ BatchedSends& BatchedSends::Of(Socket& s) { return asio::use_service<BatchedSend
 
 bool BatchedSends::batching() const { return impl_->ring_ok; }
 
+void BatchedSends::Withdraw(Socket& s) {
+  if (!s.is_open()) return;
+  const int fd = s.native_handle();
+  for (size_t i = 0; i < impl_->pending.size(); ++i) {
+    Impl::Pending& p = impl_->pending[i];
+    if (p.fd != fd || p.withdrawn) continue;
+    p.withdrawn = true;
+    if (p.sqe) {  // not submitted: the send becomes a no-op
+      io_uring_prep_nop(p.sqe);
+      io_uring_sqe_set_data64(p.sqe, i);
+    }
+    // (Submitted with a full ring earlier in the turn: it already went, to this socket.)
+  }
+}
+
+void CloseSocket(Socket& s, error_code& ec) {
+  BatchedSends::Of(s).Withdraw(s);
+  s.close(ec);
+}
+
 Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::span<const asio::const_buffer> buffers) {
   return asio::async_initiate<decltype(kNoThrow), void(error_code, size_t)>(
       [this, &s, buffers](auto handler) {
@@ -109,9 +134,12 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
         io_uring_sqe* sqe = io_uring_get_sqe(&im.ring);
         if (!sqe) {  // a full ring: what it holds goes in now, completions are reaped at the flush
           io_uring_submit(&im.ring);
+          for (Impl::Pending& q : im.pending) q.sqe = nullptr;
           sqe = io_uring_get_sqe(&im.ring);
         }
-        io_uring_prep_sendmsg(sqe, s.native_handle(), &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        p.fd = s.native_handle();
+        p.sqe = sqe;
+        io_uring_prep_sendmsg(sqe, p.fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, im.pending.size() - 1);
         if (!im.flush_posted) {
           im.flush_posted = true;

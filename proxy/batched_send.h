@@ -53,10 +53,19 @@ class BatchedSends final : public boost::asio::execution_context::service {
   // Whether sends go through io_uring (false: each is a sendmsg).
   bool batching() const;
 
+  // Withdraws `s`'s writes still waiting in this turn's batch (they complete with
+  // operation_aborted). Called before `s` is closed: by the flush its descriptor number could
+  // name another socket, opened meanwhile on any thread.
+  void Withdraw(Socket& s);
+
  private:
   struct Impl;
   void shutdown() override;
   std::unique_ptr<Impl> impl_;
 };
+
+// Closes `s` after withdrawing its waiting writes (BatchedSends::Withdraw): every close of a
+// socket that batched writes may be pending on goes through here.
+void CloseSocket(Socket& s, boost::system::error_code& ec);
 
 }  // namespace tern::proxy

@@ -5,9 +5,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -98,6 +100,40 @@ TEST(BatchedSends, APeerThatResetGivesAnError) {
   }, asio::detached);
   io.run();
   EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::broken_pipe) << ec.message();
+}
+
+TEST(BatchedSends, ASocketClosedBeforeTheFlushIsNotWrittenUnderItsOldNumber) {
+  // Closed in the same turn as its write was queued: by the flush, the descriptor number
+  // belongs to a socket opened meanwhile (the lowest free number is reused at once).
+  asio::io_context io;
+  Pairs pairs(io, 1);
+  BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
+  if (!sends.batching()) GTEST_SKIP() << "io_uring is not available here";
+  const int old_fd = pairs.writers[0].native_handle();
+  boost::system::error_code ec;
+  std::optional<Socket> reader, writer;
+  asio::co_spawn(io, [&]() -> Awaitable<void> {
+    asio::const_buffer b = asio::buffer("for the closed socket only", 26);
+    std::tie(ec, std::ignore) = co_await sends.Send(pairs.writers[0], {&b, 1});
+  }, asio::detached);
+  asio::post(io, [&] {  // runs after the writer queued its send, before the flush
+    boost::system::error_code ignored;
+    CloseSocket(pairs.writers[0], ignored);
+    reader.emplace(io.get_executor());
+    reader->connect(pairs.acceptor.local_endpoint());
+    writer.emplace(pairs.acceptor.accept());
+  });
+  io.run();
+  EXPECT_EQ(ec, asio::error::operation_aborted);
+  ASSERT_TRUE(reader && writer);
+  EXPECT_TRUE(reader->native_handle() == old_fd || writer->native_handle() == old_fd) << "the number was reused";
+  for (Socket* s : {&*reader, &*writer}) {
+    s->non_blocking(true);
+    char c;
+    boost::system::error_code rec;
+    s->read_some(asio::buffer(&c, 1), rec);
+    EXPECT_EQ(rec, asio::error::would_block) << "nothing arrived on the new connection";
+  }
 }
 
 TEST(BatchedSends, WritersStillWaitingAreDestroyedWithTheirContext) {

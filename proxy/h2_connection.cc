@@ -4,8 +4,10 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
+#include "proxy/batched_send.h"
 #include "proxy/draining_read.h"
 #include "proxy/header_limits.h"
+#include "proxy/http1_relay.h"
 
 namespace tern::proxy {
 
@@ -83,7 +85,7 @@ void H2Connection::Close() {
   closed_ = true;
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
-  socket_.close(ignored);
+  CloseSocket(socket_, ignored);
   wake_.cancel();
 }
 
@@ -144,8 +146,8 @@ Awaitable<void> H2Connection::WriteLoop() {
       out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     }
     if (!out_.empty() && socket_.is_open()) {
-      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), kNoThrow);
-      if (!ec) continue;
+      asio::const_buffer bytes = asio::buffer(out_);
+      if (!co_await WriteGather(socket_, {&bytes, 1})) continue;
       closed_ = true;
     }
     bool over = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "proxy/batched_send.h"
 #include "proxy/upstream_connect.h"
 
 namespace tern::proxy {
@@ -130,7 +131,7 @@ Http1Pool::~Http1Pool() { Shutdown(); }
 
 void Http1Pool::Close(std::unique_ptr<Http1Conn> conn) {
   boost::system::error_code ec;
-  conn->socket.close(ec);
+  CloseSocket(conn->socket, ec);
   if (conn->cluster) slots_.Give(*conn->cluster);
 }
 
@@ -140,7 +141,7 @@ bool Http1Pool::EvictIdle(const ClusterState* cluster) {
     auto conn = std::move(conns.front());  // the least recently used
     conns.erase(conns.begin());
     boost::system::error_code ec;
-    conn->socket.close(ec);  // its slot passes to the caller's new connection
+    CloseSocket(conn->socket, ec);  // its slot passes to the caller's new connection
     return true;
   }
   return false;
@@ -217,7 +218,7 @@ void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
       // A waiter here finds it idle; one on another worker needs its slot.
       if (w->pool != this) {
         boost::system::error_code ec;
-        conn->socket.close(ec);
+        CloseSocket(conn->socket, ec);
         slots_.Give(*conn->cluster, /*wake_waiter=*/false);  // `w` is woken below
       } else {
         conn->idle_since = Clock::now();

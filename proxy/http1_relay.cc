@@ -95,11 +95,15 @@ std::span<asio::const_buffer> Rest(std::span<asio::const_buffer> buffers, size_t
   return buffers;
 }
 
-// Writes `buffers` whole: what the socket takes at once, then the rest asynchronously.
+// Writes `buffers` whole: what the socket takes in this turn's batch (batched_send.h), then the
+// rest asynchronously.
 Awaitable<error_code> WriteGather(Socket& s, std::span<asio::const_buffer> buffers) {
   error_code ec;
   size_t total = asio::buffer_size(buffers);
-  size_t n = WriteNow(s, buffers, ec);
+  size_t n;
+  BatchedSends& sends = BatchedSends::Of(s);
+  if (sends.batching()) std::tie(ec, n) = co_await sends.Send(s, buffers);
+  else n = WriteNow(s, buffers, ec);
   if (ec || n == total) co_return ec;
   auto [wec, w] = co_await asio::async_write(s, Rest(buffers, n), kNoThrow);
   co_return wec;

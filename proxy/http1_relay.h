@@ -68,6 +68,9 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
 
 // Writes `bytes` whole.
 Awaitable<boost::system::error_code> WriteAll(Socket& s, std::string_view bytes);
+// Writes `buffers` whole: what the socket takes with this turn's batch of writes
+// (batched_send.h), then the rest asynchronously. The buffers must stay until it returns.
+Awaitable<boost::system::error_code> WriteGather(Socket& s, std::span<boost::asio::const_buffer> buffers);
 
 // Writes what the socket takes of `buffers` now, without waiting; how much. The caller writes the rest asynchronously (see Rest). A message that fits the
 // socket's send buffer, nearly every one, goes out without suspending the coroutine or a trip

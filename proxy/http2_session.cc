@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "proxy/access_log.h"
+#include "proxy/batched_send.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/h2_upstream_pool.h"
@@ -190,7 +191,10 @@ class Bridge final : public H2Handler {
     // HTTP/1.1 exchange ended, and the bridge waits for its coroutines.
     for (auto& [id, ex] : exchanges_) {
       pool_.Release(*ex);
-      if (ex->h1_socket) ex->h1_socket->close();
+      if (ex->h1_socket) {
+        boost::system::error_code ignored;
+        CloseSocket(*ex->h1_socket, ignored);
+      }
       if (ex->deadline) ex->deadline->cancel();
       ex->down_closed = true;
       ex->Wake();
@@ -301,7 +305,10 @@ class Bridge final : public H2Handler {
     ex->response_body.Clear();
     pool_.Release(*ex);  // reset upstream when still open
     if (ex->h1 && !ex->h1_done) {
-      if (ex->h1_socket && !ex->response_end) ex->h1_socket->close();  // the answer is not wanted any more
+      if (ex->h1_socket && !ex->response_end) {  // the answer is not wanted any more
+        boost::system::error_code ignored;
+        CloseSocket(*ex->h1_socket, ignored);
+      }
       ex->Wake();
       http1_freed_.cancel();  // in case it waits for a connection
     }
@@ -748,15 +755,8 @@ class Bridge final : public H2Handler {
       }
     }
     head += "\r\n";
-    {
-      // Written in place when the socket takes it all, as it nearly always does: a nested
-      // coroutine per request would cost two frame allocations.
-      asio::const_buffer whole = asio::buffer(head);
-      boost::system::error_code wec;
-      size_t wrote = WriteNow(s, {&whole, 1}, wec);
-      if (!wec && wrote < head.size()) wec = co_await WriteAll(s, std::string_view(head).substr(wrote));
-      if (wec) co_return ex.down_closed ? nullptr : "UC";
-    }
+    asio::const_buffer whole = asio::buffer(head);
+    if (co_await WriteGather(s, {&whole, 1})) co_return ex.down_closed ? nullptr : "UC";
     // The body relay buffer: uninitialized (zeroing 16 KiB per request was a quarter of the
     // HTTP/2 path's instructions).
     SpareChunk chunk;

@@ -34,49 +34,107 @@ struct BatchedSends::Impl {
     void Complete(error_code ec, size_t n) override { std::move(handler)(ec, n); }
     Handler handler;
   };
+  enum class State : uint8_t {
+    kQueued,     // its SQE is in the ring, not submitted yet
+    kSubmitted,  // the kernel has it; its completion is awaited
+    kDone,       // `result` is final
+  };
   struct Pending {
     msghdr msg{};
     std::array<iovec, kMaxPieces> iov;
     std::unique_ptr<Waiter> waiter;
     int fd = -1;
-    io_uring_sqe* sqe = nullptr;  // while not yet submitted
-    bool withdrawn = false;
+    io_uring_sqe* sqe = nullptr;  // while kQueued
+    bool in_ring = false;         // it was given an SQE (a send, or the no-op it became)
+    State state = State::kQueued;
     int result = 0;
   };
 
   io_uring ring{};
   bool ring_ok = false;
   bool flush_posted = false;
-  std::deque<Pending> pending;  // this turn's; a deque keeps each msghdr where the ring saw it
+  // Completions name their entry as (batch << 32 | index): one that arrives for another batch
+  // (a no-op left from a failed submit) is ignored.
+  uint32_t batch_number = 0;
+  size_t first_unsubmitted = 0;  // entries before it were handed to the kernel
+  std::deque<Pending> pending;   // this turn's; a deque keeps each msghdr where the ring saw it
 
   Impl() { ring_ok = io_uring_queue_init(kRingEntries, &ring, 0) == 0; }
   ~Impl() {
     if (ring_ok) io_uring_queue_exit(&ring);
   }
 
+  static void Finish(Pending& p, int result) {
+    p.state = State::kDone;
+    p.result = result;
+    p.sqe = nullptr;
+  }
+
+  // Hands the queued entries to the kernel. What it did not take is turned into no-ops (their
+  // writes fail here, and their connections end): never left in the ring to go out later.
+  void Submit() {
+    int taken = io_uring_submit(&ring);
+    // The kernel takes SQEs in order: the first `taken` of this window's.
+    size_t position = 0, in_window = 0;
+    for (size_t i = first_unsubmitted; i < pending.size(); ++i) in_window += pending[i].in_ring;
+    const size_t ok = taken > 0 ? std::min(static_cast<size_t>(taken), in_window) : 0;
+    for (size_t i = first_unsubmitted; i < pending.size(); ++i) {
+      Pending& p = pending[i];
+      if (!p.in_ring) continue;  // refused before the ring
+      bool went = position++ < ok;
+      if (p.state != State::kQueued) continue;  // withdrawn: a no-op, already done
+      if (went) {
+        p.state = State::kSubmitted;
+        p.sqe = nullptr;
+      } else {
+        io_uring_prep_nop(p.sqe);
+        Finish(p, -EIO);
+      }
+    }
+    first_unsubmitted = pending.size();
+    if (ok < in_window) {
+      io_uring_submit(&ring);  // the no-ops, so the ring is empty again (their completions are ignored)
+    }
+  }
+
+  // Takes every completion available now.
+  void Reap() {
+    io_uring_cqe* cqe = nullptr;
+    while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+      uint64_t data = io_uring_cqe_get_data64(cqe);
+      size_t index = data & 0xffffffffu;
+      if ((data >> 32) == batch_number && index < pending.size() && pending[index].state == State::kSubmitted) {
+        Finish(pending[index], cqe->res);
+      }
+      io_uring_cqe_seen(&ring, cqe);
+    }
+  }
+
   void Flush() {
     flush_posted = false;
     if (pending.empty()) return;
-    io_uring_submit(&ring);
-    // MSG_DONTWAIT: every send completed during the submit (a full socket with EAGAIN).
-    size_t reaped = 0;
-    while (reaped < pending.size()) {
-      io_uring_cqe* cqe = nullptr;
-      int r = io_uring_peek_cqe(&ring, &cqe);
-      if (r != 0) {
-        do r = io_uring_wait_cqe(&ring, &cqe);
-        while (r == -EINTR || r == -EAGAIN);
+    Submit();
+    Reap();
+    // MSG_DONTWAIT: each send completed during the submit (a full socket says EAGAIN). Should a
+    // kernel still be working on one, it is waited for, boundedly; past that it fails.
+    for (Pending& p : pending) {
+      while (p.state == State::kSubmitted) {
+        io_uring_cqe* cqe = nullptr;
+        __kernel_timespec wait{.tv_sec = 1, .tv_nsec = 0};
+        int r = io_uring_wait_cqe_timeout(&ring, &cqe, &wait);
+        if (r == -EINTR) continue;
+        if (r != 0) {
+          Finish(p, -EIO);
+          break;
+        }
+        Reap();
       }
-      if (r != 0) break;  // the ring failed: the rest fail too (their connections end)
-      Pending& p = pending[cqe->user_data];
-      p.result = p.withdrawn ? -ECANCELED : cqe->res;
-      io_uring_cqe_seen(&ring, cqe);
-      ++reaped;
     }
-    for (size_t i = reaped; i < pending.size(); ++i) pending[i].result = -EIO;
     // Resumed writers may write again: into the next turn's batch, not this one.
     std::deque<Pending> batch;
     batch.swap(pending);
+    first_unsubmitted = 0;
+    ++batch_number;
     for (Pending& p : batch) {
       if (p.result == -ECANCELED) p.waiter->Complete(asio::error::operation_aborted, 0);
       else if (p.result >= 0) p.waiter->Complete({}, static_cast<size_t>(p.result));
@@ -91,7 +149,10 @@ BatchedSends::~BatchedSends() = default;
 
 void BatchedSends::shutdown() {
   // Writers still waiting are destroyed here, with the context's other handlers.
-  impl_->pending.clear();
+  std::deque<Impl::Pending> waiting;
+  waiting.swap(impl_->pending);
+  impl_->first_unsubmitted = 0;
+  waiting.clear();
 }
 
 BatchedSends& BatchedSends::Of(Socket& s) { return asio::use_service<BatchedSends>(s.get_executor().context()); }
@@ -101,15 +162,14 @@ bool BatchedSends::batching() const { return impl_->ring_ok; }
 void BatchedSends::Withdraw(Socket& s) {
   if (!s.is_open()) return;
   const int fd = s.native_handle();
-  for (size_t i = 0; i < impl_->pending.size(); ++i) {
-    Impl::Pending& p = impl_->pending[i];
-    if (p.fd != fd || p.withdrawn) continue;
-    p.withdrawn = true;
-    if (p.sqe) {  // not submitted: the send becomes a no-op
-      io_uring_prep_nop(p.sqe);
-      io_uring_sqe_set_data64(p.sqe, i);
-    }
-    // (Submitted with a full ring earlier in the turn: it already went, to this socket.)
+  for (Impl::Pending& p : impl_->pending) {
+    if (p.fd != fd || p.state != Impl::State::kQueued) continue;
+    // Not submitted: the send becomes a no-op. (One submitted with a full ring earlier in the
+    // turn already went, to this socket: its result stands.)
+    uint64_t data = p.sqe->user_data;
+    io_uring_prep_nop(p.sqe);
+    io_uring_sqe_set_data64(p.sqe, data);
+    Impl::Finish(p, -ECANCELED);
   }
 }
 
@@ -122,25 +182,37 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
   return asio::async_initiate<decltype(kNoThrow), void(error_code, size_t)>(
       [this, &s, buffers](auto handler) {
         Impl& im = *impl_;
-        Impl::Pending& p = im.pending.emplace_back();
-        size_t count = std::min(buffers.size(), p.iov.size());
-        for (size_t i = 0; i < count; ++i) {
-          p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
-          p.iov[i].iov_len = buffers[i].size();
-        }
-        p.msg.msg_iov = p.iov.data();
-        p.msg.msg_iovlen = count;
-        p.waiter = std::make_unique<Impl::HandlerWaiter<decltype(handler)>>(std::move(handler));
-        io_uring_sqe* sqe = io_uring_get_sqe(&im.ring);
-        if (!sqe) {  // a full ring: what it holds goes in now, completions are reaped at the flush
-          io_uring_submit(&im.ring);
-          for (Impl::Pending& q : im.pending) q.sqe = nullptr;
+        const int fd = s.native_handle();
+        io_uring_sqe* sqe = nullptr;
+        if (fd >= 0) {
           sqe = io_uring_get_sqe(&im.ring);
+          if (!sqe) {  // a full ring: what it holds goes in now (and is reaped, so the CQ never overflows)
+            im.Submit();
+            im.Reap();
+            sqe = io_uring_get_sqe(&im.ring);
+          }
         }
-        p.fd = s.native_handle();
-        p.sqe = sqe;
-        io_uring_prep_sendmsg(sqe, p.fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-        io_uring_sqe_set_data64(sqe, im.pending.size() - 1);
+        Impl::Pending& p = im.pending.emplace_back();
+        const size_t index = im.pending.size() - 1;
+        p.waiter = std::make_unique<Impl::HandlerWaiter<decltype(handler)>>(std::move(handler));
+        p.fd = fd;
+        if (fd < 0) {
+          Impl::Finish(p, -EBADF);  // closed already: nothing for the ring
+        } else if (!sqe) {
+          Impl::Finish(p, -EIO);
+        } else {
+          size_t count = std::min(buffers.size(), p.iov.size());
+          for (size_t i = 0; i < count; ++i) {
+            p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
+            p.iov[i].iov_len = buffers[i].size();
+          }
+          p.msg.msg_iov = p.iov.data();
+          p.msg.msg_iovlen = count;
+          p.sqe = sqe;
+          p.in_ring = true;
+          io_uring_prep_sendmsg(sqe, fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+          io_uring_sqe_set_data64(sqe, (uint64_t{im.batch_number} << 32) | index);
+        }
         if (!im.flush_posted) {
           im.flush_posted = true;
           asio::post(s.get_executor(), [&im] { im.Flush(); });

@@ -61,6 +61,41 @@ TEST(BatchedSends, EveryWriterOfATurnIsSentAndResumed) {
   }
 }
 
+TEST(BatchedSends, MoreWritersInATurnThanTheRingHoldsAllGoInOrder) {
+  asio::io_context io;
+  Pairs pairs(io, 3);
+  BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
+  if (!sends.batching()) GTEST_SKIP() << "io_uring is not available here";
+  constexpr size_t kWriters = 700;  // the ring holds 256: submitted (and reaped) mid-turn twice
+  std::vector<std::string> messages(kWriters);
+  size_t completed = 0, failed = 0;
+  for (size_t i = 0; i < kWriters; ++i) {
+    messages[i] = std::to_string(1000 + i) + ";";
+    asio::co_spawn(io, [&, i]() -> Awaitable<void> {
+      asio::const_buffer b = asio::buffer(messages[i]);
+      auto [ec, n] = co_await sends.Send(pairs.writers[i % 3], {&b, 1});
+      ++completed;
+      failed += ec || n != messages[i].size();
+    }, asio::detached);
+  }
+  // A writer to a socket already closed fails alone.
+  Socket closed(io.get_executor());
+  boost::system::error_code closed_ec;
+  asio::co_spawn(io, [&]() -> Awaitable<void> {
+    asio::const_buffer b = asio::buffer("x", 1);
+    std::tie(closed_ec, std::ignore) = co_await sends.Send(closed, {&b, 1});
+  }, asio::detached);
+  io.run();
+  EXPECT_EQ(completed, kWriters);
+  EXPECT_EQ(failed, 0u);
+  EXPECT_TRUE(closed_ec) << "a closed socket's write fails";
+  for (size_t r = 0; r < 3; ++r) {
+    std::string want;
+    for (size_t i = r; i < kWriters; i += 3) want += messages[i];
+    EXPECT_EQ(ReadExactly(pairs.readers[r], want.size()), want) << "socket " << r;
+  }
+}
+
 TEST(BatchedSends, AFullSocketTakesWhatFitsWithoutAnError) {
   asio::io_context io;
   Pairs pairs(io, 1);
@@ -80,7 +115,7 @@ TEST(BatchedSends, AFullSocketTakesWhatFitsWithoutAnError) {
   EXPECT_GT(std::get<1>(got[0]), 0u);
   EXPECT_LT(std::get<1>(got[0]), big.size()) << "a short send, never a wait";
   EXPECT_FALSE(std::get<0>(got[1])) << "a full socket is no error";
-  EXPECT_EQ(std::get<1>(got[1]), 0u);
+  EXPECT_LT(std::get<1>(got[1]), big.size()) << "(what room an ACK freed meanwhile, at most)";
 }
 
 TEST(BatchedSends, APeerThatResetGivesAnError) {

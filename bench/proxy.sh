@@ -150,6 +150,13 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }  # peak
 rss_now_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
+# CPU seconds per 10,000 requests: cpu_per_10k TICKS REQUESTS
+cpu_per_10k() { awk -v t="$1" -v hz="$hz" -v n="$2" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }'; }
+# "p50 p99 p99.9" in ms from an h2load --log-file (its third column: microseconds per request).
+log_percentiles() {
+  awk '{print $3 / 1000}' "$1" | sort -g |
+    awk '{a[NR]=$1} END {printf "%.3f %.3f %.3f", a[int(NR*0.5)], a[int(NR*0.99)], a[int(NR*0.999)]}'
+}
 
 declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/
                 [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/ [tern-seed]=http://10.96.0.21:8080/)
@@ -173,7 +180,7 @@ for conns in 16 64; do
       r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
       l50=$(awk '$1=="50%" {print $2}' <<<"$out")
       l99=$(awk '$1=="99%" {print $2}' <<<"$out")
-      c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+      c=$(cpu_per_10k $((after - before)) "$reqs")
       key="$target/$conns"
       rps[$key]="${rps[$key]:-} $r"; p50[$key]="${p50[$key]:-} $l50"; p99[$key]="${p99[$key]:-} $l99"; cpu[$key]="${cpu[$key]:-} $c"
     done
@@ -217,10 +224,10 @@ for round in $(seq "$rounds"); do
     after=$(cpu_ticks "$p")
     r=$(awk '/^finished in/ {print $4}' <<<"$out")
     ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
-    stats=$(awk '{print $3 / 1000}' "$work/h2.log" | sort -g | awk '{a[NR]=$1} END {printf "%.3f %.3f", a[int(NR*0.5)], a[int(NR*0.99)]}')
-    c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+    read -r l50 l99 _ <<<"$(log_percentiles "$work/h2.log")"
+    c=$(cpu_per_10k $((after - before)) "$ok")
     h2rps[$target]="${h2rps[$target]:-} $r"; h2cpu[$target]="${h2cpu[$target]:-} $c"
-    h2p50[$target]="${h2p50[$target]:-} ${stats% *}"; h2p99[$target]="${h2p99[$target]:-} ${stats#* }"
+    h2p50[$target]="${h2p50[$target]:-} $l50"; h2p99[$target]="${h2p99[$target]:-} $l99"
   done
 done
 printf "\nHTTP/2 (h2load, 16 connections x 10 streams)\n%-8s %12s %10s %10s %16s\n" target "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
@@ -252,10 +259,8 @@ for round in $(seq "$rounds"); do
     after=$(cpu_ticks "$p")
     ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
     frrps[$target]="${frrps[$target]:-} $(awk '/^finished in/ {print $4}' <<<"$out")"
-    stats=$(awk '{print $3 / 1000}' "$work/fr.log" | sort -g |
-      awk '{a[NR]=$1} END {printf "%.3f %.3f %.3f", a[int(NR*0.5)], a[int(NR*0.99)], a[int(NR*0.999)]}')
-    read -r l50 l99 l999 <<<"$stats"
-    c=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$ok" 'BEGIN { if (n > 0) printf "%.3f", t / hz / n * 10000; else print "n/a" }')
+    read -r l50 l99 l999 <<<"$(log_percentiles "$work/fr.log")"
+    c=$(cpu_per_10k $((after - before)) "$ok")
     frp50[$target]="${frp50[$target]:-} $l50"; frp99[$target]="${frp99[$target]:-} $l99"
     frp999[$target]="${frp999[$target]:-} $l999"; frcpu[$target]="${frcpu[$target]:-} $c"
   done

@@ -64,6 +64,15 @@ struct BatchedSends::Impl {
     if (ring_ok) io_uring_queue_exit(&ring);
   }
 
+  // A plain sendmsg, where io_uring is unavailable: the bytes taken, or -errno.
+  static int SendNow(Pending& p) {
+    for (;;) {
+      ssize_t n = ::sendmsg(p.fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n >= 0) return static_cast<int>(n);
+      if (errno != EINTR) return -errno;
+    }
+  }
+
   static void Finish(Pending& p, int result) {
     p.state = State::kDone;
     p.result = result;
@@ -113,8 +122,10 @@ struct BatchedSends::Impl {
   void Flush() {
     flush_posted = false;
     if (pending.empty()) return;
-    Submit();
-    Reap();
+    if (ring_ok) {
+      Submit();
+      Reap();
+    }
     // MSG_DONTWAIT: each send completed during the submit (a full socket says EAGAIN). Should a
     // kernel still be working on one, it is waited for, boundedly; past that it fails.
     for (Pending& p : pending) {
@@ -184,7 +195,7 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
         Impl& im = *impl_;
         const int fd = s.native_handle();
         io_uring_sqe* sqe = nullptr;
-        if (fd >= 0) {
+        if (fd >= 0 && im.ring_ok) {
           sqe = io_uring_get_sqe(&im.ring);
           if (!sqe) {  // a full ring: what it holds goes in now (and is reaped, so the CQ never overflows)
             im.Submit();
@@ -196,18 +207,20 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
         const size_t index = im.pending.size() - 1;
         p.waiter = std::make_unique<Impl::HandlerWaiter<decltype(handler)>>(std::move(handler));
         p.fd = fd;
+        size_t count = std::min(buffers.size(), p.iov.size());
+        for (size_t i = 0; i < count; ++i) {
+          p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
+          p.iov[i].iov_len = buffers[i].size();
+        }
+        p.msg.msg_iov = p.iov.data();
+        p.msg.msg_iovlen = count;
         if (fd < 0) {
           Impl::Finish(p, -EBADF);  // closed already: nothing for the ring
+        } else if (!im.ring_ok) {
+          Impl::Finish(p, Impl::SendNow(p));  // no io_uring: sent now, resumed with the batch
         } else if (!sqe) {
           Impl::Finish(p, -EIO);
         } else {
-          size_t count = std::min(buffers.size(), p.iov.size());
-          for (size_t i = 0; i < count; ++i) {
-            p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
-            p.iov[i].iov_len = buffers[i].size();
-          }
-          p.msg.msg_iov = p.iov.data();
-          p.msg.msg_iovlen = count;
           p.sqe = sqe;
           p.in_ring = true;
           io_uring_prep_sendmsg(sqe, fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);

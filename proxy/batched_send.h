@@ -15,7 +15,8 @@
 // the usual way) and posts one flush per batch; posted handlers run after the handlers already
 // ready, so the flush comes once they have all written. The flush submits, reaps every
 // completion and resumes the writers. Without io_uring (an old kernel, a seccomp profile that
-// refuses it) Send() is a plain sendmsg, completed at once.
+// refuses it) each Send() is a plain sendmsg at once, its writer resumed with the batch: callers
+// see one behaviour either way.
 //
 // The queue is an Asio service of the io_context: writers waiting in a batch when the context is
 // destroyed are destroyed with its other handlers, in its shutdown, not at thread exit.
@@ -50,7 +51,7 @@ class BatchedSends final : public boost::asio::execution_context::service {
   // bytes they point to must stay until the result arrives.
   Awaitable<std::tuple<boost::system::error_code, size_t>> Send(Socket& s, std::span<const boost::asio::const_buffer> buffers);
 
-  // Whether sends go through io_uring (false: each is a sendmsg).
+  // Whether sends go through io_uring (false: each is a sendmsg at once).
   bool batching() const;
 
   // Withdraws `s`'s writes still waiting in this turn's batch (they complete with

@@ -1,14 +1,9 @@
 #include "proxy/http1_relay.h"
 
-#include <sys/socket.h>
-#include <sys/uio.h>
-
 #include <algorithm>
-#include <array>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
-#include <cerrno>
 #include <cstring>
 #include <tuple>
 
@@ -65,27 +60,8 @@ Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, s
   }
 }
 
-size_t WriteNow(Socket& s, std::span<const asio::const_buffer> buffers, error_code& ec) {
-  // sendmsg with MSG_DONTWAIT, not the socket's own write_some: that would block unless Asio's
-  // user non-blocking flag were set, and the socket's other operations need not change.
-  std::array<iovec, 2 + 3 * RelayScratch::kPieces> iov;
-  size_t count = std::min(buffers.size(), iov.size());
-  for (size_t i = 0; i < count; ++i) {
-    iov[i].iov_base = const_cast<void*>(buffers[i].data());
-    iov[i].iov_len = buffers[i].size();
-  }
-  msghdr msg{};
-  msg.msg_iov = iov.data();
-  msg.msg_iovlen = count;
-  for (;;) {
-    ssize_t n = ::sendmsg(s.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<size_t>(n);
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) ec = error_code(errno, boost::system::system_category());
-    return 0;
-  }
-}
-
+namespace {
+// `buffers` less its first `n` bytes: the span shrinks and its first buffer is trimmed in place.
 std::span<asio::const_buffer> Rest(std::span<asio::const_buffer> buffers, size_t n) {
   while (!buffers.empty() && n >= buffers.front().size()) {
     n -= buffers.front().size();
@@ -94,16 +70,11 @@ std::span<asio::const_buffer> Rest(std::span<asio::const_buffer> buffers, size_t
   if (!buffers.empty()) buffers.front() += n;
   return buffers;
 }
+}  // namespace
 
-// Writes `buffers` whole: what the socket takes in this turn's batch (batched_send.h), then the
-// rest asynchronously.
 Awaitable<error_code> WriteGather(Socket& s, std::span<asio::const_buffer> buffers) {
-  error_code ec;
   size_t total = asio::buffer_size(buffers);
-  size_t n;
-  BatchedSends& sends = BatchedSends::Of(s);
-  if (sends.batching()) std::tie(ec, n) = co_await sends.Send(s, buffers);
-  else n = WriteNow(s, buffers, ec);
+  auto [ec, n] = co_await BatchedSends::Of(s).Send(s, buffers);
   if (ec || n == total) co_return ec;
   auto [wec, w] = co_await asio::async_write(s, Rest(buffers, n), kNoThrow);
   co_return wec;
@@ -151,8 +122,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
       std::span<asio::const_buffer> pending(gather.data(), n);
       if (!scratch.sends) scratch.sends = &BatchedSends::Of(out);
       size_t now;
-      if (scratch.sends->batching()) std::tie(ec, now) = co_await scratch.sends->Send(out, pending);
-      else now = WriteNow(out, pending, ec);
+      std::tie(ec, now) = co_await scratch.sends->Send(out, pending);
       if (!ec && now < asio::buffer_size(pending)) {
         std::tie(ec, std::ignore) = co_await asio::async_write(out, Rest(pending, now), kNoThrow);
       }

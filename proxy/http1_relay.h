@@ -72,11 +72,5 @@ Awaitable<boost::system::error_code> WriteAll(Socket& s, std::string_view bytes)
 // (batched_send.h), then the rest asynchronously. The buffers must stay until it returns.
 Awaitable<boost::system::error_code> WriteGather(Socket& s, std::span<boost::asio::const_buffer> buffers);
 
-// Writes what the socket takes of `buffers` now, without waiting; how much. The caller writes the rest asynchronously (see Rest). A message that fits the
-// socket's send buffer, nearly every one, goes out without suspending the coroutine or a trip
-// through the scheduler.
-size_t WriteNow(Socket& s, std::span<const boost::asio::const_buffer> buffers, boost::system::error_code& ec);
-// `buffers` less its first `n` bytes: the span shrinks and its first buffer is trimmed in place.
-std::span<boost::asio::const_buffer> Rest(std::span<boost::asio::const_buffer> buffers, size_t n);
 
 }  // namespace tern::proxy

@@ -7,7 +7,8 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
-#include <deque>
+#include <new>
+#include <vector>
 
 namespace tern::proxy {
 
@@ -23,7 +24,8 @@ constexpr size_t kMaxPieces = 32;  // per message; more are sent by the caller's
 }  // namespace
 
 struct BatchedSends::Impl {
-  // A writer waiting for its result, whatever its completion handler's type.
+  // A writer waiting for its result, whatever its completion handler's type. It lives inside
+  // its Pending entry (kWaiterBytes), so queueing a write allocates nothing.
   struct Waiter {
     virtual ~Waiter() = default;
     virtual void Complete(error_code ec, size_t n) = 0;
@@ -34,15 +36,41 @@ struct BatchedSends::Impl {
     void Complete(error_code ec, size_t n) override { std::move(handler)(ec, n); }
     Handler handler;
   };
+  static constexpr size_t kWaiterBytes = 64;
   enum class State : uint8_t {
     kQueued,     // its SQE is in the ring, not submitted yet
     kSubmitted,  // the kernel has it; its completion is awaited
     kDone,       // `result` is final
   };
+  // One queued write. Entries are reused turn after turn (see spare), and never move while the
+  // ring may point at their msghdr.
   struct Pending {
+    Pending() = default;
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+    ~Pending() { DropWaiter(); }
+    template <class Handler>
+    void SetWaiter(Handler&& h) {
+      using W = HandlerWaiter<std::decay_t<Handler>>;
+      static_assert(sizeof(W) <= kWaiterBytes && alignof(W) <= alignof(std::max_align_t), "a waiter fits its entry");
+      waiter = new (waiter_storage) W(std::forward<Handler>(h));
+    }
+    void DropWaiter() {
+      if (waiter) std::exchange(waiter, nullptr)->~Waiter();
+    }
+    // Completes the writer (once) and lets its handler go.
+    void Complete(error_code ec, size_t n) {
+      struct Drop {
+        Waiter* w;
+        ~Drop() { w->~Waiter(); }
+      } drop{std::exchange(waiter, nullptr)};
+      drop.w->Complete(ec, n);
+    }
+
     msghdr msg{};
     std::array<iovec, kMaxPieces> iov;
-    std::unique_ptr<Waiter> waiter;
+    alignas(std::max_align_t) unsigned char waiter_storage[kWaiterBytes];
+    Waiter* waiter = nullptr;
     int fd = -1;
     io_uring_sqe* sqe = nullptr;  // while kQueued
     bool in_ring = false;         // it was given an SQE (a send, or the no-op it became)
@@ -57,7 +85,28 @@ struct BatchedSends::Impl {
   // (a no-op left from a failed submit) is ignored.
   uint32_t batch_number = 0;
   size_t first_unsubmitted = 0;  // entries before it were handed to the kernel
-  std::deque<Pending> pending;   // this turn's; a deque keeps each msghdr where the ring saw it
+  std::vector<std::unique_ptr<Pending>> pending;     // this turn's
+  std::vector<std::unique_ptr<Pending>> batch_storage;  // empty: a vector's capacity, kept between flushes
+  std::vector<std::unique_ptr<Pending>> spare;       // entries to reuse
+  static constexpr size_t kMaxSpare = kRingEntries;
+
+  Pending& Add() {
+    std::unique_ptr<Pending> p;
+    if (spare.empty()) {
+      p = std::make_unique<Pending>();
+    } else {
+      p = std::move(spare.back());
+      spare.pop_back();
+      p->msg = msghdr{};
+      p->fd = -1;
+      p->sqe = nullptr;
+      p->in_ring = false;
+      p->state = State::kQueued;
+      p->result = 0;
+    }
+    pending.push_back(std::move(p));
+    return *pending.back();
+  }
 
   Impl() { ring_ok = io_uring_queue_init(kRingEntries, &ring, 0) == 0; }
   ~Impl() {
@@ -85,10 +134,10 @@ struct BatchedSends::Impl {
     int taken = io_uring_submit(&ring);
     // The kernel takes SQEs in order: the first `taken` of this window's.
     size_t position = 0, in_window = 0;
-    for (size_t i = first_unsubmitted; i < pending.size(); ++i) in_window += pending[i].in_ring;
+    for (size_t i = first_unsubmitted; i < pending.size(); ++i) in_window += pending[i]->in_ring;
     const size_t ok = taken > 0 ? std::min(static_cast<size_t>(taken), in_window) : 0;
     for (size_t i = first_unsubmitted; i < pending.size(); ++i) {
-      Pending& p = pending[i];
+      Pending& p = *pending[i];
       if (!p.in_ring) continue;  // refused before the ring
       bool went = position++ < ok;
       if (p.state != State::kQueued) continue;  // withdrawn: a no-op, already done
@@ -112,8 +161,8 @@ struct BatchedSends::Impl {
     while (io_uring_peek_cqe(&ring, &cqe) == 0) {
       uint64_t data = io_uring_cqe_get_data64(cqe);
       size_t index = data & 0xffffffffu;
-      if ((data >> 32) == batch_number && index < pending.size() && pending[index].state == State::kSubmitted) {
-        Finish(pending[index], cqe->res);
+      if ((data >> 32) == batch_number && index < pending.size() && pending[index]->state == State::kSubmitted) {
+        Finish(*pending[index], cqe->res);
       }
       io_uring_cqe_seen(&ring, cqe);
     }
@@ -128,7 +177,8 @@ struct BatchedSends::Impl {
     }
     // MSG_DONTWAIT: each send completed during the submit (a full socket says EAGAIN). Should a
     // kernel still be working on one, it is waited for, boundedly; past that it fails.
-    for (Pending& p : pending) {
+    for (auto& entry : pending) {
+      Pending& p = *entry;
       while (p.state == State::kSubmitted) {
         io_uring_cqe* cqe = nullptr;
         __kernel_timespec wait{.tv_sec = 1, .tv_nsec = 0};
@@ -141,17 +191,23 @@ struct BatchedSends::Impl {
         Reap();
       }
     }
-    // Resumed writers may write again: into the next turn's batch, not this one.
-    std::deque<Pending> batch;
+    // Resumed writers may write again: into the next turn's batch, not this one. Should a
+    // resumed writer throw, the entries not reached yet are destroyed with `batch`.
+    std::vector<std::unique_ptr<Pending>> batch = std::move(batch_storage);
+    batch.clear();
     batch.swap(pending);
     first_unsubmitted = 0;
     ++batch_number;
-    for (Pending& p : batch) {
-      if (p.result == -ECANCELED) p.waiter->Complete(asio::error::operation_aborted, 0);
-      else if (p.result >= 0) p.waiter->Complete({}, static_cast<size_t>(p.result));
-      else if (p.result == -EAGAIN || p.result == -EWOULDBLOCK) p.waiter->Complete({}, 0);
-      else p.waiter->Complete(error_code(-p.result, boost::system::system_category()), 0);
+    for (auto& entry : batch) {
+      Pending& p = *entry;
+      if (p.result == -ECANCELED) p.Complete(asio::error::operation_aborted, 0);
+      else if (p.result >= 0) p.Complete({}, static_cast<size_t>(p.result));
+      else if (p.result == -EAGAIN || p.result == -EWOULDBLOCK) p.Complete({}, 0);
+      else p.Complete(error_code(-p.result, boost::system::system_category()), 0);
+      if (spare.size() < kMaxSpare) spare.push_back(std::move(entry));
     }
+    batch.clear();
+    batch_storage = std::move(batch);
   }
 };
 
@@ -160,10 +216,11 @@ BatchedSends::~BatchedSends() = default;
 
 void BatchedSends::shutdown() {
   // Writers still waiting are destroyed here, with the context's other handlers.
-  std::deque<Impl::Pending> waiting;
+  std::vector<std::unique_ptr<Impl::Pending>> waiting;
   waiting.swap(impl_->pending);
   impl_->first_unsubmitted = 0;
   waiting.clear();
+  impl_->spare.clear();
 }
 
 BatchedSends& BatchedSends::Of(Socket& s) { return asio::use_service<BatchedSends>(s.get_executor().context()); }
@@ -173,7 +230,8 @@ bool BatchedSends::batching() const { return impl_->ring_ok; }
 void BatchedSends::Withdraw(Socket& s) {
   if (!s.is_open()) return;
   const int fd = s.native_handle();
-  for (Impl::Pending& p : impl_->pending) {
+  for (auto& entry : impl_->pending) {
+    Impl::Pending& p = *entry;
     if (p.fd != fd || p.state != Impl::State::kQueued) continue;
     // Not submitted: the send becomes a no-op. (One submitted with a full ring earlier in the
     // turn already went, to this socket: its result stands.)
@@ -203,9 +261,9 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
             sqe = io_uring_get_sqe(&im.ring);
           }
         }
-        Impl::Pending& p = im.pending.emplace_back();
+        Impl::Pending& p = im.Add();
         const size_t index = im.pending.size() - 1;
-        p.waiter = std::make_unique<Impl::HandlerWaiter<decltype(handler)>>(std::move(handler));
+        p.SetWaiter(std::move(handler));
         p.fd = fd;
         size_t count = std::min(buffers.size(), p.iov.size());
         for (size_t i = 0; i < count; ++i) {

@@ -147,25 +147,29 @@ bool Http1Pool::EvictIdle(const ClusterState* cluster) {
   return false;
 }
 
+std::unique_ptr<Http1Conn> Http1Pool::TakeIdle(const tcp::endpoint& to, const Cluster* cluster) {
+  // The most recently used first.
+  auto it = idle_.find(Key{to, cluster ? cluster->state.get() : nullptr});
+  if (it == idle_.end()) return nullptr;
+  auto& conns = it->second;
+  while (!conns.empty()) {
+    auto conn = std::move(conns.back());
+    conns.pop_back();
+    auto idle = Clock::now() - conn->idle_since;
+    if (idle < conn->idle_timeout && StillOpen(conn->socket, idle)) {
+      conn->reused = true;
+      return conn;
+    }
+    Close(std::move(conn));
+  }
+  return nullptr;
+}
+
 Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                                      std::chrono::milliseconds connect_timeout, Clock::time_point give_up) {
   ClusterState* state = cluster ? cluster->state.get() : nullptr;
-  const Key key{to, state};
   for (int round = 0; round < kMaxAcquireRounds; ++round) {
-    // An idle connection to this endpoint for this cluster, the most recently used first.
-    if (auto it = idle_.find(key); it != idle_.end()) {
-      auto& conns = it->second;
-      while (!conns.empty()) {
-        auto conn = std::move(conns.back());
-        conns.pop_back();
-        auto idle = Clock::now() - conn->idle_since;
-        if (idle < conn->idle_timeout && StillOpen(conn->socket, idle)) {
-          conn->reused = true;
-          co_return Lease{std::move(conn)};
-        }
-        Close(std::move(conn));
-      }
-    }
+    if (auto conn = TakeIdle(to, cluster)) co_return Lease{std::move(conn)};
     // A new one, within the cluster's limit (ConnectionSlots), or in place of an idle one to
     // another endpoint.
     if (!state || slots_.Take(*state, cluster->limits.max_connections) || EvictIdle(state)) {

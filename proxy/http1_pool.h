@@ -45,7 +45,8 @@ struct Http1Conn {
 
   Socket socket;
   boost::beast::flat_buffer buffer;
-  Http1Head answer_head;  // the answer being read (the HTTP/2 bridge's exchanges parse into it)
+  Http1Head answer_head;    // the answer being read (the HTTP/2 bridge's exchanges parse into it)
+  std::string request_head;  // the request's head as the HTTP/2 bridge writes it, its room reused
   boost::asio::ip::tcp::endpoint to;
   std::shared_ptr<ClusterState> cluster;  // null inbound
   int64_t max_requests = 0;               // maxRequestsPerConnection; 0: no limit
@@ -73,6 +74,9 @@ class Http1Pool {
   };
   // `cluster`: null inbound. `connect_timeout`: the proxy's, unless the cluster sets one.
   // `give_up`: how long a request may wait in the pending queue.
+  // An idle connection to `to` for `cluster`, if one stands (Acquire's first choice), taken
+  // without suspending; null when there is none.
+  std::unique_ptr<Http1Conn> TakeIdle(const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster);
   Awaitable<Lease> Acquire(const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                         std::chrono::milliseconds connect_timeout,
                                         std::chrono::steady_clock::time_point give_up);

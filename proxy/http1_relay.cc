@@ -148,30 +148,35 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
   }
 }
 
-Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out) {
+BodyRead TakeBufferedBody(boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out) {
   BodyRead r;
-  while (!body.done() && r.n == 0) {
-    std::string_view in_bytes = Buffered(buf);
-    size_t used = 0;
-    while (!body.done() && used < in_bytes.size() && r.n < out.size()) {
-      size_t step;
-      std::string_view data;
-      // At most what `out` has room for: the decoder takes no more than it is given.
-      if (const char* problem = body.Next(in_bytes.substr(used, out.size() - r.n), step, data)) {
-        r.error = RelayError{.problem = problem, .reading = true};
-        co_return r;
-      }
-      if (step == 0) break;
-      used += step;
-      std::memcpy(out.data() + r.n, data.data(), data.size());
-      r.n += data.size();
+  std::string_view in_bytes = Buffered(buf);
+  size_t used = 0;
+  while (!body.done() && used < in_bytes.size() && r.n < out.size()) {
+    size_t step;
+    std::string_view data;
+    // At most what `out` has room for: the decoder takes no more than it is given.
+    if (const char* problem = body.Next(in_bytes.substr(used, out.size() - r.n), step, data)) {
+      r.error = RelayError{.problem = problem, .reading = true};
+      return r;
     }
-    buf.consume(used);
-    if (body.done() || r.n > 0) break;
+    if (step == 0) break;
+    used += step;
+    std::memcpy(out.data() + r.n, data.data(), data.size());
+    r.n += data.size();
+  }
+  buf.consume(used);
+  return r;
+}
+
+Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out) {
+  for (;;) {
+    BodyRead r = TakeBufferedBody(buf, body, out);
+    if (r.error || body.done() || r.n > 0) co_return r;
     auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
     if (ec == asio::error::eof) {
       body.EndOfInput();
-      if (body.done()) break;
+      if (body.done()) co_return r;
     }
     if (ec) {
       r.error = RelayError{.ec = ec, .reading = true};
@@ -179,7 +184,6 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
     }
     buf.commit(got);
   }
-  co_return r;
 }
 
 Awaitable<error_code> WriteAll(Socket& s, std::string_view bytes) {

@@ -65,6 +65,9 @@ struct BodyRead {
   RelayError error;
 };
 Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out);
+// ReadBody's first step: what `buf` already holds, decoded, without reading from the socket (and
+// without a coroutine frame: most answers arrive whole with their head).
+BodyRead TakeBufferedBody(boost::beast::flat_buffer& buf, BodyDecoder& body, std::span<char> out);
 
 // Writes `bytes` whole.
 Awaitable<boost::system::error_code> WriteAll(Socket& s, std::string_view bytes);

@@ -129,6 +129,26 @@ struct Exchange final : H2UpstreamStream {
   void Wake() {
     if (wake) wake->cancel();
   }
+  // Makes this a new exchange for the connection's next stream, rebuilt in place, with the room
+  // its header lists and body queues had (so a stream like the last costs them no allocation).
+  // Only once nothing refers to it any more (Finished).
+  void Renew() {
+    Bridge& b = bridge;
+    Headers fields = std::move(request), answer_fields = std::move(answer.response), upstream = std::move(upstream_request);
+    ByteQueue in = std::move(request_body), out = std::move(response_body);
+    this->~Exchange();
+    new (this) Exchange(b);
+    request = std::move(fields);
+    request.clear();
+    answer.response = std::move(answer_fields);
+    answer.response.clear();
+    upstream_request = std::move(upstream);
+    upstream_request.clear();
+    request_body = std::move(in);
+    request_body.Clear();
+    response_body = std::move(out);
+    response_body.Clear();
+  }
   // Nothing refers to it any more: the client's stream and the upstream side are both over.
   bool Finished() const { return down_closed && !open() && (!h1 || h1_done); }
 
@@ -227,12 +247,11 @@ class Bridge final : public H2Handler {
 
   int OnBeginHeaders(H2Connection& c, const nghttp2_frame& f) override {
     if (f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-    auto ex = std::make_unique<Exchange>(*this);
-    ex->down_id = f.hd.stream_id;
-    ex->entry.protocol = "HTTP/2";
-    ex->request.reserve(kUsualFieldCount);  // one allocation for most requests' fields
-    nghttp2_session_set_stream_user_data(c.session(), f.hd.stream_id, ex.get());
-    exchanges_[f.hd.stream_id] = std::move(ex);
+    Exchange& ex = Open(f.hd.stream_id);
+    ex.down_id = f.hd.stream_id;
+    ex.entry.protocol = "HTTP/2";
+    ex.request.reserve(kUsualFieldCount);  // one allocation for most requests' fields
+    nghttp2_session_set_stream_user_data(c.session(), f.hd.stream_id, &ex);
     ++streams_opened_;
     return 0;
   }
@@ -312,7 +331,7 @@ class Bridge final : public H2Handler {
       ex->Wake();
       http1_freed_.cancel();  // in case it waits for a connection
     }
-    if (ex->Finished()) exchanges_.erase(ex->down_id);
+    if (ex->Finished()) Retire(*ex);
     return 0;
   }
 
@@ -353,7 +372,7 @@ class Bridge final : public H2Handler {
     if (!ex.response_started && RetryOverHttp2(ex, failure, 0)) return;
     UpstreamOver(ex);
     if (!ex.detached) UpstreamEnded(ex, error_code != NGHTTP2_NO_ERROR);
-    if (ex.Finished()) exchanges_.erase(ex.down_id);
+    if (ex.Finished()) Retire(ex);
   }
 
   // The stream's connection failed (or never connected) while the stream was open.
@@ -361,7 +380,7 @@ class Bridge final : public H2Handler {
     if (RetryOverHttp2(ex, connected ? AttemptFailure::kReset : AttemptFailure::kConnectFailure, 0)) return;
     UpstreamOver(ex);
     UpstreamEnded(ex, true, connected ? "UC" : "UF");
-    if (ex.Finished()) exchanges_.erase(ex.down_id);
+    if (ex.Finished()) Retire(ex);
   }
 
   // The upstream will take no more of the request: what is left is acknowledged and dropped.
@@ -375,6 +394,26 @@ class Bridge final : public H2Handler {
  private:
   // Room most requests' fields fit in: h2load and curl send 6 or 7, browsers more.
   static constexpr size_t kUsualFieldCount = 8;
+  // Finished exchanges kept for reuse, with their map nodes: bounded, as a connection's
+  // concurrent streams are.
+  static constexpr size_t kMaxSpareExchanges = 16;
+  using ExchangeMap = std::map<int32_t, std::unique_ptr<Exchange>>;
+
+  // A new exchange for the client's stream `id`: a spare one when there is one.
+  Exchange& Open(int32_t id) {
+    if (spare_exchanges_.empty()) return *exchanges_.emplace(id, std::make_unique<Exchange>(*this)).first->second;
+    ExchangeMap::node_type node = std::move(spare_exchanges_.back());
+    spare_exchanges_.pop_back();
+    node.key() = id;
+    return *exchanges_.insert(std::move(node)).position->second;
+  }
+  // Nothing refers to `ex` any more: it goes (renewed) to the spares, or is destroyed.
+  void Retire(Exchange& ex) {
+    ExchangeMap::node_type node = exchanges_.extract(ex.down_id);
+    if (node.empty() || spare_exchanges_.size() >= kMaxSpareExchanges) return;
+    node.mapped()->Renew();
+    spare_exchanges_.push_back(std::move(node));
+  }
 
   // The request's headers are complete: route it and open its upstream stream.
   void Start(Exchange& ex) {
@@ -439,7 +478,8 @@ class Bridge final : public H2Handler {
     ex.entry.upstream = to;
 
     // The request as the upstream gets it: pseudo-headers first (rewritten), then the rest.
-    Headers out;
+    Headers& out = ex.upstream_request;  // its room is kept from the exchange this one renews
+    out.clear();
     out.reserve(ex.request.size() + 1);  // what the request had (less its Host), and room for one more
     std::string new_path(path), new_authority(authority);
     if (ex.spec && ex.spec->rewrite) {
@@ -448,19 +488,20 @@ class Bridge final : public H2Handler {
     }
     out.emplace_back(":method", method);
     out.emplace_back(":scheme", scheme);
-    out.emplace_back(":authority", new_authority);
-    out.emplace_back(":path", new_path);
-    for (const auto& [n, v] : ex.request) {
+    out.emplace_back(":authority", std::move(new_authority));
+    out.emplace_back(":path", std::move(new_path));
+    // The fields move over: the client's list serves nothing past this point (the pseudo-header
+    // views above stay, those are not moved).
+    for (auto& [n, v] : ex.request) {
       if (n[0] == ':' || n == "host") continue;
       if (ctx_.inbound ? IsSteeringHeader(n) : IsClientCertHeader(n)) continue;
-      out.emplace_back(n, v);
+      out.emplace_back(std::move(n), std::move(v));
     }
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.request);
     if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->request);
 
     if (d.mirror) Mirror(ex, d, out);  // a copy: `out` still goes upstream
     ex.to = to;
-    ex.upstream_request = std::move(out);
     ex.http2_upstream = http2;
     if (d.delay.count() > 0) {  // fault injection: the request waits, then goes on (flag DI)
       ex.entry.flags = "DI";
@@ -497,7 +538,7 @@ class Bridge final : public H2Handler {
       ex.h1 = true;
       if (!ex.wake) ex.wake.emplace(ex_);
       ++live_tasks_;
-      asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to, std::move(ex.upstream_request)), asio::detached);
+      asio::co_spawn(ex_, ForwardHttp1(&ex, ex.to), asio::detached);
       return;
     }
     // A body may already be waiting (it came during a fault delay).
@@ -620,8 +661,9 @@ class Bridge final : public H2Handler {
   // One stream to an HTTP/1.1 upstream, with the route's retries (retry_policy.h): a connect
   // failure, reset, per-try timeout or retriable status before the answer reached the client
   // is tried again on another endpoint after a backoff, the body resent from its kept copy.
-  Awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to, Headers request) {
+  Awaitable<void> ForwardHttp1(Exchange* ex, tcp::endpoint to) {
     using Clock = std::chrono::steady_clock;
+    const Headers& request = ex->upstream_request;  // the exchange outlives this coroutine
     const auto give_up = ex->give_up;
     if (!ex->retrier) ex->retrier.emplace(nullptr, nullptr, ex->entry.method);  // inbound: no retries
     Retrier& retrier = *ex->retrier;
@@ -646,9 +688,12 @@ class Bridge final : public H2Handler {
       }
       if (ex->down_closed) break;
       ++http1_busy_[to];
-      auto wait_until = std::min(give_up, Clock::now() + ctx_.connect_timeout);
-      Http1Pool::Lease lease =
-          co_await ctx_.http1_pool->Acquire(to, ctx_.inbound ? nullptr : ex->cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
+      const Cluster* cluster = ctx_.inbound ? nullptr : ex->cluster;
+      Http1Pool::Lease lease{ctx_.http1_pool->TakeIdle(to, cluster)};
+      if (!lease.conn) {
+        auto wait_until = std::min(give_up, Clock::now() + ctx_.connect_timeout);
+        lease = co_await ctx_.http1_pool->Acquire(to, cluster, ctx_.inbound, ctx_.connect_timeout, wait_until);
+      }
       conn = std::move(lease.conn);
       failure = lease.failure;
       bool reused = conn && conn->reused;
@@ -699,7 +744,7 @@ class Bridge final : public H2Handler {
     if (conn) ctx_.http1_pool->Release(std::move(conn), keep);
     if (http1_busy_[to] > 0) --http1_busy_[to];
     http1_freed_.cancel();
-    if (ex->Finished()) exchanges_.erase(ex->down_id);
+    if (ex->Finished()) Retire(*ex);
     TaskDone();
   }
 
@@ -736,7 +781,8 @@ class Bridge final : public H2Handler {
       else if (n == ":authority") authority = v;
       size += n.size() + v.size() + 4;
     }
-    std::string head;
+    std::string& head = conn.request_head;  // the connection's: no allocation once it has room
+    head.clear();
     head.reserve(size);
     head.append(method).append(" ").append(path).append(" HTTP/1.1\r\nhost: ").append(authority).append("\r\n");
     for (const auto& [n, v] : request) {
@@ -816,7 +862,9 @@ class Bridge final : public H2Handler {
         co_await WaitFor(ex);
         continue;
       }
-      BodyRead r = co_await ReadBody(s, buf, body, {reinterpret_cast<char*>(chunk.get()), kChunk});
+      const std::span<char> room{reinterpret_cast<char*>(chunk.get()), kChunk};
+      BodyRead r = TakeBufferedBody(buf, body, room);
+      if (!r.error && r.n == 0 && !body.done()) r = co_await ReadBody(s, buf, body, room);
       if (r.error) co_return ex.down_closed ? nullptr : "UPE";
       ex.response_body.Append(chunk.get(), r.n);
       if (body.done()) ex.response_end = true;
@@ -942,7 +990,8 @@ class Bridge final : public H2Handler {
   H2UpstreamPool& pool_;  // the worker's HTTP/2 upstream connections
   std::map<tcp::endpoint, int> http1_busy_;  // HTTP/1.1 upstream connections this client's streams hold
   Timer http1_freed_{ex_, Timer::time_point::max()};  // cancelled when one is given back
-  std::map<int32_t, std::unique_ptr<Exchange>> exchanges_;  // by the client's stream id
+  ExchangeMap exchanges_;  // by the client's stream id
+  std::vector<ExchangeMap::node_type> spare_exchanges_;
   int live_tasks_ = 0;
   Timer tasks_done_;
   const std::string inbound_cluster_;

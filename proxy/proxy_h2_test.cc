@@ -247,6 +247,54 @@ TEST_F(ProxyH2, Http2ClientsReachHttp1OnlyBackendsOnPortsDeclaredHttp) {
   EXPECT_EQ(v2.seen().size(), 5u) << "one request each";
 }
 
+// A connection's finished exchanges are rebuilt for its next streams, keeping their buffers'
+// room (Bridge::Retire): nothing of a stream may reach a later one, whatever way it ended.
+TEST_F(ProxyH2, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
+  LOAD_SNAPSHOT(SeedSnapshot(false), "seed");
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  int fd = ConnectApp();
+  ASSERT_GE(fd, 0);
+  RawH2Client c(fd);
+  int answered = 0;
+  for (int i = 0; i < 60; ++i) {  // past the 16 exchanges a connection keeps spare, several times
+    SCOPED_TRACE("stream " + std::to_string(i));
+    auto h = Get("/headers");
+    h.emplace_back("x-canary", "true");
+    h.emplace_back("x-stream", std::to_string(i) + std::string(40, 's'));  // a field long enough to own heap room
+    switch (i % 4) {
+      case 0:
+      case 1: {  // answered: it carries its own field, and only its own
+        int32_t id = c.Request(h);
+        ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+        EXPECT_EQ(c.status[id], "200");
+        EXPECT_EQ(c.body[id].rfind("v2 GET /headers HTTP/1.1", 0), 0u) << c.body[id];
+        EXPECT_NE(c.body[id].find("x-stream: " + std::to_string(i) + "sss"), std::string::npos) << c.body[id];
+        EXPECT_EQ(c.body[id].find("x-stream"), c.body[id].rfind("x-stream")) << "one x-stream field: " << c.body[id];
+        EXPECT_EQ(c.body[id].find("x-big"), std::string::npos) << c.body[id];
+        ++answered;
+        break;
+      }
+      case 2: {  // over the header bounds: answered 431 by the proxy itself
+        for (int j = 0; j < 120; ++j) h.emplace_back("x-big-" + std::to_string(j), std::string(600, 'b'));
+        int32_t id = c.Request(h);
+        ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+        EXPECT_EQ(c.status[id], "431");
+        break;
+      }
+      case 3: {  // reset by the client as soon as it is sent
+        int32_t id = c.Request(h);
+        ASSERT_TRUE(c.Flush());
+        c.Reset(id);
+        c.Pump([&] { return c.Closed(id); }, 1000ms);
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(answered, 30);
+  EXPECT_EQ(c.goaway, -1) << "the connection served every stream";
+}
+
 TEST_F(ProxyH2, InboundHttp2ReachesAnHttp1AppInItsDeclaredProtocol) {
   // The pod's own service: web, port 80 declared http, the app on 9080.
   const std::string snapshot = testing_support::OneServiceSnapshot("own", "ALLOW_ANY", "web", "10.96.0.30", "http-web", 80,

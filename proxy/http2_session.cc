@@ -420,7 +420,9 @@ class Bridge final : public H2Handler {
     if (ex.too_large) return Local(ex, 431, "request headers too large\n", "DPE");
     std::string_view method, path, authority, scheme = "http";
     headers_.clear();
-    for (const auto& [n, v] : ex.request) {
+    for (const auto& [name, value] : ex.request) {
+      // Compared as views: a std::string against a literal costs a strlen and a memcmp each.
+      const std::string_view n = name, v = value;
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
@@ -493,7 +495,7 @@ class Bridge final : public H2Handler {
     // The fields move over: the client's list serves nothing past this point (the pseudo-header
     // views above stay, those are not moved).
     for (auto& [n, v] : ex.request) {
-      if (n[0] == ':' || n == "host") continue;
+      if (n[0] == ':' || std::string_view(n) == "host") continue;
       if (ctx_.inbound ? IsSteeringHeader(n) : IsClientCertHeader(n)) continue;
       out.emplace_back(std::move(n), std::move(v));
     }
@@ -621,7 +623,8 @@ class Bridge final : public H2Handler {
     const auto& m = *ex.mirror;
     std::string_view method, path, authority;
     std::vector<std::pair<std::string_view, std::string_view>> fields;
-    for (const auto& [n, v] : m.request) {
+    for (const auto& [name, value] : m.request) {
+      const std::string_view n = name, v = value;
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
@@ -677,17 +680,20 @@ class Bridge final : public H2Handler {
       RecordAttempt(ex->cluster, ex->endpoint, AttemptFailure::kNone, status);
       return true;
     };
+    int* held = nullptr;  // this stream's count in http1_busy_ while it holds one (map entries stay put)
     for (int round = 0; round <= retrier.max_retries() + 1 && !ex->down_closed; ++round) {
       // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
       // a client multiplexing a hundred streams must not open a hundred connections at once (a
       // small accept backlog drops them). Streams past it wait, in no particular order.
-      while (http1_busy_[to] >= kMaxHttp1PerEndpoint && !ex->down_closed) {
+      int& busy = http1_busy_[to];
+      while (busy >= kMaxHttp1PerEndpoint && !ex->down_closed) {
         // Only waits: re-arming the shared timer would cancel the other waiters (who would
         // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
         co_await http1_freed_.async_wait(kNoThrow);
       }
       if (ex->down_closed) break;
-      ++http1_busy_[to];
+      held = &busy;
+      ++*held;
       const Cluster* cluster = ctx_.inbound ? nullptr : ex->cluster;
       Http1Pool::Lease lease{ctx_.http1_pool->TakeIdle(to, cluster)};
       if (!lease.conn) {
@@ -717,7 +723,7 @@ class Bridge final : public H2Handler {
       }
       if (!again) break;
       ctx_.http1_pool->Release(std::move(conn), false);
-      --http1_busy_[to];
+      --*std::exchange(held, nullptr);
       http1_freed_.cancel();
       Requeue(*ex);
       if (stale) {
@@ -742,7 +748,7 @@ class Bridge final : public H2Handler {
     }
     if (failure) UpstreamEnded(*ex, true, failure);
     if (conn) ctx_.http1_pool->Release(std::move(conn), keep);
-    if (http1_busy_[to] > 0) --http1_busy_[to];
+    if (held) --*held;
     http1_freed_.cancel();
     if (ex->Finished()) Retire(*ex);
     TaskDone();
@@ -775,7 +781,8 @@ class Bridge final : public H2Handler {
     bool has_length = false;
     // The head is sized first and written in one allocation.
     size_t size = sizeof(" HTTP/1.1\r\nhost: \r\ntransfer-encoding: chunked\r\n\r\n");
-    for (const auto& [n, v] : request) {
+    for (const auto& [name, value] : request) {
+      const std::string_view n = name, v = value;
       if (n == ":method") method = v;
       else if (n == ":path") path = v;
       else if (n == ":authority") authority = v;
@@ -784,20 +791,22 @@ class Bridge final : public H2Handler {
     std::string& head = conn.request_head;  // the connection's: no allocation once it has room
     head.clear();
     head.reserve(size);
-    head.append(method).append(" ").append(path).append(" HTTP/1.1\r\nhost: ").append(authority).append("\r\n");
-    for (const auto& [n, v] : request) {
+    using namespace std::string_view_literals;
+    head.append(method).append(" "sv).append(path).append(" HTTP/1.1\r\nhost: "sv).append(authority).append("\r\n"sv);
+    for (const auto& [name, value] : request) {
+      const std::string_view n = name;
       if (n[0] == ':' || IsHopByHop(n)) continue;
       has_length |= n == "content-length";
-      head.append(n).append(": ").append(v).append("\r\n");
+      head.append(n).append(": "sv).append(value).append("\r\n"sv);
     }
     // Framing: the client's length, else none for an empty body, else chunked as it streams.
     bool chunked = false;
     if (!has_length) {
       if (!(ex.request_end && ex.request_body.size() == 0)) {
         chunked = true;
-        head += "transfer-encoding: chunked\r\n";
+        head += "transfer-encoding: chunked\r\n"sv;
       } else if (method == "POST" || method == "PUT" || method == "PATCH") {
-        head += "content-length: 0\r\n";
+        head += "content-length: 0\r\n"sv;
       }
     }
     head += "\r\n";
@@ -847,9 +856,9 @@ class Bridge final : public H2Handler {
     ex.answer.response.reserve(res.fields.size() + 1);
     ex.answer.response.emplace_back(":status", std::to_string(res.status));
     for (const auto& f : res.fields) {
-      std::string name = AsciiLower(f.name);
-      if (IsConnectionSpecific(name)) continue;
-      ex.answer.response.emplace_back(std::move(name), std::string(f.value));
+      auto& [name, value] = ex.answer.response.emplace_back(f.name, f.value);
+      for (char& c : name) c = AsciiLower(c);  // HTTP/2 field names are lowercase
+      if (IsConnectionSpecific(name)) ex.answer.response.pop_back();
     }
     BodyDecoder body;
     body.Start(res.framing, res.content_length);
@@ -909,7 +918,7 @@ class Bridge final : public H2Handler {
     // Edited in place: the answer's headers serve nothing else once they are submitted.
     Headers& out = ex.answer.response;
     for (auto& [n, v] : out) {
-      if (n == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
+      if (std::string_view(n) == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
     }
     if (!ex.detached) RecordAttempt(ex.cluster, ex.endpoint, AttemptFailure::kNone, ex.entry.code);
     if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);

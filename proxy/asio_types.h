@@ -6,6 +6,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,8 +20,13 @@ using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::ip::tcp, Execut
 using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>, Executor>;
 template <class T = void>
 using Awaitable = boost::asio::awaitable<T, Executor>;
-// co_await on an operation: its results as a tuple (error codes returned, never thrown).
-constexpr auto kNoThrow = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
+// co_await on an operation: its results as a tuple (error codes returned, never thrown). A
+// deferred operation is awaited in place; use_awaitable would wrap each in a coroutine of its own,
+// a heap-allocated frame per read, write and wait.
+constexpr auto kNoThrow = boost::asio::as_tuple(boost::asio::deferred);
+// The same as an awaitable, for what needs one: the || and && of awaitable_operators, a function
+// returning Awaitable.
+constexpr auto kNoThrowAwaitable = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
 constexpr boost::asio::use_awaitable_t<Executor> kUseAwaitable{};
 
 }  // namespace tern::proxy

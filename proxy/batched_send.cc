@@ -248,7 +248,7 @@ void CloseSocket(Socket& s, error_code& ec) {
 }
 
 Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::span<const asio::const_buffer> buffers) {
-  return asio::async_initiate<decltype(kNoThrow), void(error_code, size_t)>(
+  return asio::async_initiate<decltype(kNoThrowAwaitable), void(error_code, size_t)>(
       [this, &s, buffers](auto handler) {
         Impl& im = *impl_;
         const int fd = s.native_handle();
@@ -289,7 +289,7 @@ Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::spa
           asio::post(s.get_executor(), [&im] { im.Flush(); });
         }
       },
-      kNoThrow);
+      kNoThrowAwaitable);
 }
 
 }  // namespace tern::proxy

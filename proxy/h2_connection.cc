@@ -113,7 +113,7 @@ Awaitable<void> H2Connection::Linger() {
   socket_.shutdown(Socket::shutdown_send, ec);
   if (ec) co_return;
   Timer timer(socket_.get_executor(), kLingerTime);
-  co_await (DrainInput() || timer.async_wait(kNoThrow));
+  co_await (DrainInput() || timer.async_wait(kNoThrowAwaitable));
 }
 
 Awaitable<void> H2Connection::DrainInput() {

@@ -251,7 +251,7 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
     const auto try_until = retrier.TryDeadline(give_up);
     Timer deadline(x.ex, try_until);
     while (!s->headers_done && !s->over() && Clock::now() < try_until) {
-      co_await (s->Wait() || deadline.async_wait(kNoThrow));
+      co_await (s->Wait() || deadline.async_wait(kNoThrowAwaitable));
     }
     const char* flag = s->headers_done ? nullptr : !s->over() ? "UT" : s->connect_failed ? "UF" : "UC";
     const AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;

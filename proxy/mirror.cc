@@ -34,7 +34,7 @@ Awaitable<void> Mirror(tcp::endpoint to, std::string request, std::chrono::milli
     };
     Timer timer(s.get_executor());
     timer.expires_after(timeout);
-    co_await (exchange() || timer.async_wait(kNoThrow));
+    co_await (exchange() || timer.async_wait(kNoThrowAwaitable));
   }
   --mirrors_in_flight;
 }

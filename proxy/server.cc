@@ -235,7 +235,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
     std::array<char, 4096> buf;
     sniffed = Sniffed::kNeedMore;
     while (sniffed == Sniffed::kNeedMore && head.size() < 8192) {
-      auto result = co_await (downstream.async_read_some(asio::buffer(buf), kNoThrow) || timer.async_wait(kNoThrow));
+      auto result = co_await (downstream.async_read_some(asio::buffer(buf), kNoThrowAwaitable) || timer.async_wait(kNoThrowAwaitable));
       if (result.index() == 1) break;  // the client waits for the server to speak first: TCP
       auto [rec, n] = std::get<0>(result);
       if (rec) break;

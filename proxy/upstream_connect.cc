@@ -27,7 +27,7 @@ Awaitable<ConnectResult> ConnectUpstream(Socket& socket, const tcp::endpoint& to
   if (ec) co_return ConnectResult::kFailed;
   Timer timer(socket.get_executor());
   timer.expires_after(timeout);
-  auto result = co_await (socket.async_connect(to, kNoThrow) || timer.async_wait(kNoThrow));
+  auto result = co_await (socket.async_connect(to, kNoThrowAwaitable) || timer.async_wait(kNoThrowAwaitable));
   if (result.index() == 1) {
     socket.close(ec);
     co_return ConnectResult::kTimedOut;

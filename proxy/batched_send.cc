@@ -7,7 +7,6 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
-#include <new>
 #include <vector>
 
 namespace tern::proxy {
@@ -24,19 +23,6 @@ constexpr size_t kMaxPieces = 32;  // per message; more are sent by the caller's
 }  // namespace
 
 struct BatchedSends::Impl {
-  // A writer waiting for its result, whatever its completion handler's type. It lives inside
-  // its Pending entry (kWaiterBytes), so queueing a write allocates nothing.
-  struct Waiter {
-    virtual ~Waiter() = default;
-    virtual void Complete(error_code ec, size_t n) = 0;
-  };
-  template <class Handler>
-  struct HandlerWaiter final : Waiter {
-    explicit HandlerWaiter(Handler h) : handler(std::move(h)) {}
-    void Complete(error_code ec, size_t n) override { std::move(handler)(ec, n); }
-    Handler handler;
-  };
-  static constexpr size_t kWaiterBytes = 64;
   enum class State : uint8_t {
     kQueued,     // its SQE is in the ring, not submitted yet
     kSubmitted,  // the kernel has it; its completion is awaited
@@ -45,32 +31,9 @@ struct BatchedSends::Impl {
   // One queued write. Entries are reused turn after turn (see spare), and never move while the
   // ring may point at their msghdr.
   struct Pending {
-    Pending() = default;
-    Pending(const Pending&) = delete;
-    Pending& operator=(const Pending&) = delete;
-    ~Pending() { DropWaiter(); }
-    template <class Handler>
-    void SetWaiter(Handler&& h) {
-      using W = HandlerWaiter<std::decay_t<Handler>>;
-      static_assert(sizeof(W) <= kWaiterBytes && alignof(W) <= alignof(std::max_align_t), "a waiter fits its entry");
-      waiter = new (waiter_storage) W(std::forward<Handler>(h));
-    }
-    void DropWaiter() {
-      if (waiter) std::exchange(waiter, nullptr)->~Waiter();
-    }
-    // Completes the writer (once) and lets its handler go.
-    void Complete(error_code ec, size_t n) {
-      struct Drop {
-        Waiter* w;
-        ~Drop() { w->~Waiter(); }
-      } drop{std::exchange(waiter, nullptr)};
-      drop.w->Complete(ec, n);
-    }
-
     msghdr msg{};
     std::array<iovec, kMaxPieces> iov;
-    alignas(std::max_align_t) unsigned char waiter_storage[kWaiterBytes];
-    Waiter* waiter = nullptr;
+    Completion done;  // the writer's
     int fd = -1;
     io_uring_sqe* sqe = nullptr;  // while kQueued
     bool in_ring = false;         // it was given an SQE (a send, or the no-op it became)
@@ -200,10 +163,10 @@ struct BatchedSends::Impl {
     ++batch_number;
     for (auto& entry : batch) {
       Pending& p = *entry;
-      if (p.result == -ECANCELED) p.Complete(asio::error::operation_aborted, 0);
-      else if (p.result >= 0) p.Complete({}, static_cast<size_t>(p.result));
-      else if (p.result == -EAGAIN || p.result == -EWOULDBLOCK) p.Complete({}, 0);
-      else p.Complete(error_code(-p.result, boost::system::system_category()), 0);
+      if (p.result == -ECANCELED) p.done(asio::error::operation_aborted, 0);
+      else if (p.result >= 0) p.done({}, static_cast<size_t>(p.result));
+      else if (p.result == -EAGAIN || p.result == -EWOULDBLOCK) p.done({}, 0);
+      else p.done(error_code(-p.result, boost::system::system_category()), 0);
       if (spare.size() < kMaxSpare) spare.push_back(std::move(entry));
     }
     batch.clear();
@@ -247,49 +210,45 @@ void CloseSocket(Socket& s, error_code& ec) {
   s.close(ec);
 }
 
-Awaitable<std::tuple<error_code, size_t>> BatchedSends::Send(Socket& s, std::span<const asio::const_buffer> buffers) {
-  return asio::async_initiate<decltype(kNoThrowAwaitable), void(error_code, size_t)>(
-      [this, &s, buffers](auto handler) {
-        Impl& im = *impl_;
-        const int fd = s.native_handle();
-        io_uring_sqe* sqe = nullptr;
-        if (fd >= 0 && im.ring_ok) {
-          sqe = io_uring_get_sqe(&im.ring);
-          if (!sqe) {  // a full ring: what it holds goes in now (and is reaped, so the CQ never overflows)
-            im.Submit();
-            im.Reap();
-            sqe = io_uring_get_sqe(&im.ring);
-          }
-        }
-        Impl::Pending& p = im.Add();
-        const size_t index = im.pending.size() - 1;
-        p.SetWaiter(std::move(handler));
-        p.fd = fd;
-        size_t count = std::min(buffers.size(), p.iov.size());
-        for (size_t i = 0; i < count; ++i) {
-          p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
-          p.iov[i].iov_len = buffers[i].size();
-        }
-        p.msg.msg_iov = p.iov.data();
-        p.msg.msg_iovlen = count;
-        if (fd < 0) {
-          Impl::Finish(p, -EBADF);  // closed already: nothing for the ring
-        } else if (!im.ring_ok) {
-          Impl::Finish(p, Impl::SendNow(p));  // no io_uring: sent now, resumed with the batch
-        } else if (!sqe) {
-          Impl::Finish(p, -EIO);
-        } else {
-          p.sqe = sqe;
-          p.in_ring = true;
-          io_uring_prep_sendmsg(sqe, fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-          io_uring_sqe_set_data64(sqe, (uint64_t{im.batch_number} << 32) | index);
-        }
-        if (!im.flush_posted) {
-          im.flush_posted = true;
-          asio::post(s.get_executor(), [&im] { im.Flush(); });
-        }
-      },
-      kNoThrowAwaitable);
+void BatchedSends::Queue(Socket& s, std::span<const asio::const_buffer> buffers, Completion done) {
+  Impl& im = *impl_;
+  const int fd = s.native_handle();
+  io_uring_sqe* sqe = nullptr;
+  if (fd >= 0 && im.ring_ok) {
+    sqe = io_uring_get_sqe(&im.ring);
+    if (!sqe) {  // a full ring: what it holds goes in now (and is reaped, so the CQ never overflows)
+      im.Submit();
+      im.Reap();
+      sqe = io_uring_get_sqe(&im.ring);
+    }
+  }
+  Impl::Pending& p = im.Add();
+  const size_t index = im.pending.size() - 1;
+  p.done = std::move(done);
+  p.fd = fd;
+  size_t count = std::min(buffers.size(), p.iov.size());
+  for (size_t i = 0; i < count; ++i) {
+    p.iov[i].iov_base = const_cast<void*>(buffers[i].data());
+    p.iov[i].iov_len = buffers[i].size();
+  }
+  p.msg.msg_iov = p.iov.data();
+  p.msg.msg_iovlen = count;
+  if (fd < 0) {
+    Impl::Finish(p, -EBADF);  // closed already: nothing for the ring
+  } else if (!im.ring_ok) {
+    Impl::Finish(p, Impl::SendNow(p));  // no io_uring: sent now, resumed with the batch
+  } else if (!sqe) {
+    Impl::Finish(p, -EIO);
+  } else {
+    p.sqe = sqe;
+    p.in_ring = true;
+    io_uring_prep_sendmsg(sqe, fd, &p.msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, (uint64_t{im.batch_number} << 32) | index);
+  }
+  if (!im.flush_posted) {
+    im.flush_posted = true;
+    asio::post(s.get_executor(), [&im] { im.Flush(); });
+  }
 }
 
 }  // namespace tern::proxy

@@ -26,8 +26,11 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/system/error_code.hpp>
+#include <cstddef>
 #include <memory>
+#include <new>
 #include <span>
+#include <utility>
 
 #include "proxy/asio_types.h"
 
@@ -46,10 +49,68 @@ class BatchedSends final : public boost::asio::execution_context::service {
   // The service of `s`'s io_context (made on first use).
   static BatchedSends& Of(Socket& s);
 
+  // A writer's completion handler, whatever its type, held inline: queueing a write allocates
+  // nothing.
+  class Completion {
+   public:
+    Completion() = default;
+    template <class Handler>
+    explicit Completion(Handler&& handler) : ops_(&kOps<std::decay_t<Handler>>) {
+      using H = std::decay_t<Handler>;
+      static_assert(sizeof(H) <= kBytes && alignof(H) <= alignof(std::max_align_t), "a handler fits inline");
+      new (storage_) H(std::forward<Handler>(handler));
+    }
+    Completion(Completion&& other) noexcept : ops_(std::exchange(other.ops_, nullptr)) {
+      if (ops_) ops_->move(other.storage_, storage_);
+    }
+    Completion& operator=(Completion&& other) noexcept {
+      if (this != &other) {
+        Reset();
+        ops_ = std::exchange(other.ops_, nullptr);
+        if (ops_) ops_->move(other.storage_, storage_);
+      }
+      return *this;
+    }
+    ~Completion() { Reset(); }
+    explicit operator bool() const { return ops_ != nullptr; }
+    // Calls the handler, once; it is moved out first, so what it resumes may reuse this.
+    void operator()(boost::system::error_code ec, size_t n) { std::exchange(ops_, nullptr)->complete(storage_, ec, n); }
+    // Lets the handler go uncalled.
+    void Reset() {
+      if (ops_) std::exchange(ops_, nullptr)->destroy(storage_);
+    }
+
+   private:
+    static constexpr size_t kBytes = 64;
+    struct Ops {
+      void (*move)(void* from, void* to);
+      void (*destroy)(void* handler);
+      void (*complete)(void* handler, boost::system::error_code ec, size_t n);
+    };
+    template <class H>
+    static constexpr Ops kOps = {
+        [](void* from, void* to) {
+          new (to) H(std::move(*static_cast<H*>(from)));
+          static_cast<H*>(from)->~H();
+        },
+        [](void* h) { static_cast<H*>(h)->~H(); },
+        [](void* h, boost::system::error_code ec, size_t n) {
+          H handler(std::move(*static_cast<H*>(h)));
+          static_cast<H*>(h)->~H();
+          std::move(handler)(ec, n);
+        },
+    };
+    alignas(std::max_align_t) unsigned char storage_[kBytes];
+    const Ops* ops_ = nullptr;
+  };
+
   // Sends what of `buffers` the socket takes now, as part of this turn's batch: (error, bytes
   // taken). Fewer bytes than offered (0 when the socket is full) is no error. `buffers` and the
-  // bytes they point to must stay until the result arrives.
-  Awaitable<std::tuple<boost::system::error_code, size_t>> Send(Socket& s, std::span<const boost::asio::const_buffer> buffers);
+  // bytes they point to must stay until the result arrives. A deferred operation: co_await it.
+  auto Send(Socket& s, std::span<const boost::asio::const_buffer> buffers) {
+    return boost::asio::async_initiate<decltype(kNoThrow), void(boost::system::error_code, size_t)>(
+        [this, &s, buffers](auto handler) { Queue(s, buffers, Completion(std::move(handler))); }, kNoThrow);
+  }
 
   // Whether sends go through io_uring (false: each is a sendmsg at once).
   bool batching() const;
@@ -61,6 +122,7 @@ class BatchedSends final : public boost::asio::execution_context::service {
 
  private:
   struct Impl;
+  void Queue(Socket& s, std::span<const boost::asio::const_buffer> buffers, Completion done);
   void shutdown() override;
   std::unique_ptr<Impl> impl_;
 };

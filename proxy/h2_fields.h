@@ -39,6 +39,8 @@ class ByteQueue {
   }
   // Bytes held, taken ones included (what the queue costs).
   size_t footprint() const { return data_.size(); }
+  // Room it has, used or not.
+  size_t capacity() const { return data_.capacity(); }
   // Drops everything; how many bytes that was.
   size_t Clear() {
     size_t n = size();

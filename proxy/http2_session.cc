@@ -130,8 +130,10 @@ struct Exchange final : H2UpstreamStream {
     if (wake) wake->cancel();
   }
   // Makes this a new exchange for the connection's next stream, rebuilt in place, with the room
-  // its header lists and body queues had (so a stream like the last costs them no allocation).
-  // Only once nothing refers to it any more (Finished).
+  // its header lists and body queues had (so a stream like the last costs them no allocation),
+  // up to kKeptQueueBytes a queue: a spare must not hold a large transfer's buffers while its
+  // connection idles. Only once nothing refers to it any more (Finished).
+  static constexpr size_t kKeptQueueBytes = 16 * 1024;
   void Renew() {
     Bridge& b = bridge;
     Headers fields = std::move(request), answer_fields = std::move(answer.response), upstream = std::move(upstream_request);
@@ -144,10 +146,14 @@ struct Exchange final : H2UpstreamStream {
     answer.response.clear();
     upstream_request = std::move(upstream);
     upstream_request.clear();
-    request_body = std::move(in);
-    request_body.Clear();
-    response_body = std::move(out);
-    response_body.Clear();
+    if (in.capacity() <= kKeptQueueBytes) {
+      request_body = std::move(in);
+      request_body.Clear();
+    }
+    if (out.capacity() <= kKeptQueueBytes) {
+      response_body = std::move(out);
+      response_body.Clear();
+    }
   }
   // Nothing refers to it any more: the client's stream and the upstream side are both over.
   bool Finished() const { return down_closed && !open() && (!h1 || h1_done); }
@@ -248,6 +254,7 @@ class Bridge final : public H2Handler {
   int OnBeginHeaders(H2Connection& c, const nghttp2_frame& f) override {
     if (f.headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     Exchange& ex = Open(f.hd.stream_id);
+    ex.entry.start = std::chrono::steady_clock::now();  // a spare was built when its last stream ended
     ex.down_id = f.hd.stream_id;
     ex.entry.protocol = "HTTP/2";
     ex.request.reserve(kUsualFieldCount);  // one allocation for most requests' fields
@@ -660,6 +667,7 @@ class Bridge final : public H2Handler {
   // --- HTTP/1.1 upstreams ---
   static constexpr int kMaxHttp1PerEndpoint = 16;
   static constexpr size_t kHttp1ResponseBuffer = 256 * 1024;  // read no further ahead of the client
+  static constexpr size_t kKeptHeadBytes = 4096;  // an upstream connection's request head room, kept
 
   // One stream to an HTTP/1.1 upstream, with the route's retries (retry_policy.h): a connect
   // failure, reset, per-try timeout or retriable status before the answer reached the client
@@ -812,6 +820,7 @@ class Bridge final : public H2Handler {
     head += "\r\n";
     asio::const_buffer whole = asio::buffer(head);
     if (co_await WriteGather(s, {&whole, 1})) co_return ex.down_closed ? nullptr : "UC";
+    if (head.capacity() > kKeptHeadBytes) std::string().swap(head);  // an idle connection keeps no large head
     // The body relay buffer: uninitialized (zeroing 16 KiB per request was a quarter of the
     // HTTP/2 path's instructions).
     SpareChunk chunk;

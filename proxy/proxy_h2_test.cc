@@ -295,6 +295,37 @@ TEST_F(ProxyH2, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
   EXPECT_EQ(c.goaway, -1) << "the connection served every stream";
 }
 
+// A renewed exchange is built when its last stream ends: the next stream's access-log duration
+// must count from its own start, not include the time the connection sat idle.
+TEST_F(ProxyH2, AStreamOnAnIdledConnectionLogsItsOwnDuration) {
+  LOAD_SNAPSHOT(SeedSnapshot(false), "seed");
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  int fd = ConnectApp();
+  ASSERT_GE(fd, 0);
+  RawH2Client c(fd);
+  for (const char* path : {"/before-idle", "/after-idle"}) {
+    auto h = Get(path);
+    h.emplace_back("x-canary", "true");
+    int32_t id = c.Request(h);
+    ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+    EXPECT_EQ(c.status[id], "200");
+    if (std::string_view(path) == "/before-idle") std::this_thread::sleep_for(1500ms);
+  }
+  std::string line;
+  ASSERT_TRUE(WaitFor([&] {
+    std::string log = Log();
+    size_t at = log.find("\"path\":\"/after-idle\"");
+    if (at == std::string::npos) return false;
+    size_t begin = log.rfind('\n', at), end = log.find('\n', at);
+    line = log.substr(begin == std::string::npos ? 0 : begin + 1, end == std::string::npos ? std::string::npos : end - begin - 1);
+    return true;
+  })) << Log();
+  size_t at = line.find("\"duration_ms\":");
+  ASSERT_NE(at, std::string::npos) << line;
+  EXPECT_LT(std::stol(line.substr(at + 14)), 1000) << line;
+}
+
 TEST_F(ProxyH2, InboundHttp2ReachesAnHttp1AppInItsDeclaredProtocol) {
   // The pod's own service: web, port 80 declared http, the app on 9080.
   const std::string snapshot = testing_support::OneServiceSnapshot("own", "ALLOW_ANY", "web", "10.96.0.30", "http-web", 80,

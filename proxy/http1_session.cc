@@ -383,8 +383,11 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   for (int round = 0; round <= retrier.max_retries() + 1; ++round) {
     x.entry.upstream = uep;
     EndpointLoad load(endpoint);
-    auto wait_until = std::min(give_up, Clock::now() + x.ctx.connect_timeout);
-    Http1Pool::Lease lease = co_await x.ctx.http1_pool->Acquire(uep, cluster, x.ctx.inbound, x.ctx.connect_timeout, wait_until);
+    Http1Pool::Lease lease{x.ctx.http1_pool->TakeIdle(uep, cluster)};  // without a coroutine frame when one idles
+    if (!lease.conn) {
+      auto wait_until = std::min(give_up, Clock::now() + x.ctx.connect_timeout);
+      lease = co_await x.ctx.http1_pool->Acquire(uep, cluster, x.ctx.inbound, x.ctx.connect_timeout, wait_until);
+    }
     if (lease.failure && std::string_view(lease.failure) == "UO") co_return Failed(end, "UO");  // never retried
     AttemptFailure failure = lease.conn ? AttemptFailure::kNone : AttemptFailure::kConnectFailure;
     const char* flag = lease.conn ? nullptr : "UF";

@@ -7,6 +7,8 @@
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 namespace tern::proxy {
@@ -71,7 +73,13 @@ struct BatchedSends::Impl {
     return *pending.back();
   }
 
-  Impl() { ring_ok = io_uring_queue_init(kRingEntries, &ring, 0) == 0; }
+  Impl() { ring_ok = RingAllowed() && io_uring_queue_init(kRingEntries, &ring, 0) == 0; }
+  // TERN_IO_URING=off: plain sendmsg, as where the kernel or a seccomp profile refuses io_uring
+  // (for a kernel whose io_uring misbehaves, and to test that path).
+  static bool RingAllowed() {
+    const char* setting = std::getenv("TERN_IO_URING");
+    return !setting || std::string_view(setting) != "off";
+  }
   ~Impl() {
     if (ring_ok) io_uring_queue_exit(&ring);
   }

@@ -15,8 +15,8 @@
 // the usual way) and posts one flush per batch; posted handlers run after the handlers already
 // ready, so the flush comes once they have all written. The flush submits, reaps every
 // completion and resumes the writers. Without io_uring (an old kernel, a seccomp profile that
-// refuses it) each Send() is a plain sendmsg at once, its writer resumed with the batch: callers
-// see one behaviour either way.
+// refuses it, or TERN_IO_URING=off in the environment) each Send() is a plain sendmsg at once,
+// its writer resumed with the batch: callers see one behaviour either way.
 //
 // The queue is an Asio service of the io_context: writers waiting in a batch when the context is
 // destroyed are destroyed with its other handlers, in its shutdown, not at thread exit.

@@ -39,7 +39,28 @@ std::string ReadExactly(Socket& s, size_t n) {
   return out;
 }
 
-TEST(BatchedSends, EveryWriterOfATurnIsSentAndResumed) {
+// Every case runs on both paths: batched through io_uring, and plain sendmsg (TERN_IO_URING=off,
+// as where io_uring is refused). The setting is read when a context's service is made.
+class BatchedSendsOn : public testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (GetParam()) unsetenv("TERN_IO_URING");
+    else setenv("TERN_IO_URING", "off", 1);
+  }
+  void TearDown() override { unsetenv("TERN_IO_URING"); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Paths, BatchedSendsOn, testing::Values(true, false),
+                         [](const testing::TestParamInfo<bool>& p) { return p.param ? "IoUring" : "Sendmsg"; });
+
+TEST_P(BatchedSendsOn, ThePathIsTheOneAsked) {
+  asio::io_context io;
+  auto& sends = asio::use_service<BatchedSends>(io);
+  if (!GetParam()) EXPECT_FALSE(sends.batching()) << "TERN_IO_URING=off sends with sendmsg";
+  else if (!sends.batching()) GTEST_SKIP() << "io_uring is not available on this kernel";
+}
+
+TEST_P(BatchedSendsOn, EveryWriterOfATurnIsSentAndResumed) {
   asio::io_context io;
   auto& sends = asio::use_service<BatchedSends>(io);
   Pairs pairs(io, 8);
@@ -60,7 +81,7 @@ TEST(BatchedSends, EveryWriterOfATurnIsSentAndResumed) {
   }
 }
 
-TEST(BatchedSends, MoreWritersInATurnThanTheRingHoldsAllGoInOrder) {
+TEST_P(BatchedSendsOn, MoreWritersInATurnThanTheRingHoldsAllGoInOrder) {
   asio::io_context io;
   Pairs pairs(io, 3);
   BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
@@ -94,7 +115,7 @@ TEST(BatchedSends, MoreWritersInATurnThanTheRingHoldsAllGoInOrder) {
   }
 }
 
-TEST(BatchedSends, AFullSocketTakesWhatFitsWithoutAnError) {
+TEST_P(BatchedSendsOn, AFullSocketTakesWhatFitsWithoutAnError) {
   asio::io_context io;
   Pairs pairs(io, 1);
   BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
@@ -115,7 +136,7 @@ TEST(BatchedSends, AFullSocketTakesWhatFitsWithoutAnError) {
   EXPECT_LT(std::get<1>(got[1]), big.size()) << "(what room an ACK freed meanwhile, at most)";
 }
 
-TEST(BatchedSends, APeerThatResetGivesAnError) {
+TEST_P(BatchedSendsOn, APeerThatResetGivesAnError) {
   asio::io_context io;
   Pairs pairs(io, 1);
   BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
@@ -133,13 +154,13 @@ TEST(BatchedSends, APeerThatResetGivesAnError) {
   EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::broken_pipe) << ec.message();
 }
 
-TEST(BatchedSends, ASocketClosedBeforeTheFlushIsNotWrittenUnderItsOldNumber) {
+TEST_P(BatchedSendsOn, ASocketClosedBeforeTheFlushIsNotWrittenUnderItsOldNumber) {
   // Closed in the same turn as its write was queued: by the flush, the descriptor number
   // belongs to a socket opened meanwhile (the lowest free number is reused at once).
   asio::io_context io;
   Pairs pairs(io, 1);
   BatchedSends& sends = BatchedSends::Of(pairs.writers[0]);
-  if (!sends.batching()) GTEST_SKIP() << "io_uring is not available here: each write goes out at once";
+  if (!sends.batching()) GTEST_SKIP() << "without io_uring each write goes out at once: its number cannot be reused before";
   const int old_fd = pairs.writers[0].native_handle();
   boost::system::error_code ec;
   std::optional<Socket> reader, writer;
@@ -167,7 +188,7 @@ TEST(BatchedSends, ASocketClosedBeforeTheFlushIsNotWrittenUnderItsOldNumber) {
   }
 }
 
-TEST(BatchedSends, WritersStillWaitingAreDestroyedWithTheirContext) {
+TEST_P(BatchedSendsOn, WritersStillWaitingAreDestroyedWithTheirContext) {
   bool resumed = false;
   {
     asio::io_context io;

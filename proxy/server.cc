@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/metrics/registry.h"
+#include "proxy/batched_send.h"
 #include "proxy/draining_read.h"
 #include "proxy/h2_upstream_pool.h"
 #include "proxy/http1_pool.h"
@@ -380,6 +381,11 @@ Status Server::Start() {
   Impl& im = *impl_;
   int n = std::max(1, im.options.workers);
   for (int i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Worker>());
+  // Each worker's write batching is set up now, so the log tells which way writes go.
+  bool batched = true;
+  for (auto& w : im.workers) batched = asio::use_service<BatchedSends>(w->io).batching() && batched;
+  if (batched) im.log.Info("writes: batched through io_uring", {{"workers", n}});
+  else im.log.Warn("writes: one sendmsg each (io_uring unavailable or TERN_IO_URING=off)", {{"workers", n}});
   const ServerOptions& o = im.options;
   // The captured listeners on every worker (the first bind picks an ephemeral port for the rest).
   for (auto [kind, requested] : {std::pair{ListenerKind::kOutbound, o.outbound_port},

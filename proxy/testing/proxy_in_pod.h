@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -279,7 +280,9 @@ class ProxyInPod : public ::testing::Test {
       ASSERT_TRUE(WriteFileAtomically(dir_ + "/annotations", PodAnnotations()).ok());
       argv.insert(argv.end(), {"--pod-annotations", dir_ + "/annotations"});
     }
-    proxy_ = Spawn(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/proxy.log");
+    std::map<std::string, std::string> env = ExtraEnv();
+    env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin";
+    proxy_ = Spawn(argv, env, dir_ + "/proxy.log");
     ASSERT_GT(proxy_, 0);
     ASSERT_TRUE(WaitFor([&] { return Admin("GET /ready").find("LIVE") != std::string::npos; })) << Log();
   }
@@ -287,6 +290,8 @@ class ProxyInPod : public ::testing::Test {
   virtual std::string PodAnnotations() const { return ""; }
   // More tern-proxy flags.
   virtual std::vector<std::string> ExtraArgs() const { return {}; }
+  // More environment for tern-proxy.
+  virtual std::map<std::string, std::string> ExtraEnv() const { return {}; }
   void TearDown() override {
     Stop(proxy_);
     if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());

@@ -299,7 +299,12 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
       n=$(run wrk -t1 -c4 -d8s "$url" | awk '/requests in/ {print $1}')
       n=$((n + 1))  # and the readiness probe
     fi
-    kill -INT "$p"
+    # TERM, not INT: a background job of a non-interactive shell starts with SIGINT ignored, and
+    # HAProxy keeps it so (it never stopped on INT here). tern-proxy drains on TERM, with nothing
+    # open, at once.
+    kill -TERM "$p"
+    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done  # callgrind writes its file on exit
+    kill -KILL "$p" 2>/dev/null || true
     wait "$starter" 2>/dev/null || true
     echo "$(awk '/^summary:/ {print $2}' "$work/cg.$name.$load") $n"
   }

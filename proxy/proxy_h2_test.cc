@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -261,12 +262,22 @@ void ProxyH2::ExpectHttp2ReachesHttp1Backends() {
   EXPECT_EQ(v2.seen().size(), 5u) << "one request each";
 }
 
+// The seed without sidecars (its ports speak HTTP/1.1 upstream) and its two HTTP/1.1 backends.
+class ProxyH2ToHttp1 : public ProxyH2 {
+ protected:
+  void StartSeedAndBackends() {
+    LOAD_SNAPSHOT(SeedSnapshot(false), "seed");
+    v1_.emplace(net_->peer, Endpoint{"10.200.0.2", 8080}, "v1");
+    v2_.emplace(net_->peer, Endpoint{"10.200.0.3", 8080}, "v2");
+    ASSERT_TRUE(v1_->ok() && v2_->ok());
+  }
+  std::optional<testing_support::Backend> v1_, v2_;
+};
+
 // A connection's finished exchanges are rebuilt for its next streams, keeping their buffers'
 // room (Bridge::Retire): nothing of a stream may reach a later one, whatever way it ended.
-TEST_F(ProxyH2, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
-  LOAD_SNAPSHOT(SeedSnapshot(false), "seed");
-  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
-  ASSERT_TRUE(v1.ok() && v2.ok());
+TEST_F(ProxyH2ToHttp1, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
+  ASSERT_NO_FATAL_FAILURE(StartSeedAndBackends());
   int fd = ConnectApp();
   ASSERT_GE(fd, 0);
   RawH2Client c(fd);
@@ -311,10 +322,8 @@ TEST_F(ProxyH2, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
 
 // A renewed exchange is built when its last stream ends: the next stream's access-log duration
 // must count from its own start, not include the time the connection sat idle.
-TEST_F(ProxyH2, AStreamOnAnIdledConnectionLogsItsOwnDuration) {
-  LOAD_SNAPSHOT(SeedSnapshot(false), "seed");
-  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
-  ASSERT_TRUE(v1.ok() && v2.ok());
+TEST_F(ProxyH2ToHttp1, AStreamOnAnIdledConnectionLogsItsOwnDuration) {
+  ASSERT_NO_FATAL_FAILURE(StartSeedAndBackends());
   int fd = ConnectApp();
   ASSERT_GE(fd, 0);
   RawH2Client c(fd);

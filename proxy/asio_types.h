@@ -24,9 +24,7 @@ using Awaitable = boost::asio::awaitable<T, Executor>;
 // deferred operation is awaited in place; use_awaitable would wrap each in a coroutine of its own,
 // a heap-allocated frame per read, write and wait.
 constexpr auto kNoThrow = boost::asio::as_tuple(boost::asio::deferred);
-// The same as an awaitable, for what needs one: the || and && of awaitable_operators, a function
-// returning Awaitable.
+// The same as an awaitable, for what needs one: the || and && of awaitable_operators.
 constexpr auto kNoThrowAwaitable = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
-constexpr boost::asio::use_awaitable_t<Executor> kUseAwaitable{};
 
 }  // namespace tern::proxy

@@ -72,7 +72,6 @@ class BatchedSends final : public boost::asio::execution_context::service {
       return *this;
     }
     ~Completion() { Reset(); }
-    explicit operator bool() const { return ops_ != nullptr; }
     // Calls the handler, once; it is moved out first, so what it resumes may reuse this.
     void operator()(boost::system::error_code ec, size_t n) { std::exchange(ops_, nullptr)->complete(storage_, ec, n); }
     // Lets the handler go uncalled.

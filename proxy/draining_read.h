@@ -18,7 +18,11 @@
 // boost/asio/detail/reactive_socket_recv_op.hpp.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
+#include <cerrno>
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
 #include <boost/version.hpp>
 
@@ -27,6 +31,30 @@ namespace tern::proxy {
 struct DrainingBuffer : boost::asio::mutable_buffer {
   explicit DrainingBuffer(boost::asio::mutable_buffer b) : boost::asio::mutable_buffer(b) {}
 };
+
+// The limit of the rule above: a FIN that arrives with the last bytes raises no edge of its own,
+// so after a short read the end of the stream is only found by reading. A read that waits for
+// the peer's next message may wait for the next edge (a client's FIN is then found when it
+// parks, see http1_session.cc); a read in the middle of a message, or of a byte stream whose end
+// must be passed on, must not: it calls ReadNow first, the try Asio would have made, and waits
+// only when that finds nothing (EAGAIN). True when it settled the read (`ec`, `n`: bytes, or eof).
+template <class Socket>
+bool ReadNow(Socket& s, boost::asio::mutable_buffer b, boost::system::error_code& ec, size_t& n) {
+  ssize_t got = ::recv(s.native_handle(), b.data(), b.size(), MSG_DONTWAIT);
+  if (got > 0) {
+    ec = {};
+    n = static_cast<size_t>(got);
+    return true;
+  }
+  n = 0;
+  if (got == 0) {
+    ec = boost::asio::error::eof;
+    return true;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return false;
+  ec = boost::system::error_code(errno, boost::asio::error::get_system_category());
+  return true;
+}
 
 }  // namespace tern::proxy
 

@@ -67,13 +67,21 @@ H2Connection::H2Connection(Socket socket, Role role, H2Handler& handler)
   if (role == Role::kServer) nghttp2_session_server_new2(&session_, callbacks.cbs, this, options.opt);
   else nghttp2_session_client_new2(&session_, callbacks.cbs, this, options.opt);
   nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(kStreamWindow)},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxHeaderBytes},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
   };
-  // A server must not send ENABLE_PUSH; a client announces it does not want pushes.
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, role == Role::kServer ? 3 : 4);
+  if (role == Role::kServer) {
+    // The stream limit in a SETTINGS frame of its own, whose ACK nghttp2 never sees: a stream
+    // past it is then refused alone (h2_ack_filter.h). A server must not send ENABLE_PUSH.
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &settings[2], 1);
+    ack_filter_.emplace(/*nth=*/2, /*preface=*/true);
+  } else {
+    // A client announces it takes no pushes.
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 4);
+  }
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
 }
 
@@ -90,8 +98,9 @@ void H2Connection::Close() {
 }
 
 bool H2Connection::Feed(const uint8_t* data, size_t size) {
-  ssize_t n = nghttp2_session_mem_recv(session_, data, size);
-  return n >= 0;
+  auto recv = [this](const uint8_t* bytes, size_t n) { return nghttp2_session_mem_recv(session_, bytes, n) >= 0; };
+  if (!ack_filter_ || ack_filter_->done()) return recv(data, size);
+  return ack_filter_->Pass(data, size, recv);
 }
 
 Awaitable<void> H2Connection::Run(std::string initial) {

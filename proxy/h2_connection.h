@@ -9,10 +9,12 @@
 #include <nghttp2/nghttp2.h>
 
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "proxy/asio_types.h"
+#include "proxy/h2_ack_filter.h"
 
 namespace tern::proxy {
 
@@ -76,6 +78,9 @@ class H2Connection {
   std::string out_;
   bool closed_ = false;
   bool peer_done_ = false;  // the peer closed or reset its side
+  // A server's input: the ACK of its stream-limit SETTINGS is kept from nghttp2 (see
+  // h2_ack_filter.h). None for a client's.
+  std::optional<SettingsAckFilter> ack_filter_;
 };
 
 }  // namespace tern::proxy

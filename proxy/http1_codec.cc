@@ -78,6 +78,19 @@ void ForEachToken(std::string_view list, F f) {
 namespace {
 
 // The fields a parse classifies as it goes (by length first: most names match none).
+// Host's value: uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2): unreserved characters,
+// percent-encodings, sub-delims, ':' and the brackets of an IP literal. Anything else (a space,
+// '/', '@', a second host after a space: "ok evil") is refused, never forwarded for a backend
+// to read its own way; nghttp2 holds HTTP/2's :authority to the same set.
+bool IsAuthority(std::string_view v) {
+  for (char c : v) {
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    const bool ok = alnum || std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 enum class Known : uint8_t { kOther, kHost, kConnection, kHopByHop, kContentLength, kTransferEncoding };
 
 // `n` equals `lower` (lowercase letters and '-', as long as `n`) but for case: a letter ORed with
@@ -188,7 +201,10 @@ const char* Http1Head::ParseFields(std::string_view rest, Scan& scan) {
     std::string_view field_value(reinterpret_cast<const char*>(value), static_cast<size_t>(value_end - value));
     switch (Classify(field_name)) {
       case Known::kOther: break;
-      case Known::kHost: ++scan.hosts; break;
+      case Known::kHost:
+        ++scan.hosts;
+        if (!IsAuthority(field_value)) return "an invalid Host field";
+        break;
       case Known::kConnection:
         hop_by_hop_ = true;
         ForEachToken(field_value, [&](std::string_view t) {
@@ -278,6 +294,7 @@ const char* Http1Head::ToOriginForm(bool& absolute) {
   std::string_view authority = rest.substr(0, end);
   if (authority.empty() || authority[0] == ':') return "an absolute request target without a host";  // RFC 9110 4.2.1
   if (authority.find('@') != std::string_view::npos) return "a request target with userinfo";  // RFC 9110 4.2.4
+  if (!IsAuthority(authority)) return "an invalid request target";
   std::string_view path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
   if (!Find("host") && fields.size() >= kMaxHeaderFields) return kTooManyFields;  // Host would be one more
   Set("host", authority);
@@ -424,6 +441,14 @@ void Http1Head::Frame(BodyFraming out, uint64_t length) {
     auto [end, ec] = std::to_chars(digits, digits + sizeof digits, length);
     fields.push_back({"Content-Length", Own(std::string_view(digits, static_cast<size_t>(end - digits)))});
   }
+}
+
+void Http1Head::ReleaseStorage() {
+  method = target = {};
+  std::vector<Http1Field>().swap(fields);
+  std::string().swap(raw_);
+  std::vector<std::unique_ptr<std::string>>().swap(owned_);
+  owned_used_ = 0;
 }
 
 void Http1Head::AppendTo(std::string& out, bool keep, unsigned out_version) const {

@@ -68,6 +68,9 @@ class Http1Head {
   void Frame(BodyFraming out, uint64_t length);
   void DropHopByHop();
   void AppendTo(std::string& out, bool keep_alive, unsigned version = 11) const;
+  // Gives back every byte of storage the head kept for its next parse (an idle connection's
+  // heads hold none); the views it had are gone.
+  void ReleaseStorage();
 
   bool is_request = true;
   std::string_view method, target;  // a request's

@@ -332,3 +332,22 @@ TEST(ChunkHeader, IsTheSizeInHex) {
 
 }  // namespace
 }  // namespace tern::proxy
+
+namespace tern::proxy {
+namespace {
+
+TEST(Http1Head, HostMustBeAUriHostWithAnOptionalPort) {
+  Http1Head h;
+  for (const char* good : {"a", "product-service:8080", "10.96.0.20:80", "[fd00::1]:80", "x.y_z~1", ""}) {
+    EXPECT_EQ(h.ParseRequest(std::string("GET / HTTP/1.1\r\nHost: ") + good + "\r\n\r\n"), nullptr) << good;
+  }
+  for (const char* bad : {"ok evil", "a/b", "a@b", "a?b", "a#b", "a\"b", "a<b"}) {
+    const char* problem = h.ParseRequest(std::string("GET / HTTP/1.1\r\nHost: ") + bad + "\r\n\r\n");
+    ASSERT_NE(problem, nullptr) << bad;
+    EXPECT_STREQ(problem, "an invalid Host field") << bad;
+  }
+  EXPECT_STREQ(h.ParseRequest("GET http://a\"b/ HTTP/1.1\r\nHost: a\r\n\r\n"), "an invalid request target");
+}
+
+}  // namespace
+}  // namespace tern::proxy

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "core/base/check.h"
 #include "proxy/batched_send.h"
 #include "proxy/upstream_connect.h"
 
@@ -213,6 +214,7 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
 }
 
 void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
+  TERN_CHECK(conn, "Http1Pool::Release takes a connection the pool made");
   ++conn->requests;
   reusable = reusable && !shut_down_ && conn->socket.is_open() && (conn->max_requests == 0 || conn->requests < conn->max_requests);
   auto& conns = idle_[KeyOf(*conn)];

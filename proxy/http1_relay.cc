@@ -19,10 +19,14 @@ namespace {
 
 constexpr size_t kReadSize = 16384;  // what one read asks for
 constexpr size_t kPieces = RelayScratch::kPieces;  // body pieces gathered into one write
-// A body of at most this length is read whole before anything of its message is written: a small
-// message costs one write, and one that breaks off mid-body has reached nobody (a 503, not a
-// truncated answer).
-constexpr uint64_t kHoldBytes = 16384;
+
+// A read in the middle of a message: at once (ReadNow), else on the next edge.
+Awaitable<std::tuple<error_code, size_t>> ReadMore(Socket& s, asio::mutable_buffer room) {
+  error_code ec;
+  size_t n = 0;
+  if (ReadNow(s, room, ec, n)) co_return std::tuple{ec, n};
+  co_return co_await s.async_read_some(DrainingBuffer(room), kNoThrow);
+}
 
 std::string_view Buffered(const boost::beast::flat_buffer& buf) {
   return {static_cast<const char*>(buf.data().data()), buf.size()};
@@ -43,6 +47,7 @@ void Tee::Add(std::string_view data) {
 
 Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length) {
   size_t searched = 0;  // the blank line is not in what was searched before (less its last 3 bytes)
+  size_t lf_checked = 0;  // bytes already checked for a bare LF
   for (;;) {
     // Empty lines before a start line are skipped (RFC 9112 2.2), not read as a header's end.
     while (searched == 0 && buf.size() >= 2 && Buffered(buf).starts_with("\r\n")) buf.consume(2);
@@ -52,9 +57,20 @@ Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, s
       length = end + 4;
       co_return error_code{};
     }
+    // A line ended by a bare LF: a head written so never ends in CRLFCRLF, so it is refused as
+    // soon as it is seen, not left to run into the header timeout (a whole head with a bare LF
+    // in it is the parser's to refuse).
+    for (size_t lf = data.find('\n', lf_checked); lf != std::string_view::npos; lf = data.find('\n', lf + 1)) {
+      if (lf == 0 || data[lf - 1] != '\r') co_return boost::beast::http::error::bad_line_ending;
+    }
+    lf_checked = data.size();
     if (data.size() >= limit) co_return boost::beast::http::error::header_limit;
     searched = data.size() > 3 ? data.size() - 3 : 0;
-    auto [ec, n] = co_await s.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
+    // The next message is awaited on the edge; the rest of one begun is read at once (ReadNow).
+    auto room = buf.prepare(kReadSize);
+    error_code ec;
+    size_t n = 0;
+    if (data.empty() || !ReadNow(s, room, ec, n)) std::tie(ec, n) = co_await s.async_read_some(DrainingBuffer(room), kNoThrow);
     if (ec) co_return ec;
     buf.commit(n);
   }
@@ -88,7 +104,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
   const bool hold = body.framing() == BodyFraming::kLength && body.remaining() <= kHoldBytes;
   for (;;) {
     if (hold && !wrote && buf.size() < body.remaining()) {
-      auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
+      auto [ec, got] = co_await ReadMore(in, buf.prepare(kReadSize));
       if (ec) co_return RelayError{.ec = ec, .reading = true};
       buf.commit(got);
       continue;
@@ -132,7 +148,7 @@ Awaitable<RelayError> RelayMessage(Socket& in, boost::beast::flat_buffer& buf, B
     buf.consume(used);
     if (body.done()) co_return RelayError{.wrote = wrote};
     if (used < in_bytes.size()) continue;  // more is buffered than one write took
-    auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
+    auto [ec, got] = co_await ReadMore(in, buf.prepare(kReadSize));
     if (ec == asio::error::eof) {
       body.EndOfInput();
       if (body.done()) {  // a body framed by the connection's end
@@ -173,7 +189,7 @@ Awaitable<BodyRead> ReadBody(Socket& in, boost::beast::flat_buffer& buf, BodyDec
   for (;;) {
     BodyRead r = TakeBufferedBody(buf, body, out);
     if (r.error || body.done() || r.n > 0) co_return r;
-    auto [ec, got] = co_await in.async_read_some(DrainingBuffer(buf.prepare(kReadSize)), kNoThrow);
+    auto [ec, got] = co_await ReadMore(in, buf.prepare(kReadSize));
     if (ec == asio::error::eof) {
       body.EndOfInput();
       if (body.done()) co_return r;

@@ -20,6 +20,11 @@ namespace tern::proxy {
 
 class BatchedSends;
 
+// A body of at most this length (by Content-Length) is read whole before anything of its message
+// is written: a small message costs one write, and one that breaks off mid-body has reached
+// nobody (a failed attempt: 503 or a retry, never a truncated answer).
+inline constexpr uint64_t kHoldBytes = 16384;
+
 struct RelayError {
   boost::system::error_code ec;  // of a read or a write
   const char* problem = nullptr; // the body's framing was malformed

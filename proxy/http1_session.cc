@@ -64,21 +64,51 @@ void StripMeshHeaders(Http1Head& h, bool inbound) {
 // The header timeout without a timer update per request: the request loop moves a deadline
 // forward (a plain store), and one watchdog per connection sleeps until it and ends the
 // connection if a header is still awaited then.
+//
+// The same watchdog parks a connection that has idled kParkAfter between requests: it cancels
+// the pending read, and the session gives back its read buffer and its heads' storage and waits
+// for the socket to become readable with no buffer at all (as HAProxy does), so thousands of
+// idle keep-alive clients cost a few hundred bytes each, not the 16 KiB a pending read holds.
+// A busy connection never parks and pays nothing for it: no timer is armed per request.
+constexpr auto kParkAfter = std::chrono::seconds(1);
+
 struct HeaderClock {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool awaiting_header = false;
+  // The connection's read buffer (ServeRequests'); the watchdog looks at it only while both run.
+  const boost::beast::flat_buffer* buffered = nullptr;
+  // The header timeout cut a request whose first bytes had come: it is answered 408. An idle
+  // keep-alive connection is closed without a word (a 408 could cross its next request).
+  bool cut_mid_header = false;
+  // Set by the watchdog as it cancels an idle connection's read; the session then parks.
+  bool park = false;
+  bool parked = false;  // during this header wait (the session clears it for the next)
 };
 
-Awaitable<void> HeaderWatchdog(const HeaderClock& clock, std::chrono::milliseconds header_timeout) {
+Awaitable<void> HeaderWatchdog(HeaderClock& clock, Socket& down, std::chrono::milliseconds header_timeout) {
   Timer timer(co_await asio::this_coro::executor);
   for (;;) {
     auto now = std::chrono::steady_clock::now();
     // While a request is under way its deadline has passed and is not moved: sleep one period
     // (the next header's deadline is at least that far away) instead of spinning on it.
-    timer.expires_at(clock.awaiting_header || clock.deadline > now ? clock.deadline : now + header_timeout);
+    auto wake = clock.awaiting_header || clock.deadline > now ? clock.deadline : now + header_timeout;
+    // The header wait began one header timeout before its deadline.
+    const auto park_at = clock.deadline - header_timeout + kParkAfter;
+    if (clock.awaiting_header && !clock.parked) wake = std::min(wake, park_at);
+    timer.expires_at(wake);
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return;  // cancelled: the connection ended first
-    if (clock.awaiting_header && std::chrono::steady_clock::now() >= clock.deadline) co_return;  // slow header: cut
+    now = std::chrono::steady_clock::now();
+    if (clock.awaiting_header && now >= clock.deadline) {  // slow header: cut
+      clock.cut_mid_header = clock.buffered && clock.buffered->size() > 0;
+      co_return;
+    }
+    // Idle, with nothing of a next request read: the read is cancelled, the session parks.
+    if (clock.awaiting_header && !clock.parked && now >= park_at && clock.buffered && clock.buffered->size() == 0) {
+      clock.park = clock.parked = true;
+      boost::system::error_code ignored;
+      down.cancel(ignored);
+    }
   }
 }
 
@@ -391,7 +421,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     if (lease.failure && std::string_view(lease.failure) == "UO") co_return Failed(end, "UO");  // never retried
     AttemptFailure failure = lease.conn ? AttemptFailure::kNone : AttemptFailure::kConnectFailure;
     const char* flag = lease.conn ? nullptr : "UF";
-    bool garbage = false, reused = lease.conn && lease.conn->reused;
+    const bool reused = lease.conn && lease.conn->reused;
     Http1Head& res = x.answer;
     if (lease.conn) {
       Http1Conn& conn = *lease.conn;
@@ -441,12 +471,13 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
         if (failure == AttemptFailure::kNone && (uec || problem || (res.status < 200 && res.status != 101))) {
           // Bytes that are no HTTP/1.1 answer (or too long a head): 502; the connection ended or
           // reset first: 503.
-          garbage = problem || uec == boost::beast::http::error::header_limit || !uec;
-          failure = garbage ? AttemptFailure::kNone : AttemptFailure::kReset;
+          const bool garbage = problem || uec == boost::beast::http::error::header_limit ||
+                    uec == boost::beast::http::error::bad_line_ending || !uec;
+          failure = garbage ? AttemptFailure::kProtocolError : AttemptFailure::kReset;
           flag = garbage ? "UPE" : "UC";
         }
       }
-      if (failure != AttemptFailure::kNone || garbage) x.ctx.http1_pool->Release(std::move(lease.conn), false);
+      if (failure != AttemptFailure::kNone) x.ctx.http1_pool->Release(std::move(lease.conn), false);
     }
     // Sendable again: not read from the client yet, or read whole into the copy.
     const bool replayable = !relayed || (x.body.done() && !tee.overflow);
@@ -456,14 +487,14 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
       --round;
       continue;
     }
-    const unsigned status = garbage ? 502 : lease.conn && failure == AttemptFailure::kNone ? res.status : 0;
+    const unsigned status = lease.conn && failure == AttemptFailure::kNone ? res.status : 0;
     RecordAttempt(cluster, endpoint, failure, status);
-    if (!garbage && retrier.Again(failure, status, replayable, give_up, end.flags)) {
+    if (retrier.Again(failure, status, replayable, give_up, end.flags)) {
       if (lease.conn) x.ctx.http1_pool->Release(std::move(lease.conn), false);  // its answer is dropped
       co_await NextTry(x, retrier, give_up, endpoint, uep);
       continue;
     }
-    if (garbage || failure != AttemptFailure::kNone) co_return Failed(end, flag);
+    if (failure != AttemptFailure::kNone) co_return Failed(end, flag);
     // The answer: relayed as it streams.
     Http1Conn& conn = *lease.conn;
     x.entry.code = res.status;
@@ -495,7 +526,16 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     RelayError wec = co_await RelayMessage(conn.socket, conn.buffer, answer_body, x.wire, x.down, chunk_out, x.scratch);
     // Bytes after the answer are no answer to anything: that connection is not reused.
     x.ctx.http1_pool->Release(std::move(lease.conn), !wec && upstream_keep && conn.buffer.size() == 0);
-    if (wec && wec.reading && !wec.wrote) co_return Failed(end, "UC");  // nothing of it reached the client
+    if (wec && wec.reading && !wec.wrote) {
+      // A short body held whole broke off before any of the answer reached the client: the
+      // attempt failed as a reset does (for outlier detection and the retries too).
+      RecordAttempt(cluster, endpoint, AttemptFailure::kReset, 0);
+      if (retrier.Again(AttemptFailure::kReset, 0, replayable, give_up, end.flags)) {
+        co_await NextTry(x, retrier, give_up, endpoint, uep);
+        continue;
+      }
+      co_return Failed(end, "UC");
+    }
     if (wec && wec.reading) AddFlag(end.flags, "UPE");  // the upstream's body broke off or was malformed
     end.close = wec || !keep_alive;
     co_return end;
@@ -511,6 +551,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
   auto ex = down.get_executor();
   boost::beast::flat_buffer dbuf;
   dbuf.commit(asio::buffer_copy(dbuf.prepare(head.size()), asio::buffer(head)));
+  clock.buffered = &dbuf;
   thread_local Rng rng{std::random_device{}()};
   // Kept for the connection's life, so their storage is reused by each request.
   std::vector<std::pair<std::string_view, std::string_view>> headers;
@@ -529,8 +570,26 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     AccessEntry entry;
     clock.deadline = std::chrono::steady_clock::now() + ctx.header_timeout;
     clock.awaiting_header = true;
+    clock.park = clock.parked = false;
     size_t head_length = 0;
-    error_code hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length);
+    error_code hec;
+    for (;;) {
+      hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length);
+      if (hec != asio::error::operation_aborted || !std::exchange(clock.park, false)) break;
+      // Parked (see kParkAfter): nothing is held while the client idles; what the next
+      // request needs is made again when its bytes come.
+      dbuf.shrink_to_fit();
+      req.ReleaseStorage();
+      answer.ReleaseStorage();
+      std::string().swap(wire);
+      decltype(headers)().swap(headers);
+      h2_chunk.reset();
+      auto [wec] = co_await down.async_wait(Socket::wait_read, kNoThrow);
+      if (wec) {
+        hec = wec;
+        break;
+      }
+    }
     clock.awaiting_header = false;
     if (hec == asio::error::eof || hec == asio::error::connection_reset || hec == asio::error::operation_aborted) co_return;
     const char* problem = nullptr;
@@ -674,7 +733,14 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
 
 Awaitable<void> ServeHttp1(Socket down, std::string head, HttpContext ctx) {
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
-  co_await (ServeRequests(down, std::move(head), ctx, clock) || HeaderWatchdog(clock, ctx.header_timeout));
+  co_await (ServeRequests(down, std::move(head), ctx, clock) || HeaderWatchdog(clock, down, ctx.header_timeout));
+  if (clock.cut_mid_header) {
+    AccessEntry entry;
+    entry.code = 408;
+    entry.flags = "DPE";
+    co_await LocalReply(down, 11, entry.code, "request header timeout\n", false);
+    LogAccess(ctx, entry);
+  }
 }
 
 }  // namespace tern::proxy

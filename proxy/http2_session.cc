@@ -36,6 +36,10 @@ namespace {
 constexpr size_t kMaxHeaderBlockBytes = 256 * 1024;  // encoded, HEADERS + CONTINUATION
 constexpr int kMaxContinuationFrames = 6;  // 64 KiB of headers needs 4 at the default frame size
 constexpr uint64_t kRapidResetMinStreams = 100;  // judge a client's resets only past this many streams
+// A header list past kMaxHeaderBytes / kMaxHeaderFields is answered 431; one this far past them
+// ends the connection (see OnHeader).
+constexpr size_t kMaxDecodedHeaderBytes = 4 * kMaxHeaderBytes;
+constexpr size_t kMaxDecodedHeaderFields = 4 * kMaxHeaderFields;
 // Http1Exchange's result when the answer was dropped for a retry.
 constexpr const char* kRetriableAnswer = "retriable answer";
 
@@ -48,7 +52,8 @@ struct Exchange final : H2UpstreamStream {
   Bridge& bridge;
   int32_t down_id = 0;
   Headers request, request_trailers;
-  size_t header_bytes = 0;
+  size_t header_bytes = 0;   // decoded, HPACK's way (name + value + 32 a field), trailers included
+  size_t header_fields = 0;  // decoded, trailers included
   bool too_large = false;  // the header list is over the bounds: 431
   ByteQueue request_body;
   bool request_end = false;
@@ -270,6 +275,17 @@ class Bridge final : public H2Handler {
     bool trailers = f.headers.cat != NGHTTP2_HCAT_REQUEST;
     Headers& into = trailers ? ex->request_trailers : ex->request;
     ex->header_bytes += name.size() + value.size() + 32;
+    ++ex->header_fields;
+    if (ex->header_bytes > kMaxDecodedHeaderBytes || ex->header_fields > kMaxDecodedHeaderFields) {
+      // HPACK amplification: a few bytes on the wire can name a 4 KiB table entry thousands of
+      // times, and nghttp2 checks every decoded value before this callback sees it. Past a
+      // bound no honest client reaches (it was told SETTINGS_MAX_HEADER_LIST_SIZE) the
+      // connection ends at once, so the rest of the block is never decoded.
+      ctx_.log->Warn("http2: header list far over its bound, connection ended",
+                     {{"downstream", EndpointString(ctx_.peer)}, {"decoded_bytes", ex->header_bytes}, {"fields", ex->header_fields}});
+      nghttp2_session_terminate_session(c.session(), NGHTTP2_ENHANCE_YOUR_CALM);
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     if (ex->header_bytes > kMaxHeaderBytes || into.size() >= kMaxHeaderFields) {
       ex->too_large = true;
       return 0;  // keep decoding (HPACK state must advance); store nothing more
@@ -718,7 +734,7 @@ class Bridge final : public H2Handler {
       }
       if (!failure || ex->down_closed) break;
       const std::string_view f(failure);
-      if (f == "UO" || f == "UPE" || ex->response_started) break;  // never retried
+      if (f == "UO" || ex->response_started) break;  // never retried
       const bool answered = f == kRetriableAnswer;  // Again said so already
       const AttemptFailure kind = answered ? AttemptFailure::kNone : FailureOf(f);
       const bool replayable = !ex->kept_overflow;
@@ -730,7 +746,8 @@ class Bridge final : public H2Handler {
         if (again) RecordAttempt(ex->cluster, ex->endpoint, kind, 0);  // the last failure: UpstreamEnded records it
       }
       if (!again) break;
-      ctx_.http1_pool->Release(std::move(conn), false);
+      // A connect that failed (or was refused by the limits) made no connection to give back.
+      if (conn) ctx_.http1_pool->Release(std::move(conn), false);
       --*std::exchange(held, nullptr);
       http1_freed_.cancel();
       Requeue(*ex);
@@ -853,7 +870,10 @@ class Bridge final : public H2Handler {
       boost::system::error_code rec = co_await ReadRawHeader(s, buf, kMaxHeaderBytes, length);
       if (conn.Disarm() && rec) co_return ex.down_closed ? nullptr : "UT";  // the deadline cut the read
       if (ex.down_closed) co_return nullptr;
-      if (rec) co_return rec == boost::beast::http::error::header_limit ? "UPE" : "UC";
+      if (rec) {
+        const bool garbage = rec == boost::beast::http::error::header_limit || rec == boost::beast::http::error::bad_line_ending;
+        co_return garbage ? "UPE" : "UC";
+      }
       const char* problem = res.ParseResponse({static_cast<const char*>(buf.data().data()), length}, method == "HEAD");
       buf.consume(length);
       if (problem) co_return "UPE";
@@ -871,6 +891,20 @@ class Bridge final : public H2Handler {
     }
     BodyDecoder body;
     body.Start(res.framing, res.content_length);
+    // A short body is read whole before the answer goes out, as over HTTP/1.1 (kHoldBytes): one
+    // that breaks off then reached nobody, and the attempt failed (503, or another try).
+    if (res.framing == BodyFraming::kLength && res.content_length <= kHoldBytes) {
+      while (!body.done() && !ex.down_closed) {
+        const std::span<char> room{reinterpret_cast<char*>(chunk.get()), kChunk};
+        BodyRead r = TakeBufferedBody(buf, body, room);
+        if (!r.error && r.n == 0 && !body.done()) r = co_await ReadBody(s, buf, body, room);
+        if (r.error) {
+          ex.response_body.Clear();
+          co_return ex.down_closed ? nullptr : "UC";
+        }
+        ex.response_body.Append(chunk.get(), r.n);
+      }
+    }
     ex.response_end = body.done();
     if (ex.down_closed) co_return nullptr;
     SubmitResponse(ex);

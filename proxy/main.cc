@@ -2,6 +2,7 @@
 // original destination), loads --config when given and re-reads it when it changes (a refused
 // snapshot keeps the last good one), and serves until POST /quitquitquit or SIGTERM (which drains:
 // no new connections, open ones get the drain duration to finish).
+#include <algorithm>
 #include <malloc.h>
 #include <signal.h>
 
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
   constexpr int kMmapFrom = 1 << 20;  // fixed too (a fixed trim threshold freezes it at 128 KiB)
   mallopt(M_TRIM_THRESHOLD, kHeapRetained);
   mallopt(M_MMAP_THRESHOLD, kMmapFrom);
+  constexpr int kTrimAfterClosing = 256;  // connections closed since the peak
 
   tern::proxy::ServerOptions options;
   std::string config_path, level = "info", pod_annotations = "/etc/istio/pod/annotations";
@@ -163,8 +165,18 @@ int main(int argc, char** argv) {
                        {"stats", server.port(tern::proxy::ListenerKind::kStats)},
                        {"workers", options.workers},
                        {"interception_mode", mode}});
-  // The main thread watches the config file and the signals; the workers serve.
+  // The main thread watches the config file and the signals; the workers serve. It also gives
+  // the heap back after a wave of connections closed: their frames and buffers went to glibc's
+  // free lists (up to kHeapRetained an arena, and fragmented between what lives on), where a
+  // malloc_trim returns them to the kernel. Only after a real drop: a trim walks every arena.
+  int connections_peak = 0;
   while (!server.stopping()) {
+    const int connections = server.active_connections();
+    connections_peak = std::max(connections_peak, connections);
+    if (connections_peak - connections >= kTrimAfterClosing && connections <= connections_peak / 2) {
+      malloc_trim(0);
+      connections_peak = connections;
+    }
     timespec wait{0, 250 * 1000 * 1000};
     int sig = sigtimedwait(&stop, nullptr, &wait);
     if (sig == SIGTERM || sig == SIGINT) {

@@ -6,10 +6,13 @@ namespace tern::proxy {
 
 namespace {
 
+// Case-insensitive, and '_' taken for '-': an app (or a framework: CGI, WSGI, PHP) that folds
+// the two would read x_envoy_retry_on as x-envoy-retry-on, so both forms are the mesh's.
 bool IStartsWith(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
   for (size_t i = 0; i < prefix.size(); ++i) {
-    if (AsciiLower(s[i]) != prefix[i]) return false;
+    const char c = s[i] == '_' ? '-' : AsciiLower(s[i]);
+    if (c != prefix[i]) return false;
   }
   return true;
 }

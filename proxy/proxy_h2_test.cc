@@ -481,6 +481,125 @@ TEST_F(ProxyH2, AContinuationFloodEndsTheConnection) {
   EXPECT_EQ(next.status[id], "200");
 }
 
+// HPACK amplification: one 4 KiB entry put in the dynamic table, then named 12,000 times in one
+// 16 KiB HEADERS frame (48 MB decoded). The connection ends with ENHANCE_YOUR_CALM as soon as
+// the decoded list is far over its bound, instead of decoding (and checking) all of it and
+// answering 431; others are served.
+TEST_F(ProxyH2, AHeaderBlockThatDecodesFarPastItsBoundEndsTheConnection) {
+  LoadSeed();
+  RawH2Client c(ConnectApp());
+  ASSERT_TRUE(c.Flush());
+  std::string block = "\x82\x86\x84";  // :method GET, :scheme http, :path / (static table)
+  // Literal with incremental indexing, new name: x-big: 4000 x 'a' (length 4000 = 127 + 3873).
+  block += std::string("\x40\x05x-big\x7f\xa1\x1e", 10) + std::string(4000, 'a');
+  block += std::string(12000, '\xbe');  // indexed: the first dynamic entry (62), each 4 KiB decoded
+  ASSERT_LT(block.size(), 16384u);
+  ASSERT_TRUE(c.SendRaw(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 1, block)));
+  EXPECT_TRUE(c.Pump([&] { return c.goaway >= 0; }, 3000ms)) << Log();
+  EXPECT_EQ(c.goaway, NGHTTP2_ENHANCE_YOUR_CALM);
+  EXPECT_EQ(c.status.count(1), 0u) << "no 431 after decoding it all";
+  EXPECT_NE(Log().find("header list far over its bound"), std::string::npos) << Log();
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);
+  RawH2Client next(ConnectApp());
+  int32_t id = next.Request(Get("/who"));
+  ASSERT_TRUE(next.Pump([&] { return next.Closed(id); })) << Log();
+  EXPECT_EQ(next.status[id], "200");
+}
+
+// A header list just over the bound is still answered 431 (an honest client with big cookies
+// learns why), the connection kept.
+TEST_F(ProxyH2, AHeaderListJustOverItsBoundGets431) {
+  LoadSeed();
+  RawH2Client c(ConnectApp());
+  auto request = Get("/who");
+  for (int i = 0; i < 20; ++i) request.emplace_back("x-cookie-" + std::to_string(i), std::string(4000, 'c'));  // 80 KB
+  int32_t id = c.Request(request);
+  ASSERT_TRUE(c.Pump([&] { return c.Closed(id); })) << Log();
+  EXPECT_EQ(c.status[id], "431");
+  EXPECT_LT(c.goaway, 0);
+}
+
+// More streams than SETTINGS_MAX_CONCURRENT_STREAMS, after the SETTINGS ACK: the extra stream is
+// refused (REFUSED_STREAM, RFC 9113 5.1.2) and the 100 others on the connection live on. The
+// client is written frame by frame (an nghttp2 client would hold the extra stream back itself).
+TEST_F(ProxyH2, AStreamPastMaxConcurrentStreamsIsRefusedAndOthersLive) {
+  LoadSeed();
+  Listener v1(net_->peer, {"10.200.0.2", 8080}), v2(net_->peer, {"10.200.0.3", 8080});  // accept, never answer
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  int fd = ConnectApp();
+  ASSERT_GE(fd, 0);
+  auto send_all = [&](const std::string& bytes) { return nettest::SendAll(fd, bytes); };
+  // What the proxy sends, frame by frame: SETTINGS acknowledged as they come, RST_STREAM and
+  // GOAWAY noted.
+  std::string in;
+  std::map<uint32_t, uint32_t> resets;
+  int goaway = -1, settings_acked = 0;
+  auto read_for = [&](std::chrono::milliseconds d, const std::function<bool()>& done) {
+    auto end = std::chrono::steady_clock::now() + d;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) != 1) continue;
+      char buf[16384];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+      while (in.size() >= 9) {
+        size_t length = static_cast<uint8_t>(in[0]) << 16 | static_cast<uint8_t>(in[1]) << 8 | static_cast<uint8_t>(in[2]);
+        if (in.size() < 9 + length) break;
+        const auto type = static_cast<uint8_t>(in[3]), flags = static_cast<uint8_t>(in[4]);
+        auto u32 = [&](size_t at) {
+          return static_cast<uint32_t>(static_cast<uint8_t>(in[at])) << 24 | static_cast<uint32_t>(static_cast<uint8_t>(in[at + 1])) << 16 |
+                 static_cast<uint32_t>(static_cast<uint8_t>(in[at + 2])) << 8 | static_cast<uint8_t>(in[at + 3]);
+        };
+        const uint32_t stream = u32(5) & 0x7fffffff;
+        if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
+          send_all(Frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, ""));
+          ++settings_acked;
+        }
+        if (type == NGHTTP2_RST_STREAM) resets[stream] = u32(9);
+        if (type == NGHTTP2_GOAWAY) goaway = static_cast<int>(u32(13));
+        in.erase(0, 9 + length);
+      }
+    }
+  };
+  ASSERT_TRUE(send_all(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + Frame(NGHTTP2_SETTINGS, 0, 0, "")));
+  read_for(2000ms, [&] { return settings_acked >= 1; });
+  ASSERT_GE(settings_acked, 1);
+  read_for(200ms, [] { return false; });  // every SETTINGS acknowledged before the streams go
+  // :method GET, :scheme http, :path /who (literal), :authority (literal), each stream the same.
+  const std::string block = "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080");
+  for (uint32_t id = 1; id <= 201; id += 2) ASSERT_TRUE(send_all(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block)));
+  read_for(3000ms, [&] { return resets.count(201) > 0 || goaway >= 0; });
+  EXPECT_EQ(goaway, -1) << "the connection lives";
+  ASSERT_EQ(resets.count(201), 1u) << Log();
+  EXPECT_EQ(resets[201], static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM));
+  EXPECT_EQ(resets.size(), 1u) << "the 100 streams within the limit are not touched";
+  // One of the 100 is reset by the client: a new stream then fits.
+  ASSERT_TRUE(send_all(Frame(NGHTTP2_RST_STREAM, 0, 1, std::string("\0\0\0\x08", 4))));  // CANCEL
+  ASSERT_TRUE(send_all(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 203, block)));
+  read_for(500ms, [&] { return resets.count(203) > 0 || goaway >= 0; });
+  EXPECT_EQ(resets.count(203), 0u) << "a stream within the limit is taken";
+  EXPECT_EQ(goaway, -1);
+  close(fd);
+}
+
+// An HTTP/2 client, an HTTP/1.1 endpoint that refuses, Istio's default retries: each retry
+// finds no connection to give back (the pairing that crashed the proxy). The client gets 503
+// after three attempts and the proxy serves on.
+TEST_F(ProxyH2, Http2ClientsOfARefusingHttp1EndpointGet503AfterTheDefaultRetries) {
+  LOAD_SNAPSHOT(ProductSnapshot("refusing", "ALLOW_ANY", testing_support::ProductResources("", "")), "refusing");
+  for (int i = 0; i < 3; ++i) {
+    auto run = RunIn(net_->pod, 1000, {"nghttp", "-v", "http://10.96.0.20:8080/refused"});
+    EXPECT_NE(run.out.find(":status: 503"), std::string::npos) << run.out.substr(0, 1500) << Log();
+  }
+  ASSERT_TRUE(WaitFor([&] { return Count(Log(), "\"path\":\"/refused\"") == 3; })) << Log();
+  EXPECT_EQ(Count(Log(), "\"response_flags\":\"URX,UF\""), 3) << Log();
+  testing_support::Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1");
+  auto ok = RunIn(net_->pod, 1000, {"nghttp", "http://10.96.0.20:8080/ok"});
+  EXPECT_NE(ok.out.find("v1 GET /ok"), std::string::npos) << ok.out << Log();
+}
+
 TEST_F(ProxyH2, RapidResetIsAnsweredWithGoaway) {
   LoadSeed();
   // Upstreams that accept and never answer: every reset is premature, however the client's

@@ -190,6 +190,9 @@ TEST_F(ProxyInPod, BadHttpIsRefusedAndTheConnectionClosed) {
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Folded: a\r\n b\r\n\r\n", "400"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Split: a\rb\r\n\r\n", "400"},
       {"GET / HTTP/1.1\nHost: product-service\r\n\r\n", "400"},
+      {"GET / HTTP/1.1\nHost: product-service\n\n", "400"},  // bare LFs only: refused at once, not at the header timeout
+      {"GET / HTTP/1.1\r\nHost: ok evil\r\n\r\n", "400"},  // a Host that is no uri-host[:port] (RFC 9112 3.2)
+      {"GET / HTTP/1.1\r\nHost: product-service/x\r\n\r\n", "400"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\nX-Big: " + std::string(70000, 'a') + "\r\n\r\n", "431"},
       {"GET / HTTP/1.1\r\nHost: product-service\r\n" + ManyFields(101) + "\r\n", "431"},
       {"GET / HTTP/1.1\r\nX: 1\r\n\r\n", "400"},  // no Host (RFC 9112 3.2)
@@ -225,10 +228,13 @@ TEST_F(ProxyInPod, InboundHttpReachesTheAppWithoutSteeringHeaders) {
   ASSERT_GE(client, 0);
   std::string res = Exchange(client, "GET /headers HTTP/1.1\r\nHost: web\r\nx-envoy-retry-on: 5xx\r\n"
                                      "X-Envoy-Upstream-Rq-Timeout-Ms: 1\r\nx-forwarded-client-cert: By=spiffe://evil\r\n"
-                                     "x-tern-internal: 1\r\nx-request-id: abc\r\n\r\n");
+                                     "x-tern-internal: 1\r\nx-request-id: abc\r\n"
+                                     "x_envoy_retry_on: 5xx\r\nX_Forwarded_Client_Cert: By=spiffe://evil\r\n\r\n");
   ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res << Log();
   EXPECT_NE(res.find("x-request-id: abc"), std::string::npos) << res;
-  for (const char* stripped : {"x-envoy-retry-on", "X-Envoy-Upstream", "x-forwarded-client-cert", "x-tern-internal"}) {
+  // The '_' forms too: an app that folds '_' into '-' would read them as the mesh's headers.
+  for (const char* stripped : {"x-envoy-retry-on", "X-Envoy-Upstream", "x-forwarded-client-cert", "x-tern-internal",
+                               "x_envoy_retry_on", "X_Forwarded_Client_Cert"}) {
     EXPECT_EQ(res.find(stripped), std::string::npos) << stripped << " reached the app:\n" << res;
   }
   close(client);
@@ -241,9 +247,10 @@ TEST_F(ProxyInPod, TheAppCannotClaimAClientCertificateButMaySteerItsOwnCalls) {
   int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
   ASSERT_GE(app, 0);
   std::string res = Exchange(app, "GET /headers HTTP/1.1\r\nHost: product-service\r\nx-forwarded-client-cert: By=x\r\n"
-                                  "x-envoy-upstream-rq-timeout-ms: 500\r\n\r\n");
+                                  "x_forwarded_client_cert: By=y\r\nx-envoy-upstream-rq-timeout-ms: 500\r\n\r\n");
   ASSERT_NE(res.find("HTTP/1.1 200"), std::string::npos) << res;
   EXPECT_EQ(res.find("x-forwarded-client-cert"), std::string::npos) << res;
+  EXPECT_EQ(res.find("x_forwarded_client_cert"), std::string::npos) << res;
   EXPECT_NE(res.find("x-envoy-upstream-rq-timeout-ms: 500"), std::string::npos) << res;
   close(app);
 }
@@ -375,14 +382,19 @@ TEST_F(ShortHeaderTimeout, AClientSendingItsHeaderSlowlyIsCut) {
   auto start = std::chrono::steady_clock::now();
   std::string trickle = "GET / HTTP/1.1\r\nHost: product-service\r\nX-Slow: ";
   bool cut = false;
+  std::string answer;
   for (int i = 0; i < 40 && !cut; ++i) {  // at most 4 s
     cut = !nettest::SendAll(app, std::string(1, i < static_cast<int>(trickle.size()) ? trickle[i] : 'z'));
     std::this_thread::sleep_for(100ms);
     pollfd p{app, POLLIN, 0};
-    if (poll(&p, 1, 0) > 0) cut = cut || nettest::Receive(app, 1).empty();
+    if (poll(&p, 1, 0) > 0) {
+      answer = nettest::Receive(app, 4096);  // what the proxy said before it closed (up to EOF)
+      cut = true;
+    }
   }
   auto waited = std::chrono::steady_clock::now() - start;
   EXPECT_TRUE(cut) << "the proxy closed the connection";
+  EXPECT_EQ(answer.rfind("HTTP/1.1 408 ", 0), 0u) << "a request cut mid-header is told so: " << answer;
   EXPECT_GE(waited, 500ms);
   EXPECT_LT(waited, 2000ms);
   close(app);

@@ -89,11 +89,11 @@ inline FailureAnswer AnswerFor(std::string_view flag) {
   return {503, "upstream reset before response\n"};  // UC
 }
 
-// How an attempt that ended with `flag` failed (UPE: it answered, garbage).
+// How an attempt that ended with `flag` failed.
 inline AttemptFailure FailureOf(std::string_view flag) {
   if (flag == "UF") return AttemptFailure::kConnectFailure;
   if (flag == "UT") return AttemptFailure::kTimeout;
-  if (flag == "UPE") return AttemptFailure::kNone;
+  if (flag == "UPE") return AttemptFailure::kProtocolError;
   return AttemptFailure::kReset;
 }
 
@@ -103,6 +103,7 @@ inline unsigned OutcomeStatus(AttemptFailure failure, unsigned status) {
   switch (failure) {
     case AttemptFailure::kNone: return status;
     case AttemptFailure::kTimeout: return 504;
+    case AttemptFailure::kProtocolError: return 502;
     default: return 503;
   }
 }

@@ -234,6 +234,7 @@ TEST(Retry, PoliciesFromRetryOnAndIstiosDefault) {
   EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 503, "GET"));
   EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kNone, 500, "GET"));
   EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kReset, 0, "GET"));
+  EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kProtocolError, 0, "GET")) << "garbage is no 503";
   EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 14)) << "gRPC UNAVAILABLE, whatever the method";
   EXPECT_TRUE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 1)) << "CANCELLED";
   EXPECT_FALSE(ShouldRetry(def, AttemptFailure::kNone, 200, "POST", 13)) << "INTERNAL is not in Istio's default";
@@ -244,6 +245,8 @@ TEST(Retry, PoliciesFromRetryOnAndIstiosDefault) {
   EXPECT_TRUE(ShouldRetry(p, AttemptFailure::kNone, 500, "GET"));
   EXPECT_TRUE(ShouldRetry(p, AttemptFailure::kTimeout, 0, "GET"));
   EXPECT_TRUE(ShouldRetry(p, AttemptFailure::kReset, 0, "PUT"));
+  EXPECT_TRUE(ShouldRetry(p, AttemptFailure::kProtocolError, 0, "GET")) << "an answer that is no HTTP: Envoy's protocol-error reset";
+  EXPECT_FALSE(ShouldRetry(p, AttemptFailure::kProtocolError, 0, "POST")) << "the upstream saw the POST";
   EXPECT_FALSE(ShouldRetry(p, AttemptFailure::kNone, 500, "POST")) << "a POST the upstream saw is not sent twice";
   EXPECT_FALSE(ShouldRetry(p, AttemptFailure::kNone, 404, "GET"));
 

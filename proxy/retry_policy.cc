@@ -94,6 +94,7 @@ bool ShouldRetry(const RetryPolicy& policy, AttemptFailure failure, unsigned sta
     case AttemptFailure::kRefusedStream:
       return (on & (kRetryRefusedStream | kRetry5xx | kRetryGatewayError | kRetryReset)) != 0;
     case AttemptFailure::kReset:
+    case AttemptFailure::kProtocolError:
     case AttemptFailure::kTimeout:
       return IsIdempotent(method) && (on & (kRetry5xx | kRetryGatewayError | kRetryReset)) != 0;
     case AttemptFailure::kNone: break;

@@ -3,7 +3,8 @@
 // outcome means to it, the backoff between attempts, and the retry budget.
 //
 // Tern's rules, Envoy's where Envoy has one:
-//  - retryOn: 5xx (any 5xx, or no answer at all: connect failure, reset, per-try timeout),
+//  - retryOn: 5xx (any 5xx, or no answer at all: connect failure, reset, per-try timeout, an
+//    answer that is no HTTP - Envoy resets such a stream with a protocol error),
 //    gateway-error (502, 503, 504, or no answer), connect-failure, refused-stream (an HTTP/2
 //    REFUSED_STREAM), reset (no answer: reset, disconnect or per-try timeout), retriable-4xx
 //    (409), retriable-status-codes and plain codes ("503").
@@ -68,6 +69,7 @@ enum class AttemptFailure {
   kConnectFailure,  // UF
   kRefusedStream,   // an HTTP/2 REFUSED_STREAM: the upstream did not process it
   kReset,           // UC: reset or closed before the answer
+  kProtocolError,   // UPE: what came back was no answer (bytes that are no HTTP, a broken head): 502
   kTimeout,         // the per-try timeout passed without an answer
 };
 

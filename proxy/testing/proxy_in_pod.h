@@ -66,6 +66,8 @@ struct Reply {
   std::chrono::milliseconds delay{0};  // before answering (ends early when the backend is destroyed)
   bool reset = false;                  // no answer: the connection is reset (RST)
   bool break_mid_body = false;         // the header and half the body, then a reset
+  bool garbage = false;                // answers bytes that are no HTTP, then closes
+  bool close_after_headers = false;    // the header (its Content-Length promising a body), then FIN
 };
 using Script = std::function<Reply(int n, const std::string& request_line)>;
 
@@ -187,6 +189,16 @@ class Backend {
           if (request_line.find(" /headers ") != std::string::npos) body += "\n" + headers;
           std::string res = "HTTP/1.1 " + std::to_string(reply.status) + " Scripted\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\nx-backend: " + name_ + "\r\n\r\n" + body;
+          if (reply.garbage) {
+            nettest::SendAll(fd, "SSH-2.0-OpenSSH_9.2 this is no HTTP\r\n\r\n");
+            close(fd);
+            return;
+          }
+          if (reply.close_after_headers) {
+            nettest::SendAll(fd, res.substr(0, res.size() - body.size()));
+            close(fd);
+            return;
+          }
           if (reply.break_mid_body) {
             nettest::SendAll(fd, res.substr(0, res.size() - body.size() / 2));
             Sleep(200ms);  // a reset discards what the peer has not read yet: let the header arrive first

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# What idle keep-alive clients cost tern-proxy, against HAProxy in the same run: 1k, 4k and 16k
+# clients each send one request through the proxy, then idle; the proxy's RSS is read while they
+# idle and again once they have all closed. Prints, per proxy and count: RSS before, RSS with the
+# clients idle, bytes per idle connection, and RSS after they closed.
+# Everything runs in a network namespace made here: an nginx backend on 127.0.0.1:18080, HAProxy
+# on :18081 (one thread), and tern-proxy as the sidecar (uid 1337 behind tern-init's capture, one
+# worker) reached at the service's cluster IP 10.96.0.20:8080 by a client of uid 1000.
+#   bench/idle_connections.sh [COUNTS] [IDLE_S]     (defaults 1000,4000,16000 and 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts=${1:-1000,4000,16000}
+idle=${2:-3}
+./scripts/install-deps.sh
+for p in haproxy nginx; do command -v "$p" >/dev/null || { apt-get install -y -qq "$p" >/dev/null; }; done
+cmake --preset release >/dev/null
+cmake --build --preset release >/dev/null
+build=$PWD/build/release
+ns=tern-idle-$$
+work=$(mktemp -d /tmp/tern-idle-bench.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+  local all=($(ip netns pids "$ns" 2>/dev/null))
+  for p in "${all[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  for p in "${all[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$ns-peer" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+ulimit -n 65536  # 16k clients and as many proxied connections, in one process each
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+ip netns add "$ns-peer"  # the cluster IP must route somewhere for the capture to see it
+ip link add "ti$$a" netns "$ns" type veth peer name "ti$$b" netns "$ns-peer"
+ip -n "$ns" addr add 10.200.0.1/24 dev "ti$$a"
+ip -n "$ns" link set "ti$$a" up
+ip -n "$ns-peer" link set "ti$$b" up
+ip -n "$ns" route add default via 10.200.0.2
+run() { ip netns exec "$ns" "$@"; }
+
+cat > "$work/backend.conf" <<CONF
+worker_processes 1; daemon off; pid $work/backend.pid; error_log stderr error;
+events { worker_connections 40000; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18080 backlog=4096; location / { return 200 "hello from the backend\n"; } } }
+CONF
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 40000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:18081 backlog 4096
+  default_backend be
+backend be
+  server s1 127.0.0.1:18080
+CONF
+cat > "$work/snapshot.yaml" <<CONF
+apiVersion: tern.dev/v1alpha1
+kind: ProxySnapshot
+version: idle
+workload: {name: bench, namespace: default}
+services:
+- hostname: backend.default.svc.cluster.local
+  clusterIPs: [10.96.0.20]
+  ports: [{name: http, port: 8080}]
+endpoints:
+- {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
+CONF
+run sysctl -qw net.core.somaxconn=4096
+run nginx -c "$work/backend.conf" &
+run haproxy -f "$work/haproxy.cfg" -db &
+run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
+# The header timeout is raised so the clients idle as long as the bench needs.
+run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" \
+  --concurrency 1 --log-level error --header-timeout-ms 120000 &
+sleep 1
+tern_pid=$(pgrep -n -f "$build/proxy/tern-proxy --config $work" || true)
+haproxy_pid=$(pgrep -n -f "haproxy -f $work/haproxy.cfg" || true)
+if [[ -z "$tern_pid" || -z "$haproxy_pid" ]]; then
+  echo "bench/idle_connections.sh: a proxy did not start (tern-proxy '$tern_pid', haproxy '$haproxy_pid')" >&2
+  exit 1
+fi
+client() { run setpriv --reuid 1000 --regid 1000 --clear-groups python3 bench/idle_clients.py "$@"; }
+printf '%-8s %6s %10s %10s %10s %10s\n' proxy clients rss_kb idle_rss_kb B/conn closed_kb
+client 10.96.0.20 8080 "$tern_pid" "$counts" "$idle" 3 | sed 's/^/tern     /' > "$work/tern.txt"
+client 127.0.0.1 18081 "$haproxy_pid" "$counts" "$idle" 3 | sed 's/^/haproxy  /' > "$work/haproxy.txt"
+paste -d '\n' "$work/tern.txt" "$work/haproxy.txt"

@@ -17,7 +17,6 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-constexpr size_t kReadSize = 16384;  // what one read asks for
 constexpr size_t kPieces = RelayScratch::kPieces;  // body pieces gathered into one write
 
 // A read in the middle of a message: at once (ReadNow), else on the next edge.
@@ -45,7 +44,7 @@ void Tee::Add(std::string_view data) {
   body.append(data);
 }
 
-Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length) {
+Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length, size_t first_read) {
   size_t searched = 0;  // the blank line is not in what was searched before (less its last 3 bytes)
   size_t lf_checked = 0;  // bytes already checked for a bare LF
   for (;;) {
@@ -67,7 +66,7 @@ Awaitable<error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, s
     if (data.size() >= limit) co_return boost::beast::http::error::header_limit;
     searched = data.size() > 3 ? data.size() - 3 : 0;
     // The next message is awaited on the edge; the rest of one begun is read at once (ReadNow).
-    auto room = buf.prepare(kReadSize);
+    auto room = buf.prepare(data.empty() ? first_read : kReadSize);
     error_code ec;
     size_t n = 0;
     if (data.empty() || !ReadNow(s, room, ec, n)) std::tie(ec, n) = co_await s.async_read_some(DrainingBuffer(room), kNoThrow);

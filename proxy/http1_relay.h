@@ -45,7 +45,11 @@ struct Tee {
 
 // Reads until `buf` holds a whole header section (CRLF CRLF) within `limit` bytes; its length
 // (the blank line included) in `length`. Errors: the read's, or http::error::header_limit.
-Awaitable<boost::system::error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length);
+// `first_read`: the room the first read waits with when `buf` is empty (a connection waiting for
+// a client's next request holds no more than that while it waits).
+inline constexpr size_t kReadSize = 16384;  // what one read asks for
+Awaitable<boost::system::error_code> ReadRawHeader(Socket& s, boost::beast::flat_buffer& buf, size_t limit, size_t& length,
+                                                   size_t first_read = kReadSize);
 
 // What one relay gathers into a write: the head, and per body piece its chunk size line, the
 // piece and its CRLF. Kept by the caller (one per connection) so that the relay's coroutine

@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http/error.hpp>
+#include <atomic>
 #include <random>
 #include <span>
 
@@ -71,6 +72,11 @@ void StripMeshHeaders(Http1Head& h, bool inbound) {
 // idle keep-alive clients cost a few hundred bytes each, not the 16 KiB a pending read holds.
 // A busy connection never parks and pays nothing for it: no timer is armed per request.
 constexpr auto kParkAfter = std::chrono::seconds(1);
+// The room a connection waits for its client's next request with: most request heads (and
+// their small bodies) fit; a larger one is read on at once (ReadNow) into a buffer grown to
+// kReadSize. A waiting connection so holds 1 KiB, not 16, until it parks.
+constexpr size_t kRequestWaitRead = 1024;
+std::atomic<uint64_t> parked_total{0};
 
 struct HeaderClock {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -87,24 +93,24 @@ struct HeaderClock {
 
 Awaitable<void> HeaderWatchdog(HeaderClock& clock, Socket& down, std::chrono::milliseconds header_timeout) {
   Timer timer(co_await asio::this_coro::executor);
+  // The header wait under way began one header timeout before its deadline.
+  auto park_at = [&] { return clock.deadline - header_timeout + kParkAfter; };
   for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    // While a request is under way its deadline has passed and is not moved: sleep one period
-    // (the next header's deadline is at least that far away) instead of spinning on it.
-    auto wake = clock.awaiting_header || clock.deadline > now ? clock.deadline : now + header_timeout;
-    // The header wait began one header timeout before its deadline.
-    const auto park_at = clock.deadline - header_timeout + kParkAfter;
-    if (clock.awaiting_header && !clock.parked) wake = std::min(wake, park_at);
+    // Awaiting a header: its deadline, or the moment to park if that comes first. A request
+    // under way: look again a park period on (the session moves the deadline without waking
+    // this, so a connection that goes idle is parked at most that late).
+    auto wake = std::chrono::steady_clock::now() + kParkAfter;
+    if (clock.awaiting_header) wake = clock.parked ? clock.deadline : std::min(clock.deadline, park_at());
     timer.expires_at(wake);
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return;  // cancelled: the connection ended first
-    now = std::chrono::steady_clock::now();
+    const auto now = std::chrono::steady_clock::now();
     if (clock.awaiting_header && now >= clock.deadline) {  // slow header: cut
       clock.cut_mid_header = clock.buffered && clock.buffered->size() > 0;
       co_return;
     }
     // Idle, with nothing of a next request read: the read is cancelled, the session parks.
-    if (clock.awaiting_header && !clock.parked && now >= park_at && clock.buffered && clock.buffered->size() == 0) {
+    if (clock.awaiting_header && !clock.parked && now >= park_at() && clock.buffered && clock.buffered->size() == 0) {
       clock.park = clock.parked = true;
       boost::system::error_code ignored;
       down.cancel(ignored);
@@ -574,8 +580,9 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     size_t head_length = 0;
     error_code hec;
     for (;;) {
-      hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length);
+      hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length, kRequestWaitRead);
       if (hec != asio::error::operation_aborted || !std::exchange(clock.park, false)) break;
+      parked_total.fetch_add(1, std::memory_order_relaxed);
       // Parked (see kParkAfter): nothing is held while the client idles; what the next
       // request needs is made again when its bytes come.
       dbuf.shrink_to_fit();
@@ -730,6 +737,8 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     if (end.close || !keep_alive) co_return;
   }
 }
+
+uint64_t ParkedConnectionsTotal() { return parked_total.load(std::memory_order_relaxed); }
 
 Awaitable<void> ServeHttp1(Socket down, std::string head, HttpContext ctx) {
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};

@@ -11,12 +11,17 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
 #include <string>
 
 #include "proxy/asio_types.h"
 #include "proxy/http_context.h"
 
 namespace tern::proxy {
+
+// How many times an idle connection has parked (given back its buffers) in this process: the
+// main thread returns freed memory to the kernel after a wave of them.
+uint64_t ParkedConnectionsTotal();
 
 // `head`: bytes already read from the client (by the sniffer).
 Awaitable<void> ServeHttp1(Socket downstream, std::string head, HttpContext ctx);

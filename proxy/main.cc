@@ -17,6 +17,7 @@
 #include "core/base/files.h"
 #include "core/log/logger.h"
 #include "proxy/config_store.h"
+#include "proxy/http1_session.h"
 #include "proxy/pod_settings.h"
 #include "proxy/server.h"
 
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
   constexpr int kMmapFrom = 1 << 20;  // fixed too (a fixed trim threshold freezes it at 128 KiB)
   mallopt(M_TRIM_THRESHOLD, kHeapRetained);
   mallopt(M_MMAP_THRESHOLD, kMmapFrom);
-  constexpr int kTrimAfterClosing = 256;  // connections closed since the peak
+  constexpr int kTrimAfterClosing = 256;  // connections closed since the peak, or parked
 
   tern::proxy::ServerOptions options;
   std::string config_path, level = "info", pod_annotations = "/etc/istio/pod/annotations";
@@ -169,13 +170,19 @@ int main(int argc, char** argv) {
   // the heap back after a wave of connections closed: their frames and buffers went to glibc's
   // free lists (up to kHeapRetained an arena, and fragmented between what lives on), where a
   // malloc_trim returns them to the kernel. Only after a real drop: a trim walks every arena.
+  // Idle connections that park give their buffers back too (http1_session.h): a wave of them is
+  // trimmed the same way.
   int connections_peak = 0;
+  uint64_t parked_at_trim = 0;
   while (!server.stopping()) {
     const int connections = server.active_connections();
+    const uint64_t parked = tern::proxy::ParkedConnectionsTotal();
     connections_peak = std::max(connections_peak, connections);
-    if (connections_peak - connections >= kTrimAfterClosing && connections <= connections_peak / 2) {
+    if ((connections_peak - connections >= kTrimAfterClosing && connections <= connections_peak / 2) ||
+        parked - parked_at_trim >= kTrimAfterClosing) {
       malloc_trim(0);
       connections_peak = connections;
+      parked_at_trim = parked;
     }
     timespec wait{0, 250 * 1000 * 1000};
     int sig = sigtimedwait(&stop, nullptr, &wait);

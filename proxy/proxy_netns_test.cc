@@ -400,6 +400,47 @@ TEST_F(ShortHeaderTimeout, AClientSendingItsHeaderSlowlyIsCut) {
   close(app);
 }
 
+// A keep-alive connection that idles past the park time (1 s) has given back its buffers and
+// waits for readability without one: its next request is served as any other, and a client
+// that half-closed with its last request (its FIN arriving with the bytes, no edge of its own)
+// is seen gone once the connection parks, not at the header timeout.
+TEST_F(ProxyInPod, AnIdleKeepAliveConnectionParksAndWakesForItsNextRequest) {
+  LOAD_SNAPSHOT(SeedSnapshot(), "seed");
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  int app = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(app, 0);
+  for (int i = 0; i < 3; ++i) {
+    std::string res = Exchange(app, "GET /idle HTTP/1.1\r\nHost: product-service\r\n\r\n");
+    EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << "request " << i << ": " << res;
+    std::this_thread::sleep_for(1500ms);  // parked before the next one
+  }
+  // A request with a body larger than the parked connection's first read (1 KiB).
+  std::string body(5000, 'b');
+  std::string res = Exchange(app, "POST /big-body HTTP/1.1\r\nHost: product-service\r\nContent-Length: 5000\r\n\r\n" + body);
+  EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res;
+  EXPECT_NE(res.find("received 5000"), std::string::npos) << res;
+  close(app);
+
+  int half = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(half, 0);
+  ASSERT_TRUE(nettest::SendAll(half, "GET /half HTTP/1.1\r\nHost: product-service\r\n\r\n"));
+  shutdown(half, SHUT_WR);
+  auto start = std::chrono::steady_clock::now();
+  std::string all;
+  for (int i = 0; i < 100; ++i) {  // reads until the proxy closes, at most 5 s
+    pollfd p{half, POLLIN, 0};
+    if (poll(&p, 1, 50) != 1) continue;
+    char buf[4096];
+    ssize_t n = recv(half, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    all.append(buf, static_cast<size_t>(n));
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(all.rfind("HTTP/1.1 200", 0), 0u) << all;
+  EXPECT_LT(took, 3000ms) << "the client's end was noticed (the header timeout is 15 s)";
+  close(half);
+}
+
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {
   EXPECT_NE(Admin("POST /quitquitquit").find("OK"), std::string::npos);
   EXPECT_EQ(testing_support::WaitExit(proxy_, 5000ms), 0);

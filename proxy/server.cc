@@ -168,6 +168,24 @@ Awaitable<void> Pipe(Socket& from, Socket& to, uint64_t& bytes) {
   to.shutdown(Socket::shutdown_send, ignored);
 }
 
+// What the client sends first, read into `head` (bounded in bytes and time). Its own coroutine:
+// the read buffer lives in this frame, gone once sniffing is over, not in the connection's.
+Awaitable<Sniffed> SniffHead(Socket& downstream, std::string& head, std::chrono::milliseconds timeout) {
+  Timer timer(downstream.get_executor());
+  timer.expires_after(timeout);
+  std::array<char, 4096> buf;
+  Sniffed sniffed = Sniffed::kNeedMore;
+  while (sniffed == Sniffed::kNeedMore && head.size() < 8192) {
+    auto result = co_await (downstream.async_read_some(asio::buffer(buf), kNoThrowAwaitable) || timer.async_wait(kNoThrowAwaitable));
+    if (result.index() == 1) break;  // the client waits for the server to speak first: TCP
+    auto [rec, n] = std::get<0>(result);
+    if (rec) break;
+    head.append(buf.data(), n);
+    sniffed = SniffProtocol(head);
+  }
+  co_return sniffed == Sniffed::kNeedMore ? Sniffed::kTcp : sniffed;
+}
+
 }  // namespace
 
 Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& worker) {
@@ -235,19 +253,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   // accept both on an http port). A known service is sniffed even when its default cluster has
   // no endpoint (UH for TCP): HTTP routes by VirtualService to subsets of their own.
   if ((flags == "-" || blackhole || vh) && (declared == config::Protocol::kSniff || declared == config::Protocol::kHttp)) {
-    Timer timer(ex);
-    timer.expires_after(options.sniff_timeout);
-    std::array<char, 4096> buf;
-    sniffed = Sniffed::kNeedMore;
-    while (sniffed == Sniffed::kNeedMore && head.size() < 8192) {
-      auto result = co_await (downstream.async_read_some(asio::buffer(buf), kNoThrowAwaitable) || timer.async_wait(kNoThrowAwaitable));
-      if (result.index() == 1) break;  // the client waits for the server to speak first: TCP
-      auto [rec, n] = std::get<0>(result);
-      if (rec) break;
-      head.append(buf.data(), n);
-      sniffed = SniffProtocol(head);
-    }
-    if (sniffed == Sniffed::kNeedMore) sniffed = Sniffed::kTcp;
+    sniffed = co_await SniffHead(downstream, head, options.sniff_timeout);
   }
   // HTTP/1 is handled request by request: outbound to a known service (or any destination
   // under REGISTRY_ONLY, where the authority decides), inbound to the app.

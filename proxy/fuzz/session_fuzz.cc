@@ -7,7 +7,8 @@
 // crash, a sanitizer report, an escaped exception or a hang (abort after 3 s).
 //
 // Input: [mode] [4 upstream behaviours] [client bytes...]
-//   mode bit 0: HTTP/2 client (the bytes follow the client preface), else HTTP/1.1
+//   mode bit 0: HTTP/2 client (the bytes follow the client preface), else HTTP/1.1 (fixed in
+//               the session_fuzz_h1 and session_fuzz_h2 builds of this file)
 //   mode bit 1: inbound (to the "app", no retries), else outbound through the route
 //   mode bit 2: the client's bytes go in two writes (split at mode >> 3 of the length), else one
 #include <sys/socket.h>
@@ -169,7 +170,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 5 || size > 64 * 1024) return 0;
   Harness& h = TheHarness();
   const uint8_t mode = data[0];
-  const bool http2 = mode & 1, inbound = mode & 2, split = mode & 4;
+#if defined(TERN_SESSION_FUZZ_HTTP2)  // the build's two targets, one per client protocol
+  const bool http2 = TERN_SESSION_FUZZ_HTTP2;
+#else
+  const bool http2 = mode & 1;
+#endif
+  const bool inbound = mode & 2, split = mode & 4;
   for (int i = 0; i < 4; ++i) h.script[i] = data[1 + i];
   std::string bytes(reinterpret_cast<const char*>(data + 5), size - 5);
   if (http2) bytes.insert(0, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");

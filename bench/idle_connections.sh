@@ -19,30 +19,15 @@ build=$PWD/build/release
 ns=tern-idle-$$
 work=$(mktemp -d /tmp/tern-idle-bench.XXXXXX)
 chmod 755 "$work"
-cleanup() {
-  local all=($(ip netns pids "$ns" 2>/dev/null))
-  for p in "${all[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${all[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  ip netns del "$ns-peer" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+pids=()
+source bench/pod.sh
+trap pod_cleanup EXIT INT TERM
 ulimit -n "$(ulimit -Hn)"  # 16k clients, and as many proxied connections, in one process each
 # HAProxy holds two descriptors a connection and checks its maxconn against the limit at start:
 # where the limit (20,000 on these machines, not raisable) is below 2 x 16k, its larger counts
 # are left out and said so.
 haproxy_max=$(( ($(ulimit -n) - 100) / 2 ))
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ip netns add "$ns-peer"  # the cluster IP must route somewhere for the capture to see it
-ip link add "ti$$a" netns "$ns" type veth peer name "ti$$b" netns "$ns-peer"
-ip -n "$ns" addr add 10.200.0.1/24 dev "ti$$a"
-ip -n "$ns" link set "ti$$a" up
-ip -n "$ns-peer" link set "ti$$b" up
-ip -n "$ns" route add default via 10.200.0.2
-run() { ip netns exec "$ns" "$@"; }
+pod_create
 
 cat > "$work/backend.conf" <<CONF
 worker_processes 1; daemon off; pid $work/backend.pid; error_log stderr error;
@@ -66,18 +51,7 @@ frontend fe
 backend be
   server s1 127.0.0.1:18080
 CONF
-cat > "$work/snapshot.yaml" <<CONF
-apiVersion: tern.dev/v1alpha1
-kind: ProxySnapshot
-version: idle
-workload: {name: bench, namespace: default}
-services:
-- hostname: backend.default.svc.cluster.local
-  clusterIPs: [10.96.0.20]
-  ports: [{name: http, port: 8080}]
-endpoints:
-- {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
-CONF
+pod_snapshot idle > "$work/snapshot.yaml"
 run sysctl -qw net.core.somaxconn=4096
 run nginx -c "$work/backend.conf" &
 run haproxy -f "$work/haproxy.cfg" -db &

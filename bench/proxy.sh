@@ -33,28 +33,9 @@ ns=tern-bench-$$
 work=$(mktemp -d /tmp/tern-proxy-bench.XXXXXX)
 chmod 755 "$work"
 pids=()
-cleanup() {
-  # `run ... &` leaves a subshell's pid in $!; the servers themselves are every pid in the
-  # bench's namespace, which `ip netns pids` lists.
-  local all=("${pids[@]}" $(ip netns pids "$ns" 2>/dev/null))
-  for p in "${all[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${all[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  ip netns del "$ns" 2>/dev/null || true
-  ip netns del "$ns-peer" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# The service's cluster IP must route somewhere for the capture to see the connection.
-ip netns add "$ns-peer"
-ip link add "tb$$a" netns "$ns" type veth peer name "tb$$b" netns "$ns-peer"
-ip -n "$ns" addr add 10.200.0.1/24 dev "tb$$a"
-ip -n "$ns" link set "tb$$a" up
-ip -n "$ns-peer" link set "tb$$b" up
-ip -n "$ns" route add default via 10.200.0.2
-run() { ip netns exec "$ns" "$@"; }
+source bench/pod.sh
+trap pod_cleanup EXIT INT TERM
+pod_create
 
 cat > "$work/backend.conf" <<CONF
 worker_processes 1; daemon off; pid $work/backend.pid; error_log stderr error;
@@ -87,23 +68,11 @@ frontend fe
 backend be
   server s1 127.0.0.1:18080
 CONF
-cat > "$work/snapshot.yaml" <<CONF
-apiVersion: tern.dev/v1alpha1
-kind: ProxySnapshot
-version: bench
-workload: {name: bench, namespace: default}
-services:
-- hostname: backend.default.svc.cluster.local
-  clusterIPs: [10.96.0.20]
-  ports: [{name: http, port: 8080}]
-- hostname: guarded.default.svc.cluster.local
+pod_snapshot bench "- hostname: guarded.default.svc.cluster.local
   clusterIPs: [10.96.0.21]
   ports: [{name: http, port: 8080}]
-endpoints:
-- {service: backend.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}}
-- {service: guarded.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}, labels: {version: v1}}
-- {service: guarded.default.svc.cluster.local, address: 127.0.0.2, ports: {http: 18080}, labels: {version: v2}}
-CONF
+" "- {service: guarded.default.svc.cluster.local, address: 127.0.0.1, ports: {http: 18080}, labels: {version: v1}}
+- {service: guarded.default.svc.cluster.local, address: 127.0.0.2, ports: {http: 18080}, labels: {version: v2}}" > "$work/snapshot.yaml"
 # 999 more endpoints: 100 services of 10 (one of 9), as a mid-size mesh's sidecar would see;
 # the services go in before "endpoints:", their endpoints after the list's end, in one pass.
 awk '

@@ -6,6 +6,9 @@
 // must still be served. Bugs live in the pairings no test crossed: the HTTP/2 client, a refused
 // endpoint and the default retries crashed the proxy while each alone was tested.
 //
+// Opaque TCP (a port declared tcp) has a table of its own: whether the upstream's bytes came and
+// the connection's flags.
+//
 // Outbound, every (policy, fault, client) has its own service, so a row's ejections and pooled
 // connections never leak into the next. Inbound has no policy (Istio retries and ejects only
 // outbound) and no "unreachable" (the app shares the pod's network namespace: it listens or
@@ -153,6 +156,28 @@ const Row kInbound[] = {
     {Fault::kCloseAfterHeaders, Policy::kNoRetries, {503, false, "UC", 1}},
 };
 
+// Opaque TCP (a port declared tcp), outbound: no retries or ejection apply. A row says whether
+// the client got the upstream's bytes, whether it saw the stream end (an upstream that closes
+// or resets, or a connection that failed: never one left hanging; one that answers and keeps
+// its connection open does not end it), and the connection's access-log flags (refused: UF;
+// unreachable: UF,URX after the cluster's connectTimeout).
+struct TcpRow {
+  Fault fault;
+  bool answered;  // the upstream's bytes reached the client
+  bool ends;      // the client saw the end of the stream
+  const char* flags;
+};
+const TcpRow kTcp[] = {
+    {Fault::kRefuses, false, true, "UF"},
+    {Fault::kUnreachable, false, true, "UF,URX"},
+    {Fault::kResetBeforeAnswer, false, true, "-"},
+    {Fault::kResetMidBody, true, true, "-"},
+    {Fault::kGarbage, true, true, "-"},
+    {Fault::kSlow, true, false, "-"},
+    {Fault::kCloseAfterHeaders, true, true, "-"},
+};
+std::string TcpIp(Fault f) { return "10.96.50." + std::to_string(static_cast<int>(f) + 1); }
+
 std::string ServiceName(Policy p, Fault f, Client c) { return std::string(Name(f)) + "-" + Name(p) + "-" + Name(c); }
 std::string ClusterIp(Policy p, Fault f, Client c) {
   return "10.96." + std::to_string(10 * static_cast<int>(c) + static_cast<int>(p) + 1) + "." + std::to_string(static_cast<int>(f) + 1);
@@ -183,6 +208,15 @@ std::string MatrixSnapshot() {
                      "    trafficPolicy: {connectionPool: {tcp: {connectTimeout: 200ms}}" + outlier + "}\n";
       }
     }
+  }
+  for (const TcpRow& row : kTcp) {
+    std::string name = std::string("tcp-") + Name(row.fault);
+    service(name, TcpIp(row.fault), "{name: tcp, port: 8080}");
+    endpoints += "- {service: " + name + ".my-app.svc.cluster.local, address: 10.200.0.2, ports: {tcp: " +
+                 std::to_string(Port(row.fault)) + "}}\n";
+    resources += "- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n"
+                 "  metadata: {name: " + name + ", namespace: my-app}\n"
+                 "  spec: {host: " + name + ", trafficPolicy: {connectionPool: {tcp: {connectTimeout: 200ms}}}}\n";
   }
   service("healthy", "10.96.99.1", "{name: http, port: 8080}");
   endpoints += "- {service: healthy.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: " + std::to_string(kHealthyPort) + "}}\n";
@@ -325,6 +359,39 @@ class FaultMatrix : public ProxyInPod {
     return s.status == 200 && !s.cut;
   }
 
+  // One opaque TCP row: an HTTP-looking request goes as bytes, whatever comes back is read to
+  // the end of the stream (at most 2 s, then the client closes).
+  void CheckTcp(const TcpRow& row) {
+    std::string cell = std::string("outbound tcp ") + Name(row.fault);
+    int fd = nettest::ConnectSocket(net_->pod, {TcpIp(row.fault), 8080}, 1000);
+    ASSERT_GE(fd, 0) << cell;
+    nettest::SendAll(fd, "GET /tcp HTTP/1.1\r\nHost: tcp\r\n\r\n");
+    std::string got;
+    bool ended = false;
+    for (auto end = std::chrono::steady_clock::now() + 2000ms; std::chrono::steady_clock::now() < end;) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) != 1) continue;
+      char buf[65536];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        ended = true;
+        break;
+      }
+      got.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    EXPECT_EQ(ended, row.ends) << cell << ": whether the client saw the end of the stream";
+    EXPECT_EQ(!got.empty(), row.answered) << cell << "\n" << got.substr(0, 200);
+    std::string key = "\"original_dst\":\"" + TcpIp(row.fault) + ":8080\"", log;
+    ASSERT_TRUE(WaitFor([&] { return (log = Log()).find(key) != std::string::npos; })) << cell;
+    size_t line = log.rfind('\n', log.find(key));
+    size_t at = log.find("\"response_flags\":\"", line == std::string::npos ? 0 : line);
+    ASSERT_NE(at, std::string::npos) << cell;
+    at += 18;
+    EXPECT_EQ(log.substr(at, log.find('"', at) - at), row.flags) << cell;
+    EXPECT_TRUE(ProbeServed()) << cell << " left the proxy unable to serve";
+  }
+
   // Runs one row for one client; `out` direction when `to_ip` is a cluster IP, else inbound.
   void Check(const Row& row, Client c, bool outbound, std::map<Fault, std::unique_ptr<Backend>>& servers, SynCounter& syns,
              int index) {
@@ -389,7 +456,14 @@ TEST_F(FaultMatrix, EveryPairingOfClientDirectionFaultAndPolicy) {
       ++index;
     }
   }
+  for (const TcpRow& row : kTcp) {
+    if (!only || (std::string("outbound tcp ") + Name(row.fault)).find(only) != std::string::npos) CheckTcp(row);
+  }
   EXPECT_EQ(Count(Log(), "invariant broken"), 0);
+  for (auto* servers : {&outside, &inside}) {
+    for (auto& [fault, server] : *servers) server->Stop();
+  }
+  healthy.Stop();
 }
 
 }  // namespace

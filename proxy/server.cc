@@ -208,6 +208,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   std::shared_ptr<const RouteTable> table = config.Current();  // this connection's snapshot
   std::string flags = "-", service = "unknown", cluster_name;
   tcp::endpoint upstream_ep = original;
+  auto connect_timeout = options.connect_timeout;  // the cluster's tcp.connectTimeout when it sets one
   config::Protocol declared = config::Protocol::kSniff;
   const VirtualHost* vh = nullptr;
   if (!inbound) {
@@ -217,6 +218,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
       declared = vh->port->protocol;
       cluster_name = "outbound|" + std::to_string(vh->port->port) + "||" + service;
       const Cluster* cluster = table->FindCluster(cluster_name);
+      if (cluster && cluster->limits.connect_timeout) connect_timeout = *cluster->limits.connect_timeout;
       // Each worker thread draws from its own generator: nothing shared on the connection path.
       thread_local Rng rng{std::random_device{}()};
       // A TCP connection hashes on its source IP (the only key it has) when the policy hashes.
@@ -275,7 +277,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   uint64_t up = 0, down = 0;
   Socket upstream(ex);
   if (flags == "-") {
-    switch (co_await ConnectUpstream(upstream, upstream_ep, inbound, options.connect_timeout)) {
+    switch (co_await ConnectUpstream(upstream, upstream_ep, inbound, connect_timeout)) {
       case ConnectResult::kOk: break;
       case ConnectResult::kFailed: flags = "UF"; break;
       case ConnectResult::kTimedOut: flags = "UF,URX"; break;

@@ -893,17 +893,21 @@ class Bridge final : public H2Handler {
     body.Start(res.framing, res.content_length);
     // A short body is read whole before the answer goes out, as over HTTP/1.1 (kHoldBytes): one
     // that breaks off then reached nobody, and the attempt failed (503, or another try).
+    // The try's deadline still holds while it is read: a body that stalls is a timeout (UT).
     if (res.framing == BodyFraming::kLength && res.content_length <= kHoldBytes) {
+      if (try_until != std::chrono::steady_clock::time_point::max()) conn.Arm(try_until);
       while (!body.done() && !ex.down_closed) {
         const std::span<char> room{reinterpret_cast<char*>(chunk.get()), kChunk};
         BodyRead r = TakeBufferedBody(buf, body, room);
         if (!r.error && r.n == 0 && !body.done()) r = co_await ReadBody(s, buf, body, room);
         if (r.error) {
           ex.response_body.Clear();
-          co_return ex.down_closed ? nullptr : "UC";
+          const bool timed_out = conn.Disarm();
+          co_return ex.down_closed ? nullptr : timed_out ? "UT" : "UC";
         }
         ex.response_body.Append(chunk.get(), r.n);
       }
+      conn.Disarm();
     }
     ex.response_end = body.done();
     if (ex.down_closed) co_return nullptr;

@@ -67,8 +67,9 @@ const char* Name(Policy p) {
 uint16_t Port(Fault f) { return static_cast<uint16_t>(9000 + static_cast<int>(f)); }
 constexpr uint16_t kHealthyPort = 9100;
 
-// The route every outbound row uses: a 1 s timeout (so "never answers" ends), and the policy's
-// retries; connections time out after 200 ms (so "unreachable" ends).
+// The route every outbound row uses: a 2 s timeout (so "never answers" ends; three tries of an
+// unreachable endpoint end well within it, even on a loaded machine), and the policy's retries;
+// connections time out after 200 ms (so "unreachable" ends).
 std::string RetriesOf(Policy p) {
   switch (p) {
     case Policy::kNoRetries:
@@ -135,7 +136,7 @@ const Row kOutbound[] = {
     {Fault::kGarbage, Policy::kOutlierEjection, {502, false, "UPE", 1}, kEjected},
     {Fault::kSlow, Policy::kNoRetries, {200, false, "-", 1}},
     {Fault::kSlow, Policy::kDefaultRetries, {200, false, "-", 1}},
-    {Fault::kSlow, Policy::kPerTryTimeout, {504, false, "URX,UT", 3}},  // 300 ms answers, 200 ms tries
+    {Fault::kSlow, Policy::kPerTryTimeout, {504, false, "URX,UT", 3}},  // 500 ms answers, 200 ms tries
     {Fault::kSlow, Policy::kOutlierEjection, {200, false, "-", 1}, Expect{200, false, "-", 1}},
     // A short body promised and never sent: held whole before anything goes out, so the client
     // gets 503 UC (the upstream closed before its answer was whole), never a truncated 200.
@@ -200,7 +201,7 @@ std::string MatrixSnapshot() {
                                   : "";
         resources += "- apiVersion: networking.istio.io/v1\n  kind: VirtualService\n"
                      "  metadata: {name: " + name + ", namespace: my-app}\n"
-                     "  spec:\n    hosts: [" + name + "]\n    http:\n    - timeout: 1s\n" + RetriesOf(p) +
+                     "  spec:\n    hosts: [" + name + "]\n    http:\n    - timeout: 2s\n" + RetriesOf(p) +
                      "      route:\n      - destination: {host: " + name + "}\n"
                      "- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n"
                      "  metadata: {name: " + name + ", namespace: my-app}\n"
@@ -242,7 +243,7 @@ Reply ReplyFor(Fault f) {
     case Fault::kResetMidBody: return Reply{.break_mid_body = true};
     case Fault::kNeverAnswers: return Reply{.delay = std::chrono::milliseconds(60000)};  // ends with the backend
     case Fault::kGarbage: return Reply{.garbage = true};
-    case Fault::kSlow: return Reply{.delay = std::chrono::milliseconds(300)};
+    case Fault::kSlow: return Reply{.delay = std::chrono::milliseconds(500)};
     case Fault::kCloseAfterHeaders: return Reply{.close_after_headers = true};
     default: return Reply{};
   }
@@ -277,13 +278,13 @@ class SynCounter {
 
 class FaultMatrix : public ProxyInPod {
  protected:
-  // An HTTP/1.1 request from the app (outbound) or the peer (inbound); reads for at most 1.5 s.
+  // An HTTP/1.1 request from the app (outbound) or the peer (inbound); reads for at most 3 s.
   Seen Http1(const nettest::Netns& from, uid_t uid, const Endpoint& to, const std::string& host, const std::string& path) {
     Seen seen;
     int fd = nettest::ConnectSocket(from, to, uid);
     if (fd < 0) return seen;
     nettest::SendAll(fd, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
-    auto end = std::chrono::steady_clock::now() + 1500ms;
+    auto end = std::chrono::steady_clock::now() + 3000ms;
     char buf[65536];
     bool eof = false;
     for (;;) {
@@ -313,11 +314,11 @@ class FaultMatrix : public ProxyInPod {
     if (cl == std::string::npos) return false;
     return raw.size() - end - 4 >= std::stoul(head.substr(cl + 16));
   }
-  // An HTTP/2 request (prior knowledge) with nghttp; it gives up after 1.5 s.
+  // An HTTP/2 request (prior knowledge) with nghttp; it gives up after 3 s.
   Seen Http2(const nettest::Netns& from, int uid, const std::string& url) {
     std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", from.name()};
     if (uid) argv.insert(argv.end(), {"setpriv", "--reuid", std::to_string(uid), "--regid", std::to_string(uid), "--clear-groups"});
-    argv.insert(argv.end(), {"nghttp", "-v", "--timeout=1500ms", url});
+    argv.insert(argv.end(), {"nghttp", "-v", "--timeout=3000ms", url});
     auto run = tern::testing_support::RunProcess(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, "", 10000ms);
     Seen seen;
     seen.raw = run.out + run.err;

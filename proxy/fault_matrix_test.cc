@@ -284,25 +284,10 @@ class FaultMatrix : public ProxyInPod {
     int fd = nettest::ConnectSocket(from, to, uid);
     if (fd < 0) return seen;
     nettest::SendAll(fd, "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
-    auto end = std::chrono::steady_clock::now() + 3000ms;
-    char buf[65536];
-    bool eof = false;
-    for (;;) {
-      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
-      pollfd p{fd, POLLIN, 0};
-      if (left <= 0 || poll(&p, 1, left) != 1) break;
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        eof = true;
-        break;
-      }
-      seen.raw.append(buf, static_cast<size_t>(n));
-      if (Whole(seen.raw)) break;
-    }
+    seen.raw = ReceiveUntil(fd, 3000ms, nullptr, &FaultMatrix::Whole);
     close(fd);
     seen.status = seen.raw.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(seen.raw.c_str() + 9) : 0;
     seen.cut = !Whole(seen.raw);
-    (void)eof;
     return seen;
   }
   // Whether `raw` holds a whole answer framed by Content-Length.
@@ -367,19 +352,8 @@ class FaultMatrix : public ProxyInPod {
     int fd = nettest::ConnectSocket(net_->pod, {TcpIp(row.fault), 8080}, 1000);
     ASSERT_GE(fd, 0) << cell;
     nettest::SendAll(fd, "GET /tcp HTTP/1.1\r\nHost: tcp\r\n\r\n");
-    std::string got;
     bool ended = false;
-    for (auto end = std::chrono::steady_clock::now() + 2000ms; std::chrono::steady_clock::now() < end;) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 20) != 1) continue;
-      char buf[65536];
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) {
-        ended = true;
-        break;
-      }
-      got.append(buf, static_cast<size_t>(n));
-    }
+    std::string got = ReceiveUntil(fd, 2000ms, &ended);
     close(fd);
     EXPECT_EQ(ended, row.ends) << cell << ": whether the client saw the end of the stream";
     EXPECT_EQ(!got.empty(), row.answered) << cell << "\n" << got.substr(0, 200);

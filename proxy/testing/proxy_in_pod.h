@@ -227,6 +227,28 @@ class Backend {
   std::vector<std::thread> conns_;
 };
 
+// Reads `fd` until the peer ends the stream (or resets it), `done(received)` holds, or `limit`
+// passes. `ended`, when given: whether the end of the stream was seen.
+inline std::string ReceiveUntil(int fd, std::chrono::milliseconds limit, bool* ended = nullptr,
+                                const std::function<bool(const std::string&)>& done = nullptr) {
+  std::string got;
+  if (ended) *ended = false;
+  for (auto end = std::chrono::steady_clock::now() + limit;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) != 1) break;
+    char buf[65536];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (ended) *ended = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+    if (done && done(got)) break;
+  }
+  return got;
+}
+
 // How many times `what` occurs in `text` (access-log lines, flags).
 inline int Count(const std::string& text, const std::string& what) {
   int n = 0;

@@ -239,6 +239,7 @@ class Bridge final : public H2Handler {
 
   // --- H2Handler: the client's connection (upstream streams report through their Exchange) ---
   int OnBeginFrame(H2Connection& c, const nghttp2_frame_hd& hd) override {
+    if (hd.type == NGHTTP2_SETTINGS && !(hd.flags & NGHTTP2_FLAG_ACK)) NoteSendWindowsBeforeSettings(c);
     // The CONTINUATION flood: a header block is bounded in frames and bytes before HPACK runs.
     if (hd.type == NGHTTP2_HEADERS) {
       block_bytes_ = hd.length;
@@ -295,6 +296,12 @@ class Bridge final : public H2Handler {
   }
 
   int OnFrameRecv(H2Connection& c, const nghttp2_frame& f) override {
+    if (f.hd.type == NGHTTP2_SETTINGS && !(f.hd.flags & NGHTTP2_FLAG_ACK) && SettingsOverflowAWindow(f.settings)) {
+      ctx_.log->Warn("http2: SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window, connection ended",
+                     {{"downstream", EndpointString(ctx_.peer)}});
+      nghttp2_session_terminate_session(c.session(), NGHTTP2_FLOW_CONTROL_ERROR);
+      return 0;
+    }
     auto* ex = f.hd.stream_id ? static_cast<Exchange*>(nghttp2_session_get_stream_user_data(c.session(), f.hd.stream_id))
                               : nullptr;
     bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
@@ -420,6 +427,26 @@ class Bridge final : public H2Handler {
   // Finished exchanges kept for reuse, with their map nodes: bounded, as a connection's
   // concurrent streams are.
   static constexpr size_t kMaxSpareExchanges = 16;
+  // RFC 9113 6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE that takes any stream's send window past
+  // 2^31-1 is a connection error (FLOW_CONTROL_ERROR). nghttp2 answers it per stream with
+  // RST_STREAM and leaves that stream's window as it was, so the largest window is noted as the
+  // frame begins and the change it carries is checked against it once it is read.
+  void NoteSendWindowsBeforeSettings(H2Connection& c) {
+    initial_window_before_ = nghttp2_session_get_remote_settings(c.session(), NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+    largest_window_before_ = 0;
+    for (const auto& [id, ex] : exchanges_) {
+      largest_window_before_ = std::max<int64_t>(largest_window_before_, nghttp2_session_get_stream_remote_window_size(c.session(), id));
+    }
+  }
+  bool SettingsOverflowAWindow(const nghttp2_settings& settings) const {
+    for (size_t i = settings.niv; i-- > 0;) {  // the last value of a setting is the one that holds
+      if (settings.iv[i].settings_id != NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) continue;
+      int64_t delta = static_cast<int64_t>(settings.iv[i].value) - initial_window_before_;
+      return !exchanges_.empty() && largest_window_before_ + delta > NGHTTP2_MAX_WINDOW_SIZE;
+    }
+    return false;
+  }
+
   using ExchangeMap = std::map<int32_t, std::unique_ptr<Exchange>>;
 
   // A new exchange for the client's stream `id`: a spare one when there is one.
@@ -1058,6 +1085,8 @@ class Bridge final : public H2Handler {
   bool goaway_sent_ = false;
   size_t block_bytes_ = 0;
   int continuations_ = 0;
+  int64_t initial_window_before_ = NGHTTP2_INITIAL_WINDOW_SIZE;
+  int64_t largest_window_before_ = 0;
   uint64_t streams_opened_ = 0, client_resets_ = 0;
 };
 

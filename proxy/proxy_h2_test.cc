@@ -201,6 +201,56 @@ std::string Literal(const std::string& name, const std::string& value) {
   return std::string(1, '\0') + length(name.size()) + name + length(value.size()) + value;
 }
 
+// A client written frame by frame, for what even an unchecked nghttp2 session will not send
+// (streams past the peer's limit, windows pushed to overflow). It acknowledges every SETTINGS
+// and notes RST_STREAM and GOAWAY.
+struct FrameByFrameClient {
+  explicit FrameByFrameClient(int socket) : fd(socket) {}
+  bool Send(const std::string& bytes) const { return nettest::SendAll(fd, bytes); }
+  // Sends the preface and an empty SETTINGS, and waits until the proxy's SETTINGS are acknowledged.
+  bool Start() {
+    if (!Send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + Frame(NGHTTP2_SETTINGS, 0, 0, ""))) return false;
+    ReadFor(2000ms, [&] { return settings_acked >= 1; });
+    ReadFor(200ms, [] { return false; });  // every SETTINGS acknowledged
+    return settings_acked >= 1;
+  }
+  void ReadFor(std::chrono::milliseconds d, const std::function<bool()>& done) {
+    auto end = std::chrono::steady_clock::now() + d;
+    while (!done() && std::chrono::steady_clock::now() < end) {
+      pollfd p{fd, POLLIN, 0};
+      if (poll(&p, 1, 20) != 1) continue;
+      char buf[16384];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      in.append(buf, static_cast<size_t>(n));
+      while (in.size() >= 9) {
+        size_t length = static_cast<uint8_t>(in[0]) << 16 | static_cast<uint8_t>(in[1]) << 8 | static_cast<uint8_t>(in[2]);
+        if (in.size() < 9 + length) break;
+        const auto type = static_cast<uint8_t>(in[3]), flags = static_cast<uint8_t>(in[4]);
+        auto u32 = [&](size_t at) {
+          return static_cast<uint32_t>(static_cast<uint8_t>(in[at])) << 24 | static_cast<uint32_t>(static_cast<uint8_t>(in[at + 1])) << 16 |
+                 static_cast<uint32_t>(static_cast<uint8_t>(in[at + 2])) << 8 | static_cast<uint8_t>(in[at + 3]);
+        };
+        const uint32_t stream = u32(5) & 0x7fffffff;
+        if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
+          Send(Frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, ""));
+          ++settings_acked;
+        }
+        if (type == NGHTTP2_RST_STREAM) resets[stream] = u32(9);
+        if (type == NGHTTP2_GOAWAY) goaway = static_cast<int>(u32(13));
+        in.erase(0, 9 + length);
+      }
+    }
+  }
+
+  int fd;
+  std::string in;
+  std::map<uint32_t, uint32_t> resets;
+  int goaway = -1, settings_acked = 0;
+};
+
+std::string U32(uint32_t v) { return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)}; }
+
 class ProxyH2 : public ProxyInPod {
  protected:
   // The seed's endpoints run sidecars here: its h2UpgradePolicy UPGRADE makes their upstream
@@ -528,59 +578,48 @@ TEST_F(ProxyH2, AStreamPastMaxConcurrentStreamsIsRefusedAndOthersLive) {
   ASSERT_TRUE(v1.ok() && v2.ok());
   int fd = ConnectApp();
   ASSERT_GE(fd, 0);
-  auto send_all = [&](const std::string& bytes) { return nettest::SendAll(fd, bytes); };
-  // What the proxy sends, frame by frame: SETTINGS acknowledged as they come, RST_STREAM and
-  // GOAWAY noted.
-  std::string in;
-  std::map<uint32_t, uint32_t> resets;
-  int goaway = -1, settings_acked = 0;
-  auto read_for = [&](std::chrono::milliseconds d, const std::function<bool()>& done) {
-    auto end = std::chrono::steady_clock::now() + d;
-    while (!done() && std::chrono::steady_clock::now() < end) {
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, 20) != 1) continue;
-      char buf[16384];
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) return;
-      in.append(buf, static_cast<size_t>(n));
-      while (in.size() >= 9) {
-        size_t length = static_cast<uint8_t>(in[0]) << 16 | static_cast<uint8_t>(in[1]) << 8 | static_cast<uint8_t>(in[2]);
-        if (in.size() < 9 + length) break;
-        const auto type = static_cast<uint8_t>(in[3]), flags = static_cast<uint8_t>(in[4]);
-        auto u32 = [&](size_t at) {
-          return static_cast<uint32_t>(static_cast<uint8_t>(in[at])) << 24 | static_cast<uint32_t>(static_cast<uint8_t>(in[at + 1])) << 16 |
-                 static_cast<uint32_t>(static_cast<uint8_t>(in[at + 2])) << 8 | static_cast<uint8_t>(in[at + 3]);
-        };
-        const uint32_t stream = u32(5) & 0x7fffffff;
-        if (type == NGHTTP2_SETTINGS && !(flags & NGHTTP2_FLAG_ACK)) {
-          send_all(Frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, ""));
-          ++settings_acked;
-        }
-        if (type == NGHTTP2_RST_STREAM) resets[stream] = u32(9);
-        if (type == NGHTTP2_GOAWAY) goaway = static_cast<int>(u32(13));
-        in.erase(0, 9 + length);
-      }
-    }
-  };
-  ASSERT_TRUE(send_all(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + Frame(NGHTTP2_SETTINGS, 0, 0, "")));
-  read_for(2000ms, [&] { return settings_acked >= 1; });
-  ASSERT_GE(settings_acked, 1);
-  read_for(200ms, [] { return false; });  // every SETTINGS acknowledged before the streams go
+  FrameByFrameClient c(fd);
+  ASSERT_TRUE(c.Start());
   // :method GET, :scheme http, :path /who (literal), :authority (literal), each stream the same.
   const std::string block = "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080");
-  for (uint32_t id = 1; id <= 201; id += 2) ASSERT_TRUE(send_all(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block)));
-  read_for(3000ms, [&] { return resets.count(201) > 0 || goaway >= 0; });
-  EXPECT_EQ(goaway, -1) << "the connection lives";
-  ASSERT_EQ(resets.count(201), 1u) << Log();
-  EXPECT_EQ(resets[201], static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM));
-  EXPECT_EQ(resets.size(), 1u) << "the 100 streams within the limit are not touched";
+  for (uint32_t id = 1; id <= 201; id += 2) ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block)));
+  c.ReadFor(3000ms, [&] { return c.resets.count(201) > 0 || c.goaway >= 0; });
+  EXPECT_EQ(c.goaway, -1) << "the connection lives";
+  ASSERT_EQ(c.resets.count(201), 1u) << Log();
+  EXPECT_EQ(c.resets[201], static_cast<uint32_t>(NGHTTP2_REFUSED_STREAM));
+  EXPECT_EQ(c.resets.size(), 1u) << "the 100 streams within the limit are not touched";
   // One of the 100 is reset by the client: a new stream then fits.
-  ASSERT_TRUE(send_all(Frame(NGHTTP2_RST_STREAM, 0, 1, std::string("\0\0\0\x08", 4))));  // CANCEL
-  ASSERT_TRUE(send_all(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 203, block)));
-  read_for(500ms, [&] { return resets.count(203) > 0 || goaway >= 0; });
-  EXPECT_EQ(resets.count(203), 0u) << "a stream within the limit is taken";
-  EXPECT_EQ(goaway, -1);
+  ASSERT_TRUE(c.Send(Frame(NGHTTP2_RST_STREAM, 0, 1, std::string("\0\0\0\x08", 4))));  // CANCEL
+  ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 203, block)));
+  c.ReadFor(500ms, [&] { return c.resets.count(203) > 0 || c.goaway >= 0; });
+  EXPECT_EQ(c.resets.count(203), 0u) << "a stream within the limit is taken";
+  EXPECT_EQ(c.goaway, -1);
   close(fd);
+}
+
+// A SETTINGS_INITIAL_WINDOW_SIZE that would take an open stream's send window past 2^31-1 ends
+// the connection with FLOW_CONTROL_ERROR (RFC 9113 6.9.2), not a reset of that stream.
+TEST_F(ProxyH2, AnInitialWindowThatOverflowsAStreamsWindowEndsTheConnection) {
+  LoadSeed();
+  {
+    Listener v1(net_->peer, {"10.200.0.2", 8080}), v2(net_->peer, {"10.200.0.3", 8080});  // accept, never answer
+    ASSERT_TRUE(v1.ok() && v2.ok());
+    int fd = ConnectApp();
+    ASSERT_GE(fd, 0);
+    FrameByFrameClient c(fd);
+    ASSERT_TRUE(c.Start());
+    const std::string block = "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080");
+    ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 1, block)));
+    // Stream 1's window to the maximum, then an initial window one larger than the default.
+    ASSERT_TRUE(c.Send(Frame(NGHTTP2_WINDOW_UPDATE, 0, 1, U32(NGHTTP2_MAX_WINDOW_SIZE - NGHTTP2_INITIAL_WINDOW_SIZE))));
+    c.ReadFor(200ms, [&] { return c.goaway >= 0; });
+    EXPECT_EQ(c.goaway, -1) << "a window at the maximum is allowed";
+    ASSERT_TRUE(c.Send(Frame(NGHTTP2_SETTINGS, 0, 0, std::string("\0\x04", 2) + U32(NGHTTP2_INITIAL_WINDOW_SIZE + 1))));
+    c.ReadFor(3000ms, [&] { return c.goaway >= 0; });
+    EXPECT_EQ(c.goaway, NGHTTP2_FLOW_CONTROL_ERROR) << Log();
+    close(fd);
+  }
+  ExpectOthersAreServed();
 }
 
 // An HTTP/2 client, an HTTP/1.1 endpoint that refuses, Istio's default retries: each retry

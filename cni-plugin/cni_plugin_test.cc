@@ -5,11 +5,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <iostream>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -78,15 +82,28 @@ class TernCni : public ::testing::Test {
     return c;
   }
 
-  ProcessResult Cni(const std::string& command, const std::string& stdin_text, const std::string& pod = "web",
-                    const std::string& ns = "my-app", std::string netns = "") const {
+  // What a runtime puts in the plugin's environment; `netns` "-" leaves CNI_NETNS out.
+  std::map<std::string, std::string> Env(const std::string& command, const std::string& pod, const std::string& ns,
+                                         const std::string& netns) const {
     std::map<std::string, std::string> env = {
         {"CNI_COMMAND", command},       {"CNI_CONTAINERID", "c0ffee"},
         {"CNI_IFNAME", "eth0"},         {"CNI_PATH", "/opt/cni/bin"},
         {"CNI_NETNS", netns.empty() ? pod_->path() : netns},
         {"CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=" + ns + ";K8S_POD_NAME=" + pod + ";K8S_POD_INFRA_CONTAINER_ID=c0ffee"}};
     if (netns == "-") env.erase("CNI_NETNS");
-    return RunProcess({std::string(TERN_BINARY_DIR) + "/cni-plugin/tern-cni"}, env, stdin_text, 20s);
+    return env;
+  }
+  static std::string Binary() { return std::string(TERN_BINARY_DIR) + "/cni-plugin/tern-cni"; }
+
+  ProcessResult Cni(const std::string& command, const std::string& stdin_text, const std::string& pod = "web",
+                    const std::string& ns = "my-app", const std::string& netns = "") const {
+    return RunProcess({Binary()}, Env(command, pod, ns, netns), stdin_text, 20s);
+  }
+  // Starts the plugin without waiting for it, its configuration read from a file.
+  pid_t StartCni(const std::string& command, const json& conf, const std::string& pod, const std::string& netns = "") const {
+    std::string conf_file = dir_ + "/conf-" + command + "-" + pod + ".json";
+    if (!WriteFileAtomically(conf_file, conf.dump()).ok()) return -1;
+    return tern::testing_support::Spawn({Binary()}, Env(command, pod, "my-app", netns), dir_ + "/" + pod + ".log", conf_file);
   }
   ProcessResult Cni(const std::string& command, const json& conf, const std::string& pod = "web",
                     const std::string& ns = "my-app", const std::string& netns = "") const {
@@ -94,6 +111,11 @@ class TernCni : public ::testing::Test {
   }
 
   std::string Ruleset() const { return pod_->Exec("nft list ruleset"); }
+  // What a plugin started by StartCni wrote.
+  std::string LogOf(const std::string& pod) const {
+    Result<std::string> log = ReadFile(dir_ + "/" + pod + ".log");
+    return log.ok() ? *log : log.status().message();
+  }
 
   // The error JSON a failed call printed: its code and message.
   static std::pair<int, std::string> ErrorOf(const ProcessResult& r) {
@@ -300,6 +322,105 @@ TEST_F(TernCni, VersionStatusAndGcAnswerAsTheSpecSays) {
   EXPECT_EQ(r.out, "");
   r = Cni("GC", Conf({{"cniVersion", "1.1.0"}, {"cni.dev/valid-attachments", json::array()}}));
   EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+// A node under stress, as a kubelet and a runtime can make it.
+
+// The runtime gives up on an ADD (its timeout, a restart) and kills the plugin wherever it is,
+// then calls DEL, as kubelet does for a sandbox that failed: DEL leaves the namespace as it was
+// before ADD, nftables and policy routing alike, and the retried ADD installs the whole capture.
+// The kill lands at every point of the ADD, from before the API answers to after the rules.
+TEST_F(TernCni, AnAddKilledAnywhereIsUndoneByDelAndARetryInstallsTheWholeCapture) {
+  for (const std::string pod : {"web", "tproxy"}) {
+    ProcessResult clean = Cni("ADD", Conf(), pod);
+    ASSERT_EQ(clean.exit_code, 0) << clean.out << clean.err;
+    const std::string whole = Ruleset();
+    const auto add_takes = std::chrono::duration_cast<std::chrono::milliseconds>(clean.wall);
+    ASSERT_EQ(Cni("DEL", Conf(), pod).exit_code, 0);
+    const std::string rules_before = pod_->Exec("ip rule show"), routes_before = pod_->Exec("ip route show table all");
+    int killed_before_exit = 0;
+    for (auto at = 0ms; at <= add_takes + 10ms; at += std::max(1ms, add_takes / 12)) {
+      pid_t pid = StartCni("ADD", Conf(), pod);
+      ASSERT_GT(pid, 0);
+      std::this_thread::sleep_for(at);
+      killed_before_exit += kill(pid, SIGKILL) == 0 && tern::testing_support::WaitExit(pid, 5s) == 128 + SIGKILL;
+      tern::testing_support::WaitExit(pid, 5s);
+      std::string left = Ruleset();
+      EXPECT_TRUE(left.empty() || left == whole) << pod << " killed at " << at.count() << " ms left part of a ruleset:\n" << left;
+      ProcessResult del = Cni("DEL", Conf(), pod);
+      EXPECT_EQ(del.exit_code, 0) << del.out << del.err;
+      EXPECT_EQ(Ruleset(), "") << pod << " killed at " << at.count() << " ms";
+      EXPECT_EQ(pod_->Exec("ip rule show"), rules_before) << pod << " killed at " << at.count() << " ms";
+      EXPECT_EQ(pod_->Exec("ip route show table all"), routes_before) << pod << " killed at " << at.count() << " ms";
+    }
+    EXPECT_GT(killed_before_exit, 2) << "the kills landed inside the ADD";
+    // A killed ADD, no DEL, then the runtime's retry: the retry's capture is the whole one.
+    pid_t pid = StartCni("ADD", Conf(), pod);
+    std::this_thread::sleep_for(add_takes / 2);
+    kill(pid, SIGKILL);
+    tern::testing_support::WaitExit(pid, 5s);
+    ProcessResult retry = Cni("ADD", Conf(), pod);
+    EXPECT_EQ(retry.exit_code, 0) << retry.out << retry.err;
+    EXPECT_EQ(Ruleset(), whole);
+    EXPECT_EQ(Cni("CHECK", Conf(), pod).exit_code, 0);
+    ASSERT_EQ(Cni("DEL", Conf(), pod).exit_code, 0);
+    EXPECT_EQ(pod_->Exec("ip rule show"), rules_before);
+  }
+}
+
+// Fifty pods scheduled at once: fifty ADDs run together, each pod gets its whole capture; then
+// fifty DELs together leave nothing.
+TEST_F(TernCni, FiftyConcurrentAddsEachCaptureTheirPodAndDelsUndoThem) {
+  constexpr int kPods = 50;
+  std::vector<std::unique_ptr<Netns>> pods;
+  for (int i = 0; i < kPods; ++i) {
+    const std::string name = "crowd" + std::to_string(i);
+    pods.push_back(std::make_unique<Netns>("cni" + name));
+    ASSERT_EQ(pods.back()->error(), "");
+    api_->Put("/api/v1/namespaces/my-app/pods/" + name,
+              InjectedPod(name, i % 2 ? json{{"sidecar.istio.io/interceptionMode", "TPROXY"}} : json::object()));
+  }
+  auto run_all = [&](const std::string& command) {
+    std::vector<pid_t> pids;
+    for (int i = 0; i < kPods; ++i) pids.push_back(StartCni(command, Conf(), "crowd" + std::to_string(i), pods[i]->path()));
+    std::vector<int> codes;
+    for (pid_t pid : pids) codes.push_back(tern::testing_support::WaitExit(pid, 60s));
+    return codes;
+  };
+  auto start = std::chrono::steady_clock::now();
+  std::vector<int> codes = run_all("ADD");
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  const std::string redirect = pods[0]->Exec("nft list ruleset"), tproxy = pods[1]->Exec("nft list ruleset");
+  EXPECT_NE(redirect.find("redirect to :15001"), std::string::npos) << redirect;
+  EXPECT_NE(tproxy.find("tproxy"), std::string::npos) << tproxy;
+  for (int i = 0; i < kPods; ++i) {
+    EXPECT_EQ(codes[i], 0) << "crowd" << i << ": " << LogOf("crowd" + std::to_string(i));
+    EXPECT_EQ(pods[i]->Exec("nft list ruleset"), i % 2 ? tproxy : redirect) << "crowd" << i;
+    if (i % 2) {
+      EXPECT_NE(pods[i]->Exec("ip rule show").find("fwmark 0x539 lookup 133"), std::string::npos) << "crowd" << i;
+    }
+  }
+  std::cout << kPods << " concurrent ADDs took " << took.count() << " ms\n";
+  codes = run_all("DEL");
+  for (int i = 0; i < kPods; ++i) {
+    EXPECT_EQ(codes[i], 0) << "crowd" << i;
+    EXPECT_EQ(pods[i]->Exec("nft list ruleset"), "") << "crowd" << i;
+    EXPECT_EQ(pods[i]->Exec("ip rule show").find("lookup 133"), std::string::npos) << "crowd" << i;
+  }
+}
+
+// An API server that sends half of the pod and then hangs: the ADD fails at its deadline with
+// the API error, and installs nothing.
+TEST_F(TernCni, AnApiServerThatStallsMidBodyCostsTheTimeoutAndNoRules) {
+  api_->set_stall_mid_body(3000ms);
+  ProcessResult r = Cni("ADD", Conf({{"kubernetes", {{"timeoutMs", 300}}}}));
+  EXPECT_EQ(r.exit_code, 1);
+  auto [code, msg] = ErrorOf(r);
+  EXPECT_EQ(code, 11) << msg;
+  EXPECT_NE(msg.find("Kubernetes API: GET /api/v1/namespaces/my-app/pods/web"), std::string::npos) << msg;
+  EXPECT_LT(r.wall, 2500ms) << "the call gives up at its deadline, not the server's pace";
+  EXPECT_EQ(Ruleset(), "");
+  api_->set_stall_mid_body(0ms);
 }
 
 }  // namespace

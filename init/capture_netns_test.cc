@@ -3,12 +3,16 @@
 // previous state; then tern-init itself, run in a "pod" namespace wired to a "peer" namespace by
 // a veth pair, is proved by traffic: what must reach the proxy lands on its listeners with the
 // intended original destination, and what must not goes straight out. IPv4 and IPv6.
+#include <signal.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/base/files.h"
 #include "core/capture/applier.h"
@@ -17,11 +21,13 @@
 #include "core/capture/plan_cases.h"
 #include "core/capture/testing/netns_traffic.h"
 #include "core/capture/testing/sh.h"
+#include "core/testing/subprocess.h"
 
 namespace tern::capture {
 namespace {
 
 using namespace tern::nettest;  // NOLINT(google-build-using-namespace): test helpers
+using namespace std::chrono_literals;
 
 class CaptureKernel : public ::testing::Test {
  protected:
@@ -257,6 +263,48 @@ TEST_F(TernInitTraffic, BadFlagsInstallNothing) {
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("-d/--istio-local-exclude-ports: port 70000 is out of range"), std::string::npos) << out;
   EXPECT_EQ(pod_->Exec("nft list ruleset"), "");
+}
+
+// The init container killed wherever it is (the node under memory pressure, the pod deleted):
+// what it leaves is nothing or the whole capture, never part of it; the restarted init container
+// installs the whole capture, and --cleanup after a kill leaves the namespace as it was.
+TEST_F(TernInitTraffic, KilledAnywhereItLeavesNothingOrTheWholeCaptureAndARerunCompletesIt) {
+  const std::string flags = "-p 15001 -z 15006 -u 1337 -g 1337 -m TPROXY -i '*' -b '*' -d 15090,15021,15020";
+  const std::vector<std::string> argv = {"/usr/sbin/ip", "netns", "exec", pod_->name(), std::string(TERN_BINARY_DIR) + "/init/tern-init",
+                                         "-p", "15001", "-z", "15006", "-u", "1337", "-g", "1337", "-m", "TPROXY",
+                                         "-i", "*", "-b", "*", "-d", "15090,15021,15020"};
+  // The routes tern-init may add, less the veth's link-local address, which comes when the
+  // kernel's duplicate address detection ends, whatever the test does.
+  auto routes = [&] { return pod_->Exec("ip route show table all | grep -v 'local fe80::'"); };
+  const std::string rules_before = pod_->Exec("ip rule show"), routes_before = routes();
+  auto start = std::chrono::steady_clock::now();
+  Init(flags);
+  auto takes = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  const std::string whole = pod_->Exec("nft list ruleset"), whole_rules = pod_->Exec("ip rule show");
+  ASSERT_NE(whole.find("tproxy"), std::string::npos) << whole;
+  Init("--cleanup " + flags);
+  ASSERT_EQ(pod_->Exec("nft list ruleset"), "");
+  const std::string log = std::string(::testing::TempDir()) + "/tern-init-killed.log";
+  int killed = 0;
+  for (auto at = 0ms; at <= takes + 10ms; at += std::max(1ms, takes / 12)) {
+    pid_t pid = tern::testing_support::Spawn(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, log);
+    ASSERT_GT(pid, 0);
+    std::this_thread::sleep_for(at);
+    killed += kill(pid, SIGKILL) == 0 && tern::testing_support::WaitExit(pid, 5s) == 128 + SIGKILL;
+    tern::testing_support::WaitExit(pid, 5s);
+    std::string left = pod_->Exec("nft list ruleset");
+    EXPECT_TRUE(left.empty() || left == whole) << "killed at " << at.count() << " ms, part of a ruleset left:\n" << left;
+    if (at.count() % 2) {  // the init container restarts
+      Init(flags);
+      EXPECT_EQ(pod_->Exec("nft list ruleset"), whole) << "rerun after a kill at " << at.count() << " ms";
+      EXPECT_EQ(pod_->Exec("ip rule show"), whole_rules) << "rerun after a kill at " << at.count() << " ms";
+    }
+    Init("--cleanup " + flags);
+    EXPECT_EQ(pod_->Exec("nft list ruleset"), "") << "killed at " << at.count() << " ms";
+    EXPECT_EQ(pod_->Exec("ip rule show"), rules_before) << "killed at " << at.count() << " ms";
+    EXPECT_EQ(routes(), routes_before) << "killed at " << at.count() << " ms";
+  }
+  EXPECT_GT(killed, 2) << "the kills landed inside the run";
 }
 
 }  // namespace

@@ -50,7 +50,20 @@ FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
       res.set_content(StatusObject(404, "NotFound", "\"" + name + "\" not found").dump(), "application/json");
       return;
     }
-    res.set_content(it->second.dump(), "application/json");
+    if (stall_ == std::chrono::milliseconds(0)) {
+      res.set_content(it->second.dump(), "application/json");
+      return;
+    }
+    auto body = std::make_shared<std::string>(it->second.dump());
+    res.set_content_provider(body->size(), "application/json",
+                             [this, body, stall = stall_](size_t offset, size_t, httplib::DataSink& sink) {
+                               if (offset == 0) sink.write(body->data(), body->size() / 2);
+                               auto end = std::chrono::steady_clock::now() + stall;
+                               while (server_->is_running() && std::chrono::steady_clock::now() < end) {
+                                 std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                               }
+                               return false;  // the connection is closed, the answer short
+                             });
   });
   port_ = server_->bind_to_any_port("127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -72,6 +85,11 @@ void FakeApiServer::Put(const std::string& path, nlohmann::json object) {
 void FakeApiServer::set_delay(std::chrono::milliseconds delay) {
   std::lock_guard<std::mutex> lock(mu_);
   delay_ = delay;
+}
+
+void FakeApiServer::set_stall_mid_body(std::chrono::milliseconds stall) {
+  std::lock_guard<std::mutex> lock(mu_);
+  stall_ = stall;
 }
 
 std::string FakeApiServer::Kubeconfig(const std::string& token) const {

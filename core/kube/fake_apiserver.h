@@ -32,6 +32,9 @@ class FakeApiServer {
   void Put(const std::string& path, nlohmann::json object);
   // Every answer waits this long first (an overloaded API server).
   void set_delay(std::chrono::milliseconds delay);
+  // Every answer sends its head and half its body, then nothing for `stall` (a server that
+  // hangs mid-answer), then closes; zero restores whole answers.
+  void set_stall_mid_body(std::chrono::milliseconds stall);
   int requests() const;
   // A kubeconfig for this server: inline CA, the bearer token `token` (the right one by default).
   std::string Kubeconfig(const std::string& token = "") const;
@@ -45,6 +48,7 @@ class FakeApiServer {
   mutable std::mutex mu_;
   std::map<std::string, nlohmann::json> objects_;
   std::chrono::milliseconds delay_{0};
+  std::chrono::milliseconds stall_{0};
   int requests_ = 0;
 };
 

@@ -97,17 +97,17 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::map<st
 }
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-            const std::string& log_file) {
+            const std::string& log_file, const std::string& stdin_file) {
   ExecArrays exec(argv, env);
   pid_t pid = fork();
   if (pid == 0) {
     int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int in = open(stdin_file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    if (devnull >= 0) dup2(devnull, 0);
+    if (in >= 0) dup2(in, 0);
     execve(exec.args[0], exec.args.data(), exec.envp.data());
     _exit(127);
   }

@@ -68,6 +68,9 @@ struct Reply {
   bool break_mid_body = false;         // the header and half the body, then a reset
   bool garbage = false;                // answers bytes that are no HTTP, then closes
   bool close_after_headers = false;    // the header (its Content-Length promising a body), then FIN
+  // HTTP/2 backends only (H2FaultBackend):
+  bool goaway_mid_body = false;       // the header and half the body, then GOAWAY naming this stream and FIN
+  bool goaway_before_answer = false;  // GOAWAY naming an earlier stream (this one was not processed), then FIN
 };
 using Script = std::function<Reply(int n, const std::string& request_line)>;
 

@@ -300,16 +300,23 @@ TEST_F(TernCni, EveryBadInputHasItsCodeAndMessageAndLeavesNoRules) {
   }
 }
 
-TEST_F(TernCni, ASlowApiServerCostsTheConfiguredTimeoutAndNoRules) {
-  api_->set_delay(3000ms);
-  ProcessResult r = Cni("ADD", Conf({{"kubernetes", {{"timeoutMs", 300}}}}));
-  EXPECT_EQ(r.exit_code, 1);
-  auto [code, msg] = ErrorOf(r);
-  EXPECT_EQ(code, 11) << msg;
-  EXPECT_NE(msg.find("Kubernetes API: GET /api/v1/namespaces/my-app/pods/web"), std::string::npos) << msg;
-  EXPECT_LT(r.wall, 2500ms) << "the call gives up at its deadline, not the server's pace";
-  EXPECT_EQ(Ruleset(), "");
-  api_->set_delay(0ms);
+// An API server that answers late, or sends half of the pod and then hangs: the ADD fails at
+// its deadline with the API error, and installs nothing.
+TEST_F(TernCni, ASlowOrStalledApiServerCostsTheConfiguredTimeoutAndNoRules) {
+  for (bool stall_mid_body : {false, true}) {
+    SCOPED_TRACE(stall_mid_body ? "stalls mid-body" : "answers late");
+    if (stall_mid_body) api_->set_stall_mid_body(3000ms);
+    else api_->set_delay(3000ms);
+    ProcessResult r = Cni("ADD", Conf({{"kubernetes", {{"timeoutMs", 300}}}}));
+    EXPECT_EQ(r.exit_code, 1);
+    auto [code, msg] = ErrorOf(r);
+    EXPECT_EQ(code, 11) << msg;
+    EXPECT_NE(msg.find("Kubernetes API: GET /api/v1/namespaces/my-app/pods/web"), std::string::npos) << msg;
+    EXPECT_LT(r.wall, 2500ms) << "the call gives up at its deadline, not the server's pace";
+    EXPECT_EQ(Ruleset(), "");
+    api_->set_delay(0ms);
+    api_->set_stall_mid_body(0ms);
+  }
 }
 
 TEST_F(TernCni, VersionStatusAndGcAnswerAsTheSpecSays) {
@@ -407,20 +414,6 @@ TEST_F(TernCni, FiftyConcurrentAddsEachCaptureTheirPodAndDelsUndoThem) {
     EXPECT_EQ(pods[i]->Exec("nft list ruleset"), "") << "crowd" << i;
     EXPECT_EQ(pods[i]->Exec("ip rule show").find("lookup 133"), std::string::npos) << "crowd" << i;
   }
-}
-
-// An API server that sends half of the pod and then hangs: the ADD fails at its deadline with
-// the API error, and installs nothing.
-TEST_F(TernCni, AnApiServerThatStallsMidBodyCostsTheTimeoutAndNoRules) {
-  api_->set_stall_mid_body(3000ms);
-  ProcessResult r = Cni("ADD", Conf({{"kubernetes", {{"timeoutMs", 300}}}}));
-  EXPECT_EQ(r.exit_code, 1);
-  auto [code, msg] = ErrorOf(r);
-  EXPECT_EQ(code, 11) << msg;
-  EXPECT_NE(msg.find("Kubernetes API: GET /api/v1/namespaces/my-app/pods/web"), std::string::npos) << msg;
-  EXPECT_LT(r.wall, 2500ms) << "the call gives up at its deadline, not the server's pace";
-  EXPECT_EQ(Ruleset(), "");
-  api_->set_stall_mid_body(0ms);
 }
 
 }  // namespace

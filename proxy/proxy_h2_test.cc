@@ -107,6 +107,14 @@ std::string Literal(const std::string& name, const std::string& value) {
 // and notes RST_STREAM and GOAWAY.
 struct FrameByFrameClient {
   explicit FrameByFrameClient(int socket) : fd(socket) {}
+  ~FrameByFrameClient() { close(fd); }
+  FrameByFrameClient(const FrameByFrameClient&) = delete;
+  FrameByFrameClient& operator=(const FrameByFrameClient&) = delete;
+  // HEADERS for GET /who on `stream` (:method GET, :scheme http, :path and :authority literal).
+  static std::string GetWho(uint32_t stream) {
+    return Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, stream,
+                 "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080"));
+  }
   bool Send(const std::string& bytes) const { return nettest::SendAll(fd, bytes); }
   // Sends the preface and an empty SETTINGS, and waits until the proxy's SETTINGS are acknowledged.
   bool Start() {
@@ -158,6 +166,14 @@ class ProxyH2 : public ProxyInPod {
   // HTTP/2 (the nghttpd backends speak nothing else).
   void LoadSeed() { LOAD_SNAPSHOT(SeedSnapshot(true), "seed"); }
   int ConnectApp() { return nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000); }
+  // A frame-by-frame client on a new connection to the seed's service, SETTINGS exchanged.
+  std::unique_ptr<FrameByFrameClient> FrameByFrame() {
+    int fd = ConnectApp();
+    if (fd < 0) return nullptr;
+    auto c = std::make_unique<FrameByFrameClient>(fd);
+    if (!c->Start()) return nullptr;
+    return c;
+  }
   // nghttp through the proxy to HTTP/1.1-only backends: routes, bodies both ways, shared upstreams.
   void ExpectHttp2ReachesHttp1Backends();
   // After a hostile client was dealt with, a new client is served (the seed splits 90/10: both
@@ -477,13 +493,10 @@ TEST_F(ProxyH2, AStreamPastMaxConcurrentStreamsIsRefusedAndOthersLive) {
   LoadSeed();
   Listener v1(net_->peer, {"10.200.0.2", 8080}), v2(net_->peer, {"10.200.0.3", 8080});  // accept, never answer
   ASSERT_TRUE(v1.ok() && v2.ok());
-  int fd = ConnectApp();
-  ASSERT_GE(fd, 0);
-  FrameByFrameClient c(fd);
-  ASSERT_TRUE(c.Start());
-  // :method GET, :scheme http, :path /who (literal), :authority (literal), each stream the same.
-  const std::string block = "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080");
-  for (uint32_t id = 1; id <= 201; id += 2) ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, id, block)));
+  auto client = FrameByFrame();
+  ASSERT_TRUE(client);
+  FrameByFrameClient& c = *client;
+  for (uint32_t id = 1; id <= 201; id += 2) ASSERT_TRUE(c.Send(FrameByFrameClient::GetWho(id)));
   c.ReadFor(3000ms, [&] { return c.resets.count(201) > 0 || c.goaway >= 0; });
   EXPECT_EQ(c.goaway, -1) << "the connection lives";
   ASSERT_EQ(c.resets.count(201), 1u) << Log();
@@ -491,11 +504,10 @@ TEST_F(ProxyH2, AStreamPastMaxConcurrentStreamsIsRefusedAndOthersLive) {
   EXPECT_EQ(c.resets.size(), 1u) << "the 100 streams within the limit are not touched";
   // One of the 100 is reset by the client: a new stream then fits.
   ASSERT_TRUE(c.Send(Frame(NGHTTP2_RST_STREAM, 0, 1, std::string("\0\0\0\x08", 4))));  // CANCEL
-  ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 203, block)));
+  ASSERT_TRUE(c.Send(FrameByFrameClient::GetWho(203)));
   c.ReadFor(500ms, [&] { return c.resets.count(203) > 0 || c.goaway >= 0; });
   EXPECT_EQ(c.resets.count(203), 0u) << "a stream within the limit is taken";
   EXPECT_EQ(c.goaway, -1);
-  close(fd);
 }
 
 // A SETTINGS_INITIAL_WINDOW_SIZE that would take an open stream's send window past 2^31-1 ends
@@ -505,12 +517,10 @@ TEST_F(ProxyH2, AnInitialWindowThatOverflowsAStreamsWindowEndsTheConnection) {
   {
     Listener v1(net_->peer, {"10.200.0.2", 8080}), v2(net_->peer, {"10.200.0.3", 8080});  // accept, never answer
     ASSERT_TRUE(v1.ok() && v2.ok());
-    int fd = ConnectApp();
-    ASSERT_GE(fd, 0);
-    FrameByFrameClient c(fd);
-    ASSERT_TRUE(c.Start());
-    const std::string block = "\x82\x86" + Literal(":path", "/who") + Literal(":authority", "product-service:8080");
-    ASSERT_TRUE(c.Send(Frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_STREAM | NGHTTP2_FLAG_END_HEADERS, 1, block)));
+    auto client = FrameByFrame();
+    ASSERT_TRUE(client);
+    FrameByFrameClient& c = *client;
+    ASSERT_TRUE(c.Send(FrameByFrameClient::GetWho(1)));
     // Stream 1's window to the maximum, then an initial window one larger than the default.
     ASSERT_TRUE(c.Send(Frame(NGHTTP2_WINDOW_UPDATE, 0, 1, U32(NGHTTP2_MAX_WINDOW_SIZE - NGHTTP2_INITIAL_WINDOW_SIZE))));
     c.ReadFor(200ms, [&] { return c.goaway >= 0; });
@@ -518,7 +528,6 @@ TEST_F(ProxyH2, AnInitialWindowThatOverflowsAStreamsWindowEndsTheConnection) {
     ASSERT_TRUE(c.Send(Frame(NGHTTP2_SETTINGS, 0, 0, std::string("\0\x04", 2) + U32(NGHTTP2_INITIAL_WINDOW_SIZE + 1))));
     c.ReadFor(3000ms, [&] { return c.goaway >= 0; });
     EXPECT_EQ(c.goaway, NGHTTP2_FLOW_CONTROL_ERROR) << Log();
-    close(fd);
   }
   ExpectOthersAreServed();
 }

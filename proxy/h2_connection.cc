@@ -1,6 +1,7 @@
 #include "proxy/h2_connection.h"
 
 #include <array>
+#include <tuple>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
@@ -43,6 +44,14 @@ struct Callbacks {
         cbs, [](nghttp2_session*, uint8_t, int32_t stream, const uint8_t* data, size_t len, void* u) {
           return HandlerOf(u).OnData(Conn(u), stream, data, len);
         });
+    nghttp2_session_callbacks_set_error_callback2(cbs, [](nghttp2_session*, int lib_error_code, const char*, size_t, void* u) {
+      Conn(u).LibraryError(lib_error_code);
+      return 0;
+    });
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+      if (f->hd.type == NGHTTP2_GOAWAY) Conn(u).GoawaySent(f->goaway.error_code);
+      return 0;
+    });
     nghttp2_session_callbacks_set_on_stream_close_callback(
         cbs, [](nghttp2_session*, int32_t stream, uint32_t code, void* u) { return HandlerOf(u).OnStreamClose(Conn(u), stream, code); });
   }
@@ -61,7 +70,7 @@ struct Options {
 }  // namespace
 
 H2Connection::H2Connection(Socket socket, Role role, H2Handler& handler)
-    : socket_(std::move(socket)), handler_(handler), wake_(socket_.get_executor()) {
+    : socket_(std::move(socket)), role_(role), handler_(handler), wake_(socket_.get_executor()) {
   static const Callbacks callbacks;
   static const Options options;
   if (role == Role::kServer) nghttp2_session_server_new2(&session_, callbacks.cbs, this, options.opt);
@@ -88,6 +97,26 @@ H2Connection::H2Connection(Socket socket, Role role, H2Handler& handler)
 H2Connection::~H2Connection() { nghttp2_session_del(session_); }
 
 void H2Connection::Kick() { wake_.cancel(); }
+
+void H2Connection::LibraryError(int lib_error_code) {
+  // The errors nghttp2 ends the whole session for: bytes that are no HTTP/2 (a first frame that
+  // is not SETTINGS, a frame longer than allowed), a broken header compression or flow control.
+  switch (lib_error_code) {
+    case NGHTTP2_ERR_SETTINGS_EXPECTED:
+    case NGHTTP2_ERR_BAD_CLIENT_MAGIC:
+    case NGHTTP2_ERR_FRAME_SIZE_ERROR:
+    case NGHTTP2_ERR_HEADER_COMP:
+    case NGHTTP2_ERR_FLOW_CONTROL:
+    case NGHTTP2_ERR_PROTO: protocol_error_ = true; break;
+    default: break;
+  }
+}
+
+void H2Connection::GoawaySent(uint32_t error_code) {
+  // nghttp2 ends a session with an error code when the peer broke the protocol (a frame too
+  // long, a bad SETTINGS, garbage for a preface), as the handlers do for abuse.
+  if (error_code != NGHTTP2_NO_ERROR) protocol_error_ = true;
+}
 
 void H2Connection::Close() {
   closed_ = true;
@@ -135,10 +164,20 @@ Awaitable<void> H2Connection::DrainInput() {
 
 Awaitable<void> H2Connection::ReadLoop() {
   while (!closed_) {
-    auto [ec, n] = co_await socket_.async_read_some(DrainingBuffer(asio::buffer(in_)), kNoThrow);
+    boost::system::error_code ec;
+    size_t n = 0;
+    // An upstream connection reads answers it waits for: a reset or close that came with the
+    // last bytes read raises no edge of its own (draining_read.h), and waiting for one would
+    // leave its streams hanging until their timeouts. So it tries the socket before waiting. A
+    // server's reads wait for a client's next frames, where the edge suffices.
+    if (role_ != Role::kClient || !ReadNow(socket_, asio::buffer(in_), ec, n)) {
+      std::tie(ec, n) = co_await socket_.async_read_some(DrainingBuffer(asio::buffer(in_)), kNoThrow);
+    }
     if (ec) peer_done_ = true;
-    if (ec || !Feed(in_.data(), n)) {
+    if (ec) {
       closed_ = true;
+    } else if (!Feed(in_.data(), n)) {
+      closed_ = protocol_error_ = true;
     }
     Kick();
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) break;

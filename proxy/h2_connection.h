@@ -58,6 +58,12 @@ class H2Connection {
   // Ends Run at once (the socket is closed).
   void Close();
   bool closed() const { return closed_; }
+  // The peer broke the protocol: nghttp2 refused what it read, or the session was ended with
+  // an error code (GOAWAY) for what the peer did.
+  bool protocol_error() const { return protocol_error_; }
+  // nghttp2 sent a GOAWAY with `error_code`, or reported an error (its callbacks).
+  void GoawaySent(uint32_t error_code);
+  void LibraryError(int lib_error_code);
 
  private:
   Awaitable<void> ReadLoop();
@@ -71,6 +77,7 @@ class H2Connection {
   bool Feed(const uint8_t* data, size_t size);
 
   Socket socket_;
+  const Role role_;
   H2Handler& handler_;
   nghttp2_session* session_ = nullptr;
   Timer wake_;
@@ -78,6 +85,7 @@ class H2Connection {
   std::string out_;
   bool closed_ = false;
   bool peer_done_ = false;  // the peer closed or reset its side
+  bool protocol_error_ = false;
   // A server's input: the ACK of its stream-limit SETTINGS is kept from nghttp2 (see
   // h2_ack_filter.h). None for a client's.
   std::optional<SettingsAckFilter> ack_filter_;

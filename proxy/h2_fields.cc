@@ -1,5 +1,7 @@
 #include "proxy/h2_fields.h"
 
+#include <charconv>
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -59,6 +61,17 @@ unsigned AnswerHeaders::status() const {
 std::optional<int> AnswerHeaders::grpc_status() const {
   for (const auto& [n, v] : response) {
     if (n == "grpc-status") return std::atoi(v.c_str());
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> AnswerHeaders::content_length() const {
+  for (const auto& [n, v] : response) {
+    if (n != "content-length") continue;
+    uint64_t length = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), length);
+    if (ec != std::errc() || end != v.data() + v.size()) return std::nullopt;
+    return length;
   }
   return std::nullopt;
 }

@@ -78,6 +78,8 @@ class AnswerHeaders {
   unsigned status() const;
   // The response headers' grpc-status (a trailers-only gRPC answer), if any.
   std::optional<int> grpc_status() const;
+  // The response's content-length, if it has a valid one.
+  std::optional<uint64_t> content_length() const;
 
   Headers response, trailers;
 

@@ -27,6 +27,7 @@ struct H2UpstreamPool::Conn {
   size_t open_streams = 0;                 // of them, the ones still open
   Clock::time_point idle_since = Clock::now();
   bool retired = false;  // takes no new stream (GOAWAY, maxRequestsPerConnection): closed once idle
+  bool connected = false;
 
   bool spent() const { return max_streams > 0 && opened >= max_streams; }
   // As many streams open as the peer allows at once: a new stream would wait in nghttp2's queue
@@ -122,6 +123,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
   ++conn->opened;
   conn->h2->Kick();
   if (conn->spent()) Retire(*conn);  // its last stream: closed as soon as that one is over
+  if (conn->connected) s.OnConnected();
   return nullptr;
 }
 
@@ -172,7 +174,17 @@ Awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connec
   const bool inbound = std::get<2>(conn->key);
   bool connected = co_await ConnectUpstream(conn->h2->socket(), to, inbound, connect_timeout) == ConnectResult::kOk;
   if (connected && conn->keepalive) ApplyKeepalive(conn->h2->socket(), *conn->keepalive);
+  if (connected) {
+    conn->connected = true;
+    // Told one at a time off a copy: an owner only arms its clock, but the list is the pool's.
+    for (H2UpstreamStream* s : std::vector<H2UpstreamStream*>(conn->streams)) {
+      if (std::find(conn->streams.begin(), conn->streams.end(), s) != conn->streams.end() && !s->closed_) s->OnConnected();
+    }
+  }
   if (connected && !conn->h2->closed()) co_await conn->h2->Run("");
+  const ConnectionLoss loss = !connected                   ? ConnectionLoss::kConnectFailed
+                              : conn->h2->protocol_error() ? ConnectionLoss::kProtocolError
+                                                           : ConnectionLoss::kClosed;
   conn->h2->Close();
   if (auto it = by_key_.find(conn->key); it != by_key_.end()) {
     std::erase(it->second, conn);
@@ -188,7 +200,7 @@ Awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connec
     s->conn_ = nullptr;
     s->pool_ = nullptr;
     s->closed_ = true;
-    if (was_open) s->OnConnectionLost(connected);
+    if (was_open) s->OnConnectionLost(loss);
   }
   Uncount(*conn);
   by_h2_.erase(conn->h2.get());

@@ -36,6 +36,8 @@ namespace tern::proxy {
 
 class H2UpstreamPool;
 
+enum class ConnectionLoss { kConnectFailed, kClosed, kProtocolError };
+
 // One request's stream on a pooled connection, from its owner's side.
 class H2UpstreamStream {
  public:
@@ -48,8 +50,13 @@ class H2UpstreamStream {
   // The stream is over (the answer ended, or a reset: `error_code`). The owner may be
   // destroyed from inside this call or OnConnectionLost.
   virtual void OnClosed(uint32_t error_code) = 0;
-  // Its connection failed before the stream ended (`connected`: it was up).
-  virtual void OnConnectionLost(bool connected) = 0;
+  // Its connection is up: at once when the stream went on one that was, else when the connect
+  // succeeds. The try's own clock (perTryTimeout) starts here, as Envoy's starts when its pool
+  // is ready: the connect is bounded by connectTimeout and the route's timeout.
+  virtual void OnConnected() = 0;
+  // Its connection failed before the stream ended: it never connected, it ended or was reset,
+  // or the upstream broke the protocol (garbage, a frame nghttp2 refused).
+  virtual void OnConnectionLost(ConnectionLoss loss) = 0;
   // The request body, as nghttp2's data provider asks for it (NGHTTP2_ERR_DEFERRED: nothing yet;
   // Resume once there is). `session` is the connection's, for trailers.
   virtual ssize_t ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) = 0;

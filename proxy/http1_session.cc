@@ -140,7 +140,8 @@ class BufferedH2Stream final : public H2UpstreamStream {
   ByteQueue request_body;
   bool request_end = false;
   AnswerHeaders answer;
-  bool headers_done = false, end = false, connect_failed = false;
+  bool connected = false, headers_done = false, end = false, connect_failed = false, protocol_error = false;
+  uint32_t closed_code = NGHTTP2_NO_ERROR;  // the stream's, when it closed (REFUSED_STREAM: never processed)
   ByteQueue body;
 
   bool over() const { return !open(); }  // ended, reset, or its connection lost
@@ -163,9 +164,17 @@ class BufferedH2Stream final : public H2UpstreamStream {
     body.Append(data, size);
     wake_.cancel();
   }
-  void OnClosed(uint32_t) override { wake_.cancel(); }
-  void OnConnectionLost(bool connected) override {
-    connect_failed = !connected;
+  void OnConnected() override {
+    connected = true;
+    wake_.cancel();
+  }
+  void OnClosed(uint32_t error_code) override {
+    closed_code = error_code;
+    wake_.cancel();
+  }
+  void OnConnectionLost(ConnectionLoss loss) override {
+    connect_failed = loss == ConnectionLoss::kConnectFailed;
+    protocol_error = loss == ConnectionLoss::kProtocolError;
     wake_.cancel();
   }
   ssize_t ReadRequestBody(nghttp2_session*, uint8_t* buf, size_t length, uint32_t* flags) override {
@@ -285,13 +294,32 @@ Awaitable<H2Outcome> ForwardOverHttp2(ForwardRequest& x, H2UpstreamPool& pool) {
       pool.Resume(*s);
     }
     if (timeout && give_up == Clock::time_point::max()) give_up = Clock::now() + *timeout;  // from the request's end
-    const auto try_until = retrier.TryDeadline(give_up);
+    // The route's timeout holds from now; the try's own once its connection is up (OnConnected).
+    auto try_until = give_up;
+    bool try_clock = false;
     Timer deadline(x.ex, try_until);
-    while (!s->headers_done && !s->over() && Clock::now() < try_until) {
+    // The answer's head; and a short body whole (kHoldBytes), as over HTTP/1.1: one that breaks
+    // off then reached nobody, and the attempt failed.
+    auto answered = [&] {
+      if (!s->headers_done) return false;
+      const auto length = s->answer.content_length();
+      return s->end || !length || *length > kHoldBytes;
+    };
+    while (!answered() && !s->over() && Clock::now() < try_until) {
+      if (s->connected && !try_clock) {
+        try_clock = true;
+        try_until = retrier.TryDeadline(give_up);
+        deadline.expires_at(try_until);
+      }
       co_await (s->Wait() || deadline.async_wait(kNoThrowAwaitable));
     }
-    const char* flag = s->headers_done ? nullptr : !s->over() ? "UT" : s->connect_failed ? "UF" : "UC";
-    const AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;
+    const char* flag = answered()          ? nullptr
+                       : !s->over()        ? "UT"
+                       : s->connect_failed ? "UF"
+                       : s->protocol_error ? "UPE"
+                                           : "UC";
+    AttemptFailure failure = flag ? FailureOf(flag) : AttemptFailure::kNone;
+    if (flag && s->closed_code == NGHTTP2_REFUSED_STREAM) failure = AttemptFailure::kRefusedStream;  // never processed
     const unsigned status = flag ? 0 : s->answer.status();
     RecordAttempt(cluster, endpoint, failure, status);
     if (retrier.Again(failure, status, !body_unread && !kept.overflow, give_up, out.flags,

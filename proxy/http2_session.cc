@@ -59,6 +59,7 @@ struct Exchange final : H2UpstreamStream {
   bool request_end = false;
   AnswerHeaders answer;           // what the upstream (or the proxy itself) answers
   bool response_started = false;  // final headers submitted to the client
+  bool holding_answer = false;    // a short answer's head, held until its body is whole (kHoldBytes)
   ByteQueue response_body;
   bool response_end = false;
   bool down_closed = false, client_reset = false;
@@ -94,6 +95,7 @@ struct Exchange final : H2UpstreamStream {
   size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
   std::chrono::steady_clock::time_point give_up = std::chrono::steady_clock::time_point::max();
   int tries = 0;  // upstream streams opened for it (a deadline names the try it is for)
+  bool try_clock = false;  // this try's own deadline is armed (its connection is up)
 
   // Bytes of the request that went upstream: kept for a retry; returns how many of them the
   // client's window is still to be credited for (a resent prefix was credited already).
@@ -168,7 +170,8 @@ struct Exchange final : H2UpstreamStream {
   void OnAnswerFrame(const nghttp2_frame& frame) override;
   void OnAnswerData(const uint8_t* data, size_t size) override;
   void OnClosed(uint32_t error_code) override;
-  void OnConnectionLost(bool connected) override;
+  void OnConnected() override;
+  void OnConnectionLost(ConnectionLoss loss) override;
   ssize_t ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) override;
 };
 
@@ -377,8 +380,19 @@ class Bridge final : public H2Handler {
     if (f.hd.type == NGHTTP2_HEADERS && ex.answer.End() == AnswerHeaders::Block::kInterim) return;
     bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
     if (end) ex.response_end = true;
-    if (f.hd.type == NGHTTP2_HEADERS && !ex.response_started) {
+    if (f.hd.type == NGHTTP2_HEADERS && !ex.response_started && !ex.holding_answer) {
       if (!ex.down_closed && RetryOverHttp2(ex, AttemptFailure::kNone, ex.answer.status())) return;
+      // A short body is received whole before the answer goes out, as over HTTP/1.1
+      // (kHoldBytes): one that breaks off then reached nobody, and the attempt failed (503, or
+      // another try); its try's deadline still holds.
+      const auto length = ex.answer.content_length();
+      if (!end && length && *length <= kHoldBytes) {
+        ex.holding_answer = true;
+        return;
+      }
+      if (!ex.down_closed) SubmitResponse(ex);
+    } else if (ex.holding_answer && end) {
+      ex.holding_answer = false;
       if (!ex.down_closed) SubmitResponse(ex);
     } else if (!ex.down_closed && end) {
       nghttp2_session_resume_data(down_->session(), ex.down_id);
@@ -406,10 +420,11 @@ class Bridge final : public H2Handler {
   }
 
   // The stream's connection failed (or never connected) while the stream was open.
-  void UpLost(Exchange& ex, bool connected) {
-    if (RetryOverHttp2(ex, connected ? AttemptFailure::kReset : AttemptFailure::kConnectFailure, 0)) return;
+  void UpLost(Exchange& ex, ConnectionLoss loss) {
+    const char* flag = loss == ConnectionLoss::kConnectFailed ? "UF" : loss == ConnectionLoss::kProtocolError ? "UPE" : "UC";
+    if (RetryOverHttp2(ex, FailureOf(flag), 0)) return;
     UpstreamOver(ex);
-    UpstreamEnded(ex, true, connected ? "UC" : "UF");
+    UpstreamEnded(ex, true, flag);
     if (ex.Finished()) Retire(ex);
   }
 
@@ -595,18 +610,29 @@ class Bridge final : public H2Handler {
     }
     // A body may already be waiting (it came during a fault delay).
     bool no_body = ex.request_end && ex.request_body.size() == 0 && ex.request_trailers.empty();
+    ++ex.tries;  // before the stream opens: its connection may be up at once (UpConnected)
+    ex.try_clock = false;
     if (const char* refused = pool_.Open(ex, ex.to, ctx_.inbound ? nullptr : ex.cluster, ctx_.inbound, ctx_.connect_timeout,
                                          ex.upstream_request, !no_body)) {
       return Local(ex, 503, AnswerFor(refused).body, refused);
     }
-    // This try's deadline: its perTryTimeout, within the route's timeout.
-    auto try_until = ex.retrier ? ex.retrier->TryDeadline(ex.give_up) : ex.give_up;
-    ++ex.tries;
-    if (try_until != std::chrono::steady_clock::time_point::max()) {
-      ex.deadline = std::make_unique<Timer>(ex_, try_until);  // the last try's is let go
-      ++live_tasks_;
-      asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), asio::detached);
-    }
+    // Until the connection is up only the route's timeout holds (the connect has its own).
+    if (!ex.try_clock) ArmDeadline(ex, ex.give_up);
+  }
+
+  // The try's stream is on a connection that is up: its deadline is its perTryTimeout, within
+  // the route's timeout.
+  void UpConnected(Exchange& ex) {
+    if (ex.detached || ex.response_started || ex.try_clock) return;
+    ex.try_clock = true;
+    ArmDeadline(ex, ex.retrier ? ex.retrier->TryDeadline(ex.give_up) : ex.give_up);
+  }
+
+  void ArmDeadline(Exchange& ex, std::chrono::steady_clock::time_point until) {
+    if (until == std::chrono::steady_clock::time_point::max()) return;
+    ex.deadline = std::make_unique<Timer>(ex_, until);  // an earlier one is let go (its wait ends aborted)
+    ++live_tasks_;
+    asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), asio::detached);
   }
 
   // An HTTP/2 upstream stream failed before its answer reached the client, or answered with a
@@ -627,6 +653,7 @@ class Bridge final : public H2Handler {
     if (ex.deadline) ex.deadline->cancel();
     ++ex.tries;
     ex.answer = AnswerHeaders{};
+    ex.holding_answer = false;
     ex.response_end = false;
     Requeue(ex);
     ex.delayed = true;  // the client's DATA meanwhile is kept, as during a fault delay
@@ -1094,7 +1121,8 @@ int Exchange::OnAnswerField(std::string_view name, std::string_view value) { ret
 void Exchange::OnAnswerFrame(const nghttp2_frame& frame) { bridge.UpFrame(*this, frame); }
 void Exchange::OnAnswerData(const uint8_t* data, size_t size) { bridge.UpData(*this, data, size); }
 void Exchange::OnClosed(uint32_t error_code) { bridge.UpClosed(*this, error_code); }
-void Exchange::OnConnectionLost(bool connected) { bridge.UpLost(*this, connected); }
+void Exchange::OnConnected() { bridge.UpConnected(*this); }
+void Exchange::OnConnectionLost(ConnectionLoss loss) { bridge.UpLost(*this, loss); }
 ssize_t Exchange::ReadRequestBody(nghttp2_session* session, uint8_t* buf, size_t length, uint32_t* flags) {
   return bridge.ReadRequestBody(*this, session, buf, length, flags);
 }

@@ -4,7 +4,8 @@
 // slow answer or none. Other streams on the connection are served meanwhile (each answer is
 // scheduled, not slept on). gRPC requests (content-type application/grpc) get a gRPC answer: one
 // message, then grpc-status 0 in the trailers; the request is complete at its first message,
-// so a client still streaming gets its answer. Test-only: one thread per connection, bounded by
+// so a client still streaming gets its answer; a scripted failure is a trailers-only answer
+// (503: UNAVAILABLE). Test-only: one thread per connection, bounded by
 // the test's own requests.
 #pragma once
 
@@ -151,10 +152,21 @@ class H2FaultBackend {
         if (!nettest::SendAll(fd_, std::string(reinterpret_cast<const char*>(data), static_cast<size_t>(n)))) return false;
       }
     }
+    // Ends the connection: a reset, or a FIN after which what the proxy still sends is read
+    // (for up to 300 ms) before closing, since closing with unread bytes would send a reset, and
+    // a reset can discard what was sent just before it.
     void End(bool reset) {
       if (reset) {
         linger l{1, 0};  // close() sends RST
         setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      } else {
+        shutdown(fd_, SHUT_WR);
+        for (auto until = Clock::now() + std::chrono::milliseconds(300); Clock::now() < until;) {
+          pollfd p{fd_, POLLIN, 0};
+          if (poll(&p, 1, 10) <= 0) continue;
+          char buf[4096];
+          if (recv(fd_, buf, sizeof buf, 0) <= 0) break;
+        }
       }
       close(fd_);
       fd_ = -1;
@@ -202,7 +214,18 @@ class H2FaultBackend {
       if (!s.received.empty()) message += " received " + std::to_string(s.received.size());
       if (s.path.find("/big") != std::string::npos) message += std::string(300000, 'b');
       std::vector<std::pair<std::string, std::string>> head = {{":status", std::to_string(r.status)}, {"x-backend", backend_.name_}};
-      if (s.grpc && r.status == 200) {
+      if (s.grpc && r.status != 200) {
+        // A failed call, in gRPC's trailers-only form: 503 is UNAVAILABLE, anything else UNKNOWN.
+        head = {{":status", "200"}, {"content-type", "application/grpc"}, {"grpc-status", r.status == 503 ? "14" : "2"},
+                {"grpc-message", "scripted failure"}};
+        std::vector<nghttp2_nv> nva;
+        for (auto& [n, v] : head) {
+          nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+        }
+        nghttp2_submit_response(session_, s.id, nva.data(), nva.size(), nullptr);
+        return true;
+      }
+      if (s.grpc) {
         uint32_t n = static_cast<uint32_t>(message.size());
         s.body = std::string{'\0', static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n)} +
                  message;
@@ -231,7 +254,7 @@ class H2FaultBackend {
         st->sent += n;
         if (st->sent < st->body.size()) return n ? static_cast<ssize_t>(n) : ssize_t{NGHTTP2_ERR_DEFERRED};
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (st->grpc && st->reply.status == 200) {
+        if (st->grpc) {
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
           static char name[] = "grpc-status", value[] = "0";
           nghttp2_nv trailer{reinterpret_cast<uint8_t*>(name), reinterpret_cast<uint8_t*>(value), sizeof name - 1, sizeof value - 1,

@@ -23,6 +23,7 @@
 // accepts, by an nftables counter of SYNs in the upstream's namespace.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -486,9 +487,29 @@ std::string MatrixSnapshot() {
 // The fault's scripted server behaviour. A blocker (path "...-block") is served slowly, so it
 // holds its cluster's request slot; a retry blocker ("...-block-retry") fails its first try and
 // is served slowly on its retry, so it holds the cluster's retry slot.
-Script ScriptFor(Fault f) {
+// Every request line a fault server read, to count one row's attempts by its path (a blocker's
+// tries, on the same server, may end or be retried at any moment: they are not the row's).
+class RequestLines {
+ public:
+  void Add(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.push_back(line);
+  }
+  int Count(const std::string& path) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return static_cast<int>(std::count_if(lines_.begin(), lines_.end(),
+                                          [&](const std::string& l) { return l.find(" " + path + " ") != std::string::npos; }));
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+Script ScriptFor(Fault f, std::shared_ptr<RequestLines> lines) {
   auto tried = std::make_shared<std::pair<std::mutex, std::set<std::string>>>();
-  return [f, tried](int, const std::string& request_line) {
+  return [f, tried, lines](int, const std::string& request_line) {
+    lines->Add(request_line);
     if (request_line.find("-block-retry ") != std::string::npos) {
       std::lock_guard<std::mutex> lock(tried->first);
       if (tried->second.insert(request_line).second) return Reply{.status = 503};
@@ -513,8 +534,9 @@ Script ScriptFor(Fault f) {
 struct FaultServer {
   std::unique_ptr<Backend> h1;
   std::unique_ptr<H2FaultBackend> h2;
+  std::shared_ptr<RequestLines> lines = std::make_shared<RequestLines>();
   bool ok() const { return h1 ? h1->ok() : h2->ok(); }
-  int requests() const { return h1 ? h1->requests() : h2->requests(); }
+  int requests(const std::string& path) const { return lines->Count(path); }
   void Stop() { h1 ? h1->Stop() : h2->Stop(); }
 };
 using FaultServers = std::map<std::pair<Fault, bool>, FaultServer>;  // by (fault, HTTP/2)
@@ -669,37 +691,38 @@ class FaultMatrix : public ProxyInPod {
   // its first try, its one retry slot (budget rows) while the row's request runs; it is taken
   // once the fault server has seen it (for budget rows, its retry too).
   std::thread StartBlocker(const Row& row, Client c, const FaultServer& server, const std::string& path) {
-    int before = server.requests();
     const bool retry = row.policy == Policy::kBudgetExhausted;
-    std::thread blocker([this, row, c, path, retry] {
+    const std::string blocker_path = path + (retry ? "-block-retry" : "-block");
+    std::thread blocker([this, row, c, blocker_path, retry] {
       if (Grpc(c)) {  // a call on its own connection (retried by its grpc-status, UNAVAILABLE)
         RawH2Client::Fields extra;
         if (retry) extra.emplace_back("x-blocker", "1");
         GrpcCall(net_->pod, 1000, {ClusterIp(row.policy, row.fault, c), 8080}, ServiceName(row.policy, row.fault, c),
-                 path + (retry ? "-block-retry" : "-block"), false, extra);
+                 blocker_path, false, extra);
         return;
       }
       int fd = nettest::ConnectSocket(net_->pod, {ClusterIp(row.policy, row.fault, c), 8080}, 1000);
       if (fd < 0) return;
-      nettest::SendAll(fd, "GET " + path + (retry ? "-block-retry" : "-block") + " HTTP/1.1\r\nHost: " +
+      nettest::SendAll(fd, "GET " + blocker_path + " HTTP/1.1\r\nHost: " +
                                ServiceName(row.policy, row.fault, c) + "\r\n" + (retry ? "x-blocker: 1\r\n" : "") + "\r\n");
       ReceiveUntil(fd, 4000ms, nullptr, &FaultMatrix::Whole);
       close(fd);
     });
-    WaitFor([&] { return server.requests() - before >= (retry ? 2 : 1); });
+    WaitFor([&] { return server.requests(blocker_path) >= (retry ? 2 : 1); });
     return blocker;
   }
 
   // Runs one row for one client, outbound (a cluster IP) or inbound (the pod's own address).
   void Check(const Row& row, Client c, bool outbound, FaultServers& servers, SynCounter& syns, int index) {
     const bool h2 = Http2Upstream(c);
-    auto attempts_so_far = [&] { return Accepts(row.fault) ? servers.at({row.fault, h2}).requests() : syns.Count(row.fault, h2); };
     auto one = [&](const Expect& want, const char* step) {
       std::string cell = std::string(outbound ? "outbound" : "inbound") + " " + Name(c) + " " + Name(row.fault) + " " +
                          Name(row.policy) + " " + step;
       // A path the fault server turns into a large body (/big) where the fault breaks mid-body.
       bool big = row.fault == Fault::kResetMidBody || row.fault == Fault::kGoawayMidBody;
       std::string path = "/row" + std::to_string(index) + "-" + Name(c) + "-" + step + (big ? "/big" : "");
+      // The row's own requests at its server, or where nothing accepts, the SYNs it took.
+      auto attempts_so_far = [&] { return Accepts(row.fault) ? servers.at({row.fault, h2}).requests(path) : syns.Count(row.fault, h2); };
       std::thread blocker;
       if (row.policy == Policy::kBudgetExhausted || row.policy == Policy::kCircuitOpen) {
         blocker = StartBlocker(row, c, servers.at({row.fault, h2}), path);
@@ -761,8 +784,8 @@ class FaultMatrix : public ProxyInPod {
           const nettest::Netns& ns = servers == &outside ? net_->peer : net_->pod;
           Endpoint at{servers == &outside ? "10.200.0.2" : "0.0.0.0", Port(f, h2)};
           FaultServer& server = (*servers)[{f, h2}];
-          if (h2) server.h2 = std::make_unique<H2FaultBackend>(ns, at, Name(f), ScriptFor(f));
-          else server.h1 = std::make_unique<Backend>(ns, at, Name(f), ScriptFor(f));
+          if (h2) server.h2 = std::make_unique<H2FaultBackend>(ns, at, Name(f), ScriptFor(f, server.lines));
+          else server.h1 = std::make_unique<Backend>(ns, at, Name(f), ScriptFor(f, server.lines));
           ASSERT_TRUE(server.ok()) << Name(f);
         }
       }

@@ -98,6 +98,37 @@ TEST_F(ProxyInPod, InboundReachesTheAppFromThePassthroughAddress) {
   close(srv);
 }
 
+// The proxy's connections to the app all come from 127.0.0.6, so their source ports are one
+// pool however many app ports there are. Bound with the port chosen at bind() (before the
+// destination is known), each holds its port against every destination: with the pod's port
+// range nearly spent, a connection to another app port failed at once (UF, 0 ms) although
+// the app listened (the signature of the ejection right after start, issue 15). The port is
+// chosen at connect() (IP_BIND_ADDRESS_NO_PORT, as Envoy binds), by the whole 4-tuple.
+TEST_F(ProxyInPod, ConnectionsToTheAppShareSourcePortsAcrossItsPorts) {
+  ASSERT_TRUE(nettest::Sh("ip netns exec " + net_->pod.name() + " sysctl -qw net.ipv4.ip_local_port_range='40000 40003'"));
+  Listener a(net_->pod, {"0.0.0.0", 9080}), b(net_->pod, {"0.0.0.0", 9081});
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<int> held;
+  for (int i = 0; i < 4; ++i) {  // every port of the range in use toward :9080
+    int client = nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9080}, 0);
+    ASSERT_GE(client, 0);
+    held.push_back(client);
+    Endpoint at, from;
+    int srv = a.AcceptConnection(&at, &from);
+    ASSERT_GE(srv, 0) << "connection " << i << "\n" << Log();
+    held.push_back(srv);
+  }
+  int client = nettest::ConnectSocket(net_->peer, {"10.200.0.1", 9081}, 0);
+  ASSERT_GE(client, 0);
+  Endpoint at, from;
+  int srv = b.AcceptConnection(&at, &from);
+  EXPECT_GE(srv, 0) << "the app's other port was not reached\n" << Log();
+  EXPECT_EQ(from.ip, "127.0.0.6");
+  close(client);
+  if (srv >= 0) close(srv);
+  for (int fd : held) close(fd);
+}
+
 TEST_F(ProxyInPod, HttpRequestsFollowTheSeedsCanaryRouting) {
   ASSERT_TRUE(WriteFileAtomically(dir_ + "/snapshot.yaml", SeedSnapshot()).ok());
   ASSERT_TRUE(WaitFor([&] { return Admin("GET /config_dump").find("\"version\": \"seed\"") != std::string::npos; })) << Log();

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 namespace tern::proxy {
@@ -19,10 +20,16 @@ Awaitable<ConnectResult> ConnectUpstream(Socket& socket, const tcp::endpoint& to
   socket.open(to.protocol(), ec);
   if (!ec && from_passthrough_address) {
     // The address need not be configured on an interface: FREEBIND lets the bind succeed.
-    int one = 1;
-    if (to.address().is_v6()) setsockopt(socket.native_handle(), SOL_IPV6, IPV6_FREEBIND, &one, sizeof one);
-    else setsockopt(socket.native_handle(), SOL_IP, IP_FREEBIND, &one, sizeof one);
-    socket.bind(tcp::endpoint(asio::ip::make_address(to.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
+    const int fd = socket.native_handle(), one = 1;
+    const int freebind = to.address().is_v6() ? setsockopt(fd, SOL_IPV6, IPV6_FREEBIND, &one, sizeof one)
+                                              : setsockopt(fd, SOL_IP, IP_FREEBIND, &one, sizeof one);
+    // Every connection to the app comes from this one address: its source port is chosen at
+    // connect(), by the whole 4-tuple, not at bind() against every destination at once (which
+    // spends the pod's port range per address and fails connects to the app at once, UF).
+    // IPv6 sockets take this IPv4-level option too.
+    const int late_port = setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (freebind != 0 || late_port != 0) ec = boost::system::error_code(errno, boost::system::system_category());
+    if (!ec) socket.bind(tcp::endpoint(asio::ip::make_address(to.address().is_v6() ? "::6" : "127.0.0.6"), 0), ec);
   }
   if (ec) co_return ConnectResult::kFailed;
   Timer timer(socket.get_executor());

@@ -753,6 +753,10 @@ class FaultMatrix : public ProxyInPod {
         // A gRPC library's view: the status it reports, and whether the call ended whole.
         EXPECT_EQ(GrpcCodeOf(seen.status, seen.grpc), GrpcCodeOf(want.status, want.status == 200 ? 0 : -1))
             << cell << "\n" << seen.raw.substr(0, 600) << "\nproxy log:\n" << LinesFor(path);
+        if (want.status != 200) {  // the proxy's own answer, in gRPC's trailers-only form as Envoy's
+          EXPECT_EQ(seen.status, 200) << cell << "\n" << seen.raw.substr(0, 600);
+          EXPECT_GE(seen.grpc, 0) << cell << "\n" << seen.raw.substr(0, 600);
+        }
       } else if (want.cut && c != Client::kHttp1 && c != Client::kHttp1Upgraded && seen.status == 0) {
         // An HTTP/2 client's stream cut right after its head was submitted: nghttp2 sends the
         // RST_STREAM first and drops the head, so the client sees the reset alone. Cut either way.

@@ -76,6 +76,29 @@ std::optional<uint64_t> AnswerHeaders::content_length() const {
   return std::nullopt;
 }
 
+bool IsGrpcRequest(const Headers& request) {
+  for (const auto& [n, v] : request) {
+    if (n != "content-type") continue;
+    std::string_view type = v;
+    return type.substr(0, 16) == "application/grpc" && (type.size() == 16 || type[16] == '+' || type[16] == ';');
+  }
+  return false;
+}
+
+int GrpcStatusForHttp(unsigned http_status) {
+  switch (http_status) {
+    case 400: return 13;  // INTERNAL
+    case 401: return 16;  // UNAUTHENTICATED
+    case 403: return 7;   // PERMISSION_DENIED
+    case 404: return 12;  // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504: return 14;  // UNAVAILABLE
+    default: return 2;    // UNKNOWN
+  }
+}
+
 bool IsConnectionSpecific(std::string_view n) {
   return n == "connection" || n == "keep-alive" || n == "proxy-connection" || n == "transfer-encoding" || n == "upgrade";
 }

@@ -114,4 +114,11 @@ inline bool IsHopByHop(std::string_view lowercase_name) {
   return lowercase_name == "te" || IsConnectionSpecific(lowercase_name);
 }
 
+// A gRPC call: content-type application/grpc, alone or with a suffix (+proto, +json, ;...).
+bool IsGrpcRequest(const Headers& request);
+// The gRPC status a gRPC library reads from an answer with HTTP status `http_status` and no
+// grpc-status (gRPC's doc/http-grpc-status-mapping.md): what the proxy's own answers to a gRPC
+// call carry, as Envoy's do.
+int GrpcStatusForHttp(unsigned http_status);
+
 }  // namespace tern::proxy

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace tern::proxy {
 namespace {
 
@@ -93,6 +98,37 @@ TEST(AnswerHeaders, AreBoundedInBytesAndFields) {
   for (int i = 0; i < 5; ++i) edited.response.emplace_back("x-added-" + std::to_string(i), "1");
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(edited.Add("grpc-" + std::to_string(i), "0")) << i;
   EXPECT_FALSE(edited.Add("one-too-many", "0"));
+}
+
+TEST(AnswerHeaders, ContentLengthOnlyWhenValid) {
+  for (auto [value, want] : std::vector<std::pair<std::string, std::optional<uint64_t>>>{
+           {"0", 0}, {"16384", 16384}, {"", std::nullopt}, {"12a", std::nullopt}, {"-1", std::nullopt}, {" 5", std::nullopt}}) {
+    AnswerHeaders a;
+    ASSERT_TRUE(a.Add(":status", "200"));
+    ASSERT_TRUE(a.Add("content-length", value));
+    a.End();
+    EXPECT_EQ(a.content_length(), want) << "\"" << value << "\"";
+  }
+  AnswerHeaders none;
+  ASSERT_TRUE(none.Add(":status", "200"));
+  none.End();
+  EXPECT_EQ(none.content_length(), std::nullopt);
+}
+
+TEST(Grpc, CallsAreKnownByContentTypeAndHttpStatusesMapAsGrpcSays) {
+  EXPECT_TRUE(IsGrpcRequest({{"content-type", "application/grpc"}}));
+  EXPECT_TRUE(IsGrpcRequest({{"content-type", "application/grpc+proto"}}));
+  EXPECT_TRUE(IsGrpcRequest({{"content-type", "application/grpc;charset=utf-8"}}));
+  EXPECT_FALSE(IsGrpcRequest({{"content-type", "application/grpc-web"}}));
+  EXPECT_FALSE(IsGrpcRequest({{"content-type", "application/json"}}));
+  EXPECT_FALSE(IsGrpcRequest({}));
+  EXPECT_EQ(GrpcStatusForHttp(503), 14);
+  EXPECT_EQ(GrpcStatusForHttp(504), 14);
+  EXPECT_EQ(GrpcStatusForHttp(502), 14);
+  EXPECT_EQ(GrpcStatusForHttp(429), 14);
+  EXPECT_EQ(GrpcStatusForHttp(404), 12);
+  EXPECT_EQ(GrpcStatusForHttp(403), 7);
+  EXPECT_EQ(GrpcStatusForHttp(431), 2);
 }
 
 }  // namespace

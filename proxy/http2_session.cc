@@ -55,6 +55,7 @@ struct Exchange final : H2UpstreamStream {
   size_t header_bytes = 0;   // decoded, HPACK's way (name + value + 32 a field), trailers included
   size_t header_fields = 0;  // decoded, trailers included
   bool too_large = false;  // the header list is over the bounds: 431
+  bool grpc = false;       // a gRPC call: the proxy's own answers go in gRPC's form
   ByteQueue request_body;
   bool request_end = false;
   AnswerHeaders answer;           // what the upstream (or the proxy itself) answers
@@ -482,6 +483,7 @@ class Bridge final : public H2Handler {
 
   // The request's headers are complete: route it and open its upstream stream.
   void Start(Exchange& ex) {
+    ex.grpc = IsGrpcRequest(ex.request);  // before its fields move upstream
     if (ex.too_large) return Local(ex, 431, "request headers too large\n", "DPE");
     std::string_view method, path, authority, scheme = "http";
     headers_.clear();
@@ -1039,14 +1041,22 @@ class Bridge final : public H2Handler {
     ex.delayed = false;  // no try is coming: the client's DATA is acknowledged and dropped,
     UpstreamOver(ex);    // what of it is buffered already too
     AddFlag(ex.entry.flags, flags);
+    // A gRPC call gets the proxy's own answers in gRPC's form, as Envoy gives them: HTTP 200,
+    // the status in the one header block (trailers-only), the reason as its grpc-message.
+    std::string grpc_message = grpc_status ? "fault filter abort" : "";
+    if (!grpc_status && location.empty() && ex.grpc) {
+      grpc_status = GrpcStatusForHttp(status);
+      grpc_message = body.substr(0, body.find('\n'));
+      status = 200;
+    }
     ex.answer.response = {{":status", std::to_string(status)}, {"server", "tern"},
                           {"content-type", grpc_status ? "application/grpc" : "text/plain"}};
     if (grpc_status) {
       ex.answer.response.emplace_back("grpc-status", std::to_string(*grpc_status));
-      ex.answer.response.emplace_back("grpc-message", "fault filter abort");
+      ex.answer.response.emplace_back("grpc-message", grpc_message);
     }
     if (!location.empty()) ex.answer.response.emplace_back("location", location);
-    ex.response_body.Append(body);
+    if (!grpc_status) ex.response_body.Append(body);
     ex.response_end = true;
     ex.spec = nullptr;
     ex.picked = nullptr;

@@ -1,8 +1,8 @@
 #include "proxy/h2_connection.h"
 
 #include <array>
-#include <tuple>
 #include <boost/asio.hpp>
+#include <tuple>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "proxy/batched_send.h"
@@ -99,15 +99,17 @@ H2Connection::~H2Connection() { nghttp2_session_del(session_); }
 void H2Connection::Kick() { wake_.cancel(); }
 
 void H2Connection::LibraryError(int lib_error_code) {
-  // The errors nghttp2 ends the whole session for: bytes that are no HTTP/2 (a first frame that
-  // is not SETTINGS, a frame longer than allowed), a broken header compression or flow control.
+  // The errors nghttp2 always ends the whole session for: bytes that are no HTTP/2 (a first
+  // frame that is not SETTINGS, a frame longer than allowed), a broken header compression or
+  // flow control. (NGHTTP2_ERR_PROTO also names one stream's error, which ends nothing else: a
+  // connection it ends is marked by its GOAWAY, GoawaySent.) Noted as nghttp2 reads, since a peer
+  // that sends garbage and closes may never receive that GOAWAY.
   switch (lib_error_code) {
     case NGHTTP2_ERR_SETTINGS_EXPECTED:
     case NGHTTP2_ERR_BAD_CLIENT_MAGIC:
     case NGHTTP2_ERR_FRAME_SIZE_ERROR:
     case NGHTTP2_ERR_HEADER_COMP:
-    case NGHTTP2_ERR_FLOW_CONTROL:
-    case NGHTTP2_ERR_PROTO: protocol_error_ = true; break;
+    case NGHTTP2_ERR_FLOW_CONTROL: protocol_error_ = true; break;
     default: break;
   }
 }

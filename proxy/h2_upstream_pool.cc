@@ -176,9 +176,9 @@ Awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connec
   if (connected && conn->keepalive) ApplyKeepalive(conn->h2->socket(), *conn->keepalive);
   if (connected) {
     conn->connected = true;
-    // Told one at a time off a copy: an owner only arms its clock, but the list is the pool's.
-    for (H2UpstreamStream* s : std::vector<H2UpstreamStream*>(conn->streams)) {
-      if (std::find(conn->streams.begin(), conn->streams.end(), s) != conn->streams.end() && !s->closed_) s->OnConnected();
+    // Owners only start their try's clock here: no stream is opened or released meanwhile.
+    for (H2UpstreamStream* s : conn->streams) {
+      if (!s->closed_) s->OnConnected();
     }
   }
   if (connected && !conn->h2->closed()) co_await conn->h2->Run("");

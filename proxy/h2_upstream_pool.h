@@ -52,7 +52,8 @@ class H2UpstreamStream {
   virtual void OnClosed(uint32_t error_code) = 0;
   // Its connection is up: at once when the stream went on one that was, else when the connect
   // succeeds. The try's own clock (perTryTimeout) starts here, as Envoy's starts when its pool
-  // is ready: the connect is bounded by connectTimeout and the route's timeout.
+  // is ready: the connect is bounded by connectTimeout and the route's timeout. It must not open
+  // or release streams.
   virtual void OnConnected() = 0;
   // Its connection failed before the stream ended: it never connected, it ended or was reset,
   // or the upstream broke the protocol (garbage, a frame nghttp2 refused).

@@ -1,5 +1,5 @@
-// ternd: Tern's central daemon. Today it serves the sidecar injection webhook; the CA and the
-// config stream join it in later issues.
+// ternd: Tern's central daemon. Today it serves the sidecar injection webhook on its one HTTPS
+// listener (server/); discovery, the config stream and the CA join it in later issues.
 #include <signal.h>
 
 #include <cstring>
@@ -8,44 +8,33 @@
 #include <string>
 #include <thread>
 
+#include "control-plane/server/ternd_server.h"
+#include "core/base/flags.h"
 #include "core/log/logger.h"
-#include "webhook/server.h"
-
-namespace {
-
-constexpr const char* kUsage = R"(usage: ternd [flags]
-  --listen=HOST:PORT       webhook HTTPS address (default 0.0.0.0:15017; port 0 picks one)
-  --tls-cert=FILE          serving certificate chain (PEM), reloaded when it changes
-  --tls-key=FILE           serving private key (PEM), reloaded when it changes
-  --mesh-config=FILE       mesh.yaml (default: built-in defaults), reloaded when it changes
-  --port-file=FILE         write the bound port here once listening (for scripts)
-  --log-level=LEVEL        debug|info|warn|error (default info)
-)";
-
-bool Flag(const std::string& arg, const char* name, std::string* value) {
-  std::string prefix = std::string("--") + name + "=";
-  if (arg.rfind(prefix, 0) != 0) return false;
-  *value = arg.substr(prefix.size());
-  return true;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
-  tern::webhook::ServerOptions options;
+  tern::control_plane::TerndOptions options;
+  options.https.port = 15017;
   std::string listen = "0.0.0.0:15017", level = "info", port_file;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (!(Flag(arg, "listen", &listen) || Flag(arg, "tls-cert", &options.cert_file) ||
-          Flag(arg, "tls-key", &options.key_file) || Flag(arg, "mesh-config", &options.mesh_config_file) ||
-          Flag(arg, "port-file", &port_file) || Flag(arg, "log-level", &level))) {
-      std::cerr << "ternd: unknown flag " << arg << "\n" << kUsage;
-      return 2;
-    }
+  long threads = 2, max_connections = static_cast<long>(options.https.max_connections);
+  tern::FlagSet flags("ternd");
+  flags.String("listen", &listen, "HTTPS address HOST:PORT (0.0.0.0:15017; port 0 picks one)");
+  flags.String("tls-cert", &options.cert_file, "serving certificate chain (PEM), reloaded when it changes");
+  flags.String("tls-key", &options.key_file, "serving private key (PEM), reloaded when it changes");
+  flags.String("mesh-config", &options.mesh_config_file, "mesh.yaml (built-in defaults), reloaded when it changes");
+  flags.String("port-file", &port_file, "write the bound port here once listening (for scripts)");
+  flags.String("log-level", &level, "debug|info|warn|error (info)");
+  flags.Int("threads", &threads, 1, 64, "HTTPS worker threads (2)");
+  flags.Int("max-connections", &max_connections, 1, 1000000,
+            "open HTTPS connections; past it the longest idle is closed (10000)");
+  bool help = false;
+  if (tern::Status s = flags.Parse(argc, argv, &help); !s.ok()) {
+    std::cerr << "ternd: " << s.message() << "\n" << flags.Usage();
+    return 2;
+  }
+  if (help) {
+    std::cout << flags.Usage();
+    return 0;
   }
   tern::LogLevel log_level;
   if (!tern::ParseLogLevel(level, &log_level)) {
@@ -57,20 +46,25 @@ int main(int argc, char** argv) {
     std::cerr << "ternd: --listen: \"" << listen << "\" is not HOST:PORT\n";
     return 2;
   }
-  options.host = listen.substr(0, colon);
-  try {
-    options.port = std::stoi(listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    options.port = -1;
+  options.https.host = listen.substr(0, colon);
+  if (options.https.host.size() > 2 && options.https.host.front() == '[') {
+    options.https.host = options.https.host.substr(1, options.https.host.size() - 2);  // [::]:15017
   }
-  if (options.port < 0 || options.port > 65535) {
+  try {
+    options.https.port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    options.https.port = -1;
+  }
+  if (options.https.port < 0 || options.https.port > 65535) {
     std::cerr << "ternd: --listen: bad port in \"" << listen << "\"\n";
     return 2;
   }
   if (options.cert_file.empty() || options.key_file.empty()) {
-    std::cerr << "ternd: --tls-cert and --tls-key are required\n" << kUsage;
+    std::cerr << "ternd: --tls-cert and --tls-key are required\n" << flags.Usage();
     return 2;
   }
+  options.https.threads = static_cast<int>(threads);
+  options.https.max_connections = static_cast<size_t>(max_connections);
 
   // Block the stop signals in every thread; one thread waits for them.
   sigset_t stop_signals;
@@ -81,7 +75,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   tern::Logger log(2, log_level);
-  auto server = tern::webhook::WebhookServer::Create(options, log);
+  auto server = tern::control_plane::TerndServer::Create(options, log);
   if (!server.ok()) {
     log.Error("ternd cannot start", {{"error", server.status().message()}});
     return 1;
@@ -100,10 +94,10 @@ int main(int argc, char** argv) {
     log.Info("stopping", {{"signal", strsignal(sig)}});
     srv.Stop();
   });
-  log.Info("webhook listening", {{"address", options.host + ":" + std::to_string(srv.port())},
-                                 {"meshConfig", options.mesh_config_file}});
+  log.Info("listening", {{"address", options.https.host + ":" + std::to_string(srv.port())},
+                         {"meshConfig", options.mesh_config_file}});
   srv.Run();
-  // Run() also returns if the listener fails; make sure the signal thread can finish.
+  // Run() returns once stopped; make sure the signal thread can finish.
   pthread_kill(signal_waiter.native_handle(), SIGTERM);
   signal_waiter.join();
   return 0;

@@ -1,6 +1,6 @@
-// The webhook over real HTTPS: AdmissionReviews as kube-apiserver sends them, patches applied
+// ternd's webhook over real HTTPS: AdmissionReviews as kube-apiserver sends them, patches applied
 // with an independent RFC 6902 implementation, every bad input, and live reloads.
-#include "webhook/server.h"
+#include "control-plane/server/ternd_server.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -15,12 +15,19 @@
 #include "webhook/injection_corpus.h"
 #include "webhook/injector.h"
 
-namespace tern::webhook {
+namespace tern::control_plane {
 namespace {
+
+using webhook::InjectPod;
+using webhook::InjectionResult;
+using webhook::Outcome;
+using webhook::PodCreateReview;
+using webhook::PodFromWorkload;
+namespace testing = webhook::testing;
 
 using nlohmann::json;
 
-class WebhookServerTest : public ::testing::Test {
+class TerndServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/tern-webhook-XXXXXX";
@@ -29,16 +36,15 @@ class WebhookServerTest : public ::testing::Test {
     WriteCert(ca_);
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/ca.crt", ca_.cert_pem).ok());
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/mesh.yaml", "revision: default\n").ok());
-    ServerOptions o;
-    o.host = "127.0.0.1";
-    o.port = 0;
+    TerndOptions o;
+    o.https.host = "127.0.0.1";
+    o.https.port = 0;
     o.cert_file = dir_ + "/tls.crt";
     o.key_file = dir_ + "/tls.key";
     o.mesh_config_file = dir_ + "/mesh.yaml";
-    o.max_body_bytes = 256 * 1024;
-    o.threads = 8;
+    o.https.max_body_bytes = 256 * 1024;
     o.reload_interval = std::chrono::milliseconds(50);
-    auto s = WebhookServer::Create(o, log_);
+    auto s = TerndServer::Create(o, log_);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(s).value();
     thread_ = std::thread([this] { server_->Run(); });
@@ -75,12 +81,12 @@ class WebhookServerTest : public ::testing::Test {
   Logger log_{2, LogLevel::kOff};
   std::string dir_;
   PemPair ca_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<TerndServer> server_;
   std::thread thread_;
 };
 
 // The shared corpus through HTTPS: the patched pod equals the pure injector's result.
-TEST_F(WebhookServerTest, CorpusThroughHttpsMatchesInjector) {
+TEST_F(TerndServerTest, CorpusThroughHttpsMatchesInjector) {
   int n = 0, injected = 0;
   for (const auto& c : testing::InjectionCorpus()) {
     if (!c.mesh_yaml.empty()) continue;  // the server runs with the default mesh config
@@ -125,7 +131,7 @@ TEST_F(WebhookServerTest, CorpusThroughHttpsMatchesInjector) {
   EXPECT_GE(injected, 15);
 }
 
-TEST_F(WebhookServerTest, V1beta1IsAnsweredInKindAndDryRunHasSameAnswer) {
+TEST_F(TerndServerTest, V1beta1IsAnsweredInKindAndDryRunHasSameAnswer) {
   json pod = testing::LoadCorpusDocuments({"hello", "compat:hello.yaml", ""})[0];
   pod = PodFromWorkload(pod, "app");
   json v1beta1 = PostReview(PodCreateReview(pod, "app", "u-beta", false, "admission.k8s.io/v1beta1"));
@@ -143,7 +149,7 @@ TEST_F(WebhookServerTest, V1beta1IsAnsweredInKindAndDryRunHasSameAnswer) {
 }
 
 // Every bad input gets a clear answer, and the server keeps serving.
-TEST_F(WebhookServerTest, BadInputsGetClearAnswers) {
+TEST_F(TerndServerTest, BadInputsGetClearAnswers) {
   struct Case {
     std::string body;
     int status;
@@ -220,7 +226,7 @@ bool Eventually(F&& condition) {
   return false;
 }
 
-TEST_F(WebhookServerTest, RotatedCertificateIsServedWithoutRestart) {
+TEST_F(TerndServerTest, RotatedCertificateIsServedWithoutRestart) {
   PemPair ca2 = *CreateSelfSigned({.common_name = "rotated CA", .is_ca = true});
   ASSERT_TRUE(WriteFileAtomically(dir_ + "/ca2.crt", ca2.cert_pem).ok());
   EXPECT_FALSE(Client(dir_ + "/ca2.crt")->Get("/healthz")) << "the new CA must not verify the old certificate";
@@ -235,7 +241,7 @@ TEST_F(WebhookServerTest, RotatedCertificateIsServedWithoutRestart) {
   EXPECT_EQ(res->status, 200);
 }
 
-TEST_F(WebhookServerTest, MeshConfigReloadsAndBadReloadKeepsLastGood) {
+TEST_F(TerndServerTest, MeshConfigReloadsAndBadReloadKeepsLastGood) {
   json pod = PodFromWorkload(testing::LoadCorpusDocuments({"hello", "compat:hello.yaml", ""})[0], "app");
   auto proxy_image = [&]() -> std::string {
     json r = PostReview(PodCreateReview(pod, "app", "m"));
@@ -255,4 +261,4 @@ TEST_F(WebhookServerTest, MeshConfigReloadsAndBadReloadKeepsLastGood) {
 }
 
 }  // namespace
-}  // namespace tern::webhook
+}  // namespace tern::control_plane

@@ -1,8 +1,8 @@
-// The injection webhook's HTTPS server (cpp-httplib + OpenSSL, TLS 1.2+).
-//   POST /inject   AdmissionReview in, AdmissionReview out (see admission.h)
+// ternd's HTTPS endpoints on its one listener (https_server.h):
+//   POST /inject   AdmissionReview in, AdmissionReview out (webhook/admission.h)
 //   GET  /healthz  the process is up
 //   GET  /readyz   a certificate is loaded and the mesh config is valid
-//   GET  /metrics  Prometheus text
+//   GET  /metrics  Prometheus text: the webhook's and the listener's counters
 // The serving certificate, key and the mesh config are files (a mounted Secret and ConfigMap);
 // a watcher re-reads them when they change, so rotation needs no restart, and a bad new file
 // is logged and ignored while the last good one stays in force.
@@ -12,36 +12,35 @@
 #include <memory>
 #include <string>
 
+#include "control-plane/server/https_server.h"
 #include "core/base/status.h"
 #include "core/log/logger.h"
 
-namespace tern::webhook {
+namespace tern::control_plane {
 
-struct ServerOptions {
-  std::string host = "0.0.0.0";
-  int port = 15017;  // 0 picks a free port (tests)
+struct TerndOptions {
+  HttpsServerOptions https;  // port 15017 unless set
   std::string cert_file, key_file;
   std::string mesh_config_file;  // empty: built-in defaults
-  size_t max_body_bytes = 4 << 20;
-  int threads = 64;  // keep-alive connections each hold a worker while open
   std::chrono::milliseconds reload_interval{1000};
 };
 
-class WebhookServer {
+class TerndServer {
  public:
   // Loads the certificate and the mesh config (both must be valid at start) and binds the port.
-  static Result<std::unique_ptr<WebhookServer>> Create(const ServerOptions& options, const Logger& logger);
-  ~WebhookServer();
+  static Result<std::unique_ptr<TerndServer>> Create(const TerndOptions& options, const Logger& logger);
+  ~TerndServer();
 
   int port() const;
   // Serves until Stop(); call from one thread.
   void Run();
+  // From any thread.
   void Stop();
 
  private:
   struct Impl;
-  explicit WebhookServer(std::unique_ptr<Impl> impl);
+  explicit TerndServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace tern::webhook
+}  // namespace tern::control_plane

@@ -1,0 +1,167 @@
+#include "control-plane/server/ternd_server.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/base/files.h"
+#include "core/meshconfig/mesh_config.h"
+#include "core/metrics/registry.h"
+#include "core/tls/serving_cert.h"
+#include "webhook/admission.h"
+
+namespace tern::control_plane {
+
+using nlohmann::json;
+
+struct TerndServer::Impl {
+  TerndOptions options;
+  const Logger& log;
+  ServingCert cert;
+  Registry metrics;
+  std::unique_ptr<HttpsServer> https;
+
+  std::mutex mesh_mu;
+  std::shared_ptr<const MeshConfig> mesh;
+  FileStamp mesh_stamp;
+
+  Family<Counter>& injections;
+  Family<Histogram>& latency;
+  Family<Counter>& reloads;
+  Histogram& request_latency;
+
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  std::thread watcher;
+
+  Impl(const TerndOptions& o, const Logger& l)
+      : options(o),
+        log(l),
+        cert(o.cert_file, o.key_file),
+        injections(metrics.AddCounter("tern_webhook_injections_total",
+                                      "AdmissionReviews answered, by outcome.", {"outcome"})),
+        latency(metrics.AddHistogram("tern_webhook_request_duration_seconds",
+                                     "Time to answer one AdmissionReview.", {},
+                                     {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1})),
+        reloads(metrics.AddCounter("tern_webhook_config_reloads_total",
+                                   "Reloads of the serving certificate and the mesh config.", {"file", "result"})),
+        request_latency(latency.With({})) {}
+
+  std::shared_ptr<const MeshConfig> Mesh() {
+    std::lock_guard<std::mutex> lock(mesh_mu);
+    return mesh;
+  }
+
+  Status LoadMesh(bool initial) {
+    if (options.mesh_config_file.empty()) {
+      std::lock_guard<std::mutex> lock(mesh_mu);
+      if (!mesh) mesh = std::make_shared<const MeshConfig>();
+      return Status::Ok();
+    }
+    FileStamp stamp = StampOf(options.mesh_config_file);
+    if (!initial && stamp == mesh_stamp) return Status::Ok();
+    mesh_stamp = stamp;
+    auto loaded = LoadMeshConfig(options.mesh_config_file);
+    if (!loaded.ok()) {
+      reloads.With({"mesh", "error"}).Inc();
+      if (!initial) log.Warn("mesh config reload refused; keeping the last good config", {{"error", loaded.status().message()}});
+      return loaded.status();
+    }
+    std::lock_guard<std::mutex> lock(mesh_mu);
+    mesh = std::make_shared<const MeshConfig>(std::move(loaded).value());
+    reloads.With({"mesh", "ok"}).Inc();
+    if (!initial) log.Info("mesh config reloaded", {{"file", options.mesh_config_file}, {"revision", mesh->revision}});
+    return Status::Ok();
+  }
+
+  void WatchFiles() {
+    std::unique_lock<std::mutex> lock(stop_mu);
+    while (!stop_cv.wait_for(lock, options.reload_interval, [this] { return stopping; })) {
+      lock.unlock();
+      Status s = cert.ReloadIfChanged();
+      if (!s.ok()) {
+        reloads.With({"certificate", "error"}).Inc();
+        log.Warn("serving certificate reload refused; keeping the last good one", {{"error", s.message()}});
+      }
+      LoadMesh(false);
+      lock.lock();
+    }
+  }
+
+  HttpResponse Inject(const HttpRequest& req) {
+    auto start = std::chrono::steady_clock::now();
+    auto mesh_now = Mesh();
+    std::string_view content_type = req.Header("Content-Type");
+    webhook::AdmissionAnswer answer;
+    if (content_type.rfind("application/json", 0) != 0) {
+      answer.http_status = 415;
+      answer.outcome = "bad_request";
+      answer.reason = "Content-Type must be application/json, got \"" + std::string(content_type) + "\"";
+      answer.body = json({{"error", answer.reason}}).dump();
+    } else {
+      answer = webhook::HandleAdmissionReview(req.body, *mesh_now);
+    }
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    request_latency.Observe(seconds);
+    // dryRun: answered identically but not counted as an injection, and logged as such.
+    injections.With({answer.dry_run ? "dry_run" : answer.outcome}).Inc();
+    LogLevel level = answer.http_status == 200 ? LogLevel::kInfo : LogLevel::kWarn;
+    if (log.Enabled(level)) {
+      json line = {{"uid", answer.uid},      {"namespace", answer.namespace_name}, {"pod", answer.pod_name},
+                   {"outcome", answer.outcome}, {"reason", answer.reason},        {"dryRun", answer.dry_run},
+                   {"latency_us", static_cast<int64_t>(seconds * 1e6)}};
+      log.Log(level, "admission", line);
+    }
+    return {answer.http_status, "application/json", std::move(answer.body)};
+  }
+};
+
+TerndServer::TerndServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TerndServer::~TerndServer() {
+  Stop();
+  if (impl_->watcher.joinable()) impl_->watcher.join();
+}
+
+Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& options, const Logger& logger) {
+  auto impl = std::make_unique<Impl>(options, logger);
+  Status s = impl->cert.ReloadIfChanged();
+  if (!s.ok()) return s.Context("loading the serving certificate");
+  s = impl->LoadMesh(true);
+  if (!s.ok()) return s.Context("loading the mesh config");
+
+  Impl* self = impl.get();
+  auto https = HttpsServer::Create(
+      options.https, [self](SSL_CTX* ctx) { self->cert.Install(ctx); }, &impl->metrics, logger);
+  if (!https.ok()) return https.status();
+  impl->https = std::move(https).value();
+  HttpsServer& http = *impl->https;
+  http.Route("POST", "/inject", [self](const HttpRequest& req) { return self->Inject(req); });
+  http.Route("GET", "/healthz", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "ok\n"}; });
+  http.Route("GET", "/readyz", [self](const HttpRequest&) {
+    bool ready = self->cert.loaded() && self->Mesh() != nullptr;
+    return HttpResponse{ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n"};
+  });
+  http.Route("GET", "/metrics", [self](const HttpRequest&) {
+    return HttpResponse{200, "text/plain; version=0.0.4", self->metrics.Expose()};
+  });
+  impl->watcher = std::thread([self] { self->WatchFiles(); });
+  return std::unique_ptr<TerndServer>(new TerndServer(std::move(impl)));
+}
+
+int TerndServer::port() const { return impl_->https->port(); }
+
+void TerndServer::Run() { impl_->https->Run(); }
+
+void TerndServer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->stop_mu);
+    impl_->stopping = true;
+  }
+  impl_->stop_cv.notify_all();
+  impl_->https->Stop();
+}
+
+}  // namespace tern::control_plane

@@ -4,8 +4,8 @@
 
 namespace tern::proxy {
 
-ConfigStore::ConfigStore() {
-  current_.store(*RouteTable::Build(config::EmptySnapshot()));
+ConfigStore::ConfigStore(std::string cluster_domain) : cluster_domain_(std::move(cluster_domain)) {
+  current_.store(*RouteTable::Build(config::EmptySnapshot(), nullptr, cluster_domain_));
   document_ = "{}";
 }
 
@@ -22,7 +22,7 @@ Status ConfigStore::Load(const std::string& text) {
   }
   // Clusters and endpoints that stay keep their state (ejections, requests in flight).
   std::shared_ptr<const RouteTable> previous = current_.load(std::memory_order_acquire);
-  auto table = RouteTable::Build(*snapshot, previous.get());
+  auto table = RouteTable::Build(*snapshot, previous.get(), cluster_domain_);
   if (!table.ok()) {
     refused_++;
     return table.status();
@@ -34,6 +34,11 @@ Status ConfigStore::Load(const std::string& text) {
   current_.store(*table, std::memory_order_release);
   accepted_++;
   return Status::Ok();
+}
+
+std::string ConfigStore::DocumentText() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return document_;
 }
 
 nlohmann::json ConfigStore::Dump() const {  // parsed again on demand: the text is far smaller

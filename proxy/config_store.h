@@ -17,17 +17,22 @@ namespace tern::proxy {
 
 class ConfigStore {
  public:
-  ConfigStore();  // starts on the empty snapshot: pass everything through
+  // Starts on the empty snapshot (pass everything through). Short hosts resolve under
+  // `cluster_domain` (the pod's DNS domain's, `--domain`).
+  explicit ConfigStore(std::string cluster_domain = "cluster.local");
 
   std::shared_ptr<const RouteTable> Current() const { return current_.load(std::memory_order_acquire); }
   // Parses, validates and compiles `text`; on success it becomes current.
   Status Load(const std::string& text);
   // The accepted document (for /config_dump), and how many snapshots were accepted/refused.
   nlohmann::json Dump() const;
+  // The accepted document as compact JSON (what is kept across restarts).
+  std::string DocumentText() const;
   uint64_t accepted() const { return accepted_.load(); }
   uint64_t refused() const { return refused_.load(); }
 
  private:
+  const std::string cluster_domain_;
   std::atomic<std::shared_ptr<const RouteTable>> current_;
   mutable std::mutex mu_;
   std::string document_;  // compact JSON; a parsed tree would weigh many times more

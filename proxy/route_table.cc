@@ -198,9 +198,11 @@ void ApplyPolicy(Cluster& c, const istio::TrafficPolicy* rule, const istio::Traf
 RouteTable::~RouteTable() = default;
 
 Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<const config::Snapshot> snapshot,
-                                                            const RouteTable* previous) {
+                                                            const RouteTable* previous, std::string_view cluster_domain) {
   std::shared_ptr<RouteTable> t(new RouteTable());
   t->snapshot_ = std::move(snapshot);
+  t->cluster_domain_ = cluster_domain;
+  auto resolve = [&](std::string_view host, std::string_view ns) { return ResolveHost(host, ns, cluster_domain); };
   const config::Snapshot& s = *t->snapshot_;
   const std::string& own_ns = s.workload.namespace_;
   auto ns_of = [&](const istio::Resource& r) { return r.meta.namespace_.empty() ? own_ns : r.meta.namespace_; };
@@ -209,7 +211,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
   for (const auto& svc : s.services) services[svc.hostname] = &svc;
   std::map<std::string, const istio::DestinationRule*> rules;  // resolved host -> first rule
   for (const auto& r : s.resources) {
-    if (const auto* dr = std::get_if<istio::DestinationRule>(&r.spec)) rules.emplace(ResolveHost(dr->host, ns_of(r)), dr);
+    if (const auto* dr = std::get_if<istio::DestinationRule>(&r.spec)) rules.emplace(resolve(dr->host, ns_of(r)), dr);
   }
 
   auto cluster = [&](const std::string& host, uint32_t port, const std::string& subset) -> Cluster* {
@@ -276,7 +278,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
         const auto* vs = std::get_if<istio::VirtualService>(&r.spec);
         if (!vs || !vs->gateways.empty()) continue;  // gateway-only routes are not a sidecar's
         bool names_host = std::any_of(vs->hosts.begin(), vs->hosts.end(),
-                                      [&](const std::string& h) { return ResolveHost(h, ns_of(r)) == svc.hostname; });
+                                      [&](const std::string& h) { return resolve(h, ns_of(r)) == svc.hostname; });
         if (!names_host) continue;
         for (const auto& hr : vs->http) {
           Route route;
@@ -292,12 +294,12 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Build(std::shared_ptr<cons
           }
           if (!port_applies) continue;
           for (const auto& d : hr.route) {
-            std::string host = ResolveHost(d.destination.host, ns_of(r));
+            std::string host = resolve(d.destination.host, ns_of(r));
             route.clusters.push_back({cluster(host, d.destination.port.value_or(port.port), d.destination.subset), d.weight,
                                       &d.headers});
           }
           if (hr.mirror) {
-            route.mirror = cluster(ResolveHost(hr.mirror->host, ns_of(r)), hr.mirror->port.value_or(port.port), hr.mirror->subset);
+            route.mirror = cluster(resolve(hr.mirror->host, ns_of(r)), hr.mirror->port.value_or(port.port), hr.mirror->subset);
           }
           vh->routes.push_back(std::move(route));
         }
@@ -342,7 +344,7 @@ const VirtualHost* RouteTable::ForAuthority(std::string_view authority, uint32_t
   if (size_t colon = host.rfind(':'); colon != std::string_view::npos && host.find(']') == std::string_view::npos) {
     host = host.substr(0, colon);
   }
-  std::string fqdn = ResolveHost(host, snapshot_->workload.namespace_);
+  std::string fqdn = ResolveHost(host, snapshot_->workload.namespace_, cluster_domain_);
   auto it = by_host_port_.find({fqdn, port});
   if (it != by_host_port_.end()) return it->second;
   return ForDestination(host, port);  // an authority that is a cluster IP

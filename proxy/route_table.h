@@ -106,8 +106,10 @@ struct VirtualHost {
 class RouteTable {
  public:
   // `previous`: the table being replaced; its clusters' and endpoints' state carries over.
+  // `cluster_domain`: what short hosts resolve under ("name" -> name.<ns>.svc.<cluster_domain>).
   static Result<std::shared_ptr<const RouteTable>> Build(std::shared_ptr<const config::Snapshot> snapshot,
-                                                         const RouteTable* previous = nullptr);
+                                                         const RouteTable* previous = nullptr,
+                                                         std::string_view cluster_domain = "cluster.local");
   ~RouteTable();
 
   const config::Snapshot& snapshot() const { return *snapshot_; }
@@ -128,6 +130,7 @@ class RouteTable {
  private:
   RouteTable() = default;
   std::shared_ptr<const config::Snapshot> snapshot_;
+  std::string cluster_domain_;
   std::vector<std::unique_ptr<Cluster>> clusters_;
   std::map<std::string, Cluster*> clusters_by_name_;
   std::vector<std::unique_ptr<VirtualHost>> hosts_;

@@ -35,6 +35,28 @@ const Cluster* Route(const RouteTable& t, const VirtualHost& vh, const Headers& 
   return wc ? wc->cluster : nullptr;
 }
 
+// A cluster whose DNS domain is not cluster.local (the sidecar's --domain says which): short
+// names and the resources' short hosts resolve under it.
+TEST(Routing, ShortNamesResolveUnderTheClusterDomain) {
+  std::string text = *ReadFile(std::string(TERN_SOURCE_DIR) + "/core/config/testdata/seed.yaml");
+  for (size_t at; (at = text.find("svc.cluster.local")) != std::string::npos;) text.replace(at, 17, "svc.corp.example");
+  auto snap = config::ParseSnapshot(text);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  auto table = RouteTable::Build(*snap, nullptr, "corp.example");
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  const VirtualHost* vh = (*table)->ForAuthority("product-service:8080", 8080);
+  ASSERT_NE(vh, nullptr);
+  EXPECT_EQ(vh->service->hostname, "product-service.my-app.svc.corp.example");
+  EXPECT_EQ((*table)->ForAuthority("product-service.my-app.svc", 8080), vh);
+  // The seed's VirtualService names its hosts short: its routes attach under this domain too.
+  ASSERT_FALSE(vh->routes.empty());
+  EXPECT_NE(vh->routes.front().spec, nullptr);
+  // Built with the default domain, the short name finds nothing.
+  auto other = RouteTable::Build(*snap);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->ForAuthority("product-service", 8080), nullptr);
+}
+
 TEST(Routing, TheDestinationOrAuthorityNamesTheService) {
   auto t = Seed();
   const VirtualHost* by_ip = t->ForDestination("10.96.0.20", 8080);

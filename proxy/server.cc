@@ -82,6 +82,9 @@ struct Server::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::array<uint16_t, 5> ports{};
   std::atomic<bool> serving{false};
+  // Ready for traffic: serving, and configured (a snapshot accepted, from a file, the control
+  // plane or the last one kept). Until then captured traffic passes through unrouted.
+  bool Ready() const { return serving && config.accepted() > 0; }
   std::atomic<bool> stopping{false};
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
@@ -324,8 +327,9 @@ Awaitable<void> Server::Impl::Admin(Socket s, ListenerKind kind) {
     std::string path = target.substr(0, target.find('?'));
     bool quit = false;
     if (kind == ListenerKind::kHealth && path == "/healthz/ready") {
-      res.result(serving ? http::status::ok : http::status::service_unavailable);
-      res.body() = serving ? "ok\n" : "not ready\n";
+      const bool ready = Ready();
+      res.result(ready ? http::status::ok : http::status::service_unavailable);
+      res.body() = ready ? "ok\n" : serving ? "not ready: no config snapshot yet\n" : "not ready\n";
     } else if ((kind == ListenerKind::kStats || kind == ListenerKind::kAdmin) && path == "/stats/prometheus") {
       res.set(http::field::content_type, "text/plain; version=0.0.4");
       res.body() = metrics.Expose();
@@ -454,5 +458,6 @@ void Server::Wait() {
 uint16_t Server::port(ListenerKind kind) const { return impl_->ports[static_cast<size_t>(kind)]; }
 
 bool Server::stopping() const { return impl_->stopping; }
+bool Server::ready() const { return impl_->Ready(); }
 
 }  // namespace tern::proxy

@@ -11,7 +11,8 @@
 //                   capture rules exempt, so the proxy's own connection is not captured again;
 //                   HTTP request by request (steering headers stripped, the rate limit), else TCP;
 //   admin 15000     (127.0.0.1) /ready (LIVE, DRAINING), /config_dump, /quitquitquit, /logging?level=;
-//   health 15021    /healthz/ready;   stats 15090  /stats/prometheus.
+//   health 15021    /healthz/ready (200 once serving with a snapshot accepted, 503 before and
+//                   while draining);   stats 15090  /stats/prometheus.
 #pragma once
 
 #include <chrono>
@@ -61,6 +62,8 @@ class Server {
   uint16_t port(ListenerKind kind) const;
   // True once Stop() or /quitquitquit asked the workers to end.
   bool stopping() const;
+  // What /healthz/ready says: serving (not draining) and a snapshot accepted.
+  bool ready() const;
 
  private:
   struct Impl;

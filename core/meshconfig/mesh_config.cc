@@ -152,6 +152,18 @@ Result<MeshConfig> ParseMeshConfig(const std::string& text) {
 Result<MeshConfig> LoadMeshConfig(const std::string& path) {
   auto text = ReadFile(path);
   if (!text.ok()) return text.status();
+  // The shipped ConfigMap itself (manifests/base/configmap-mesh.yaml) is accepted as well as the
+  // mesh.yaml it holds, as mounted: a ConfigMap's data["mesh.yaml"] is the config.
+  auto doc = ParseYaml(*text);
+  if (doc.ok() && doc->is_object() && doc->value("kind", nlohmann::json()) == "ConfigMap") {
+    const nlohmann::json data = doc->value("data", nlohmann::json::object());
+    if (!data.is_object() || !data.contains("mesh.yaml") || !data["mesh.yaml"].is_string()) {
+      return Status::Error(path + ": data[\"mesh.yaml\"]: a ConfigMap given as the mesh config must hold mesh.yaml");
+    }
+    auto mc = ParseMeshConfig(data["mesh.yaml"].get<std::string>());
+    if (!mc.ok()) return mc.status().Context(path + ": data[\"mesh.yaml\"]");
+    return mc;
+  }
   auto mc = ParseMeshConfig(*text);
   if (!mc.ok()) return mc.status().Context(path);
   return mc;

@@ -37,6 +37,30 @@ TEST(MeshConfig, ShippedConfigMapParses) {
   EXPECT_EQ(mc->ca_address, "ternd.tern-system.svc:15012");
 }
 
+// --mesh-config takes the shipped ConfigMap file as well as the bare mesh.yaml.
+TEST(MeshConfig, LoadsTheConfigMapFileOrTheBareDocument) {
+  auto from_configmap = LoadMeshConfig(std::string(TERN_SOURCE_DIR) + "/manifests/base/configmap-mesh.yaml");
+  ASSERT_TRUE(from_configmap.ok()) << from_configmap.status().message();
+  EXPECT_EQ(from_configmap->ca_address, "ternd.tern-system.svc:15012");
+  char tmpl[] = "/tmp/tern-mesh-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  ASSERT_TRUE(WriteFileAtomically(dir + "/bare.yaml", "revision: canary\n").ok());
+  auto bare = LoadMeshConfig(dir + "/bare.yaml");
+  ASSERT_TRUE(bare.ok()) << bare.status().message();
+  EXPECT_EQ(bare->revision, "canary");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/no-key.yaml", "apiVersion: v1\nkind: ConfigMap\ndata: {other: x}\n").ok());
+  auto no_key = LoadMeshConfig(dir + "/no-key.yaml");
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_NE(no_key.status().message().find("data[\"mesh.yaml\"]: a ConfigMap given as the mesh config must hold mesh.yaml"),
+            std::string::npos) << no_key.status().message();
+  ASSERT_TRUE(WriteFileAtomically(dir + "/bad.yaml", "kind: ConfigMap\ndata:\n  mesh.yaml: \"bogus: 1\"\n").ok());
+  auto bad = LoadMeshConfig(dir + "/bad.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("bad.yaml: data[\"mesh.yaml\"]: bogus: unknown field"), std::string::npos)
+      << bad.status().message();
+  std::system(("rm -rf " + dir).c_str());
+}
+
 TEST(MeshConfig, FieldsParsedAndValidated) {
   auto mc = ParseMeshConfig(R"(
 revision: canary

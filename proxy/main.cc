@@ -7,6 +7,7 @@
 // connections, open ones get the drain duration to finish). `tern-proxy wait` waits for
 // readiness (wait_command.h).
 #include <algorithm>
+#include <atomic>
 #include <malloc.h>
 #include <signal.h>
 
@@ -24,6 +25,7 @@
 #include "proxy/config_store.h"
 #include "proxy/http1_session.h"
 #include "proxy/pod_settings.h"
+#include "proxy/discovery_client.h"
 #include "proxy/server.h"
 #include "proxy/sidecar_env.h"
 #include "proxy/status_agent.h"
@@ -159,7 +161,12 @@ int main(int argc, char** argv) {
   // Every accepted snapshot is kept in the pod's data volume, so a proxy restarted while the
   // control plane is unreachable routes by its last good config (and is ready) at once.
   const std::string kept_snapshot = data_dir + "/tern-snapshot.json";
-  bool keep_warned = false;
+  std::atomic<bool> keep_warned{false};
+  auto keep = [&] {
+    if (tern::Status kept = tern::WriteFileAtomically(kept_snapshot, store.DocumentText(), 0600); !kept.ok() && !keep_warned.exchange(true)) {
+      log.Warn("cannot keep the snapshot across restarts", {{"error", kept.message()}});
+    }
+  };
   auto load = [&] {
     auto text = tern::ReadFile(config_path);
     tern::Status s = text.ok() ? store.Load(*text) : text.status();
@@ -167,10 +174,7 @@ int main(int argc, char** argv) {
     malloc_trim(0);
     if (s.ok()) {
       log.Info("config accepted", {{"file", config_path}, {"version", store.Current()->snapshot().version}});
-      if (tern::Status kept = tern::WriteFileAtomically(kept_snapshot, store.DocumentText(), 0600); !kept.ok() && !keep_warned) {
-        keep_warned = true;
-        log.Warn("cannot keep the snapshot across restarts", {{"error", kept.message()}});
-      }
+      keep();
     } else {
       log.Error("config refused; the last good one stays", {{"file", config_path}, {"error", s.message()}});
     }
@@ -196,6 +200,34 @@ int main(int argc, char** argv) {
   if (!started.ok()) {
     std::cerr << "tern-proxy: " << started.message() << "\n";
     return 1;
+  }
+  // The config stream from ternd (unless a file is given): each snapshot applied as it comes and
+  // kept; the last good one stays while ternd is unreachable.
+  std::unique_ptr<tern::proxy::DiscoveryClient> discovery;
+  if (config_path.empty() && !sidecar.discovery_address.empty()) {
+    if (sidecar.pod_name.empty() || sidecar.pod_namespace.empty()) {
+      log.Error("TERN_DISCOVERY_ADDRESS is set but POD_NAME or POD_NAMESPACE is not: no config stream", nlohmann::json::object());
+    } else {
+      discovery = std::make_unique<tern::proxy::DiscoveryClient>(
+          tern::proxy::DiscoveryClientOptions{
+              .address = sidecar.discovery_address,
+              .ca_file = root + "/var/run/secrets/istio/root-cert.pem",
+              .pod = sidecar.pod_name,
+              .namespace_ = sidecar.pod_namespace,
+              .apply =
+                  [&](const std::string& text) {
+                    tern::Status s = store.Load(text);
+                    malloc_trim(0);
+                    if (s.ok()) {
+                      log.Info("config accepted", {{"source", sidecar.discovery_address},
+                                                   {"version", store.Current()->snapshot().version}});
+                      keep();
+                    }
+                    return s;
+                  }},
+          log);
+      discovery->Start();
+    }
   }
   // The kubelet's rewritten probes land on the status port (app-probe agent).
   std::unique_ptr<tern::proxy::StatusAgent> status_agent;
@@ -272,6 +304,7 @@ int main(int argc, char** argv) {
     }
   }
   server.Wait();
+  if (discovery) discovery->Stop();
   if (status_agent) status_agent->Stop();
   return 0;
 }

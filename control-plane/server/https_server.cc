@@ -9,6 +9,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 #include <atomic>
+#include <cstdio>
+#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -47,7 +49,8 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr size_t kLingerBytes = 4 << 20;
 
-enum class Phase { kHandshake, kIdle, kRequest, kWrite, kClosing };
+// kStream: a long-lived response waiting for its next chunk (no deadline; not idle).
+enum class Phase { kHandshake, kIdle, kRequest, kWrite, kClosing, kStream };
 
 const char* PhaseName(Phase p) {
   switch (p) {
@@ -56,6 +59,7 @@ const char* PhaseName(Phase p) {
     case Phase::kRequest: return "request";
     case Phase::kWrite: return "write";
     case Phase::kClosing: return "closing";
+    case Phase::kStream: return "stream";
   }
   return "?";
 }
@@ -71,7 +75,9 @@ struct Connection {
   // Starts `phase`, which must be over by `timeout` from now.
   void Enter(Phase p, std::chrono::milliseconds timeout) {
     phase = p;
-    timer.expires_after(timeout);  // wakes the watchdog, which waits again for the new deadline
+    // Wakes the watchdog, which waits again for the new deadline.
+    if (p == Phase::kStream) timer.expires_at(Clock::time_point::max());
+    else timer.expires_after(timeout);
     const bool waiting = p == Phase::kHandshake || p == Phase::kIdle;
     if (waiting) idle_since_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     idle.store(waiting, std::memory_order_relaxed);
@@ -109,6 +115,79 @@ std::string Serialize(const HttpResponse& r, bool keep_alive) {
 HttpResponse JsonError(int status, const std::string& message) {
   return {status, "application/json", nlohmann::json({{"error", message}}).dump()};
 }
+
+// The queue between a ResponseStream's senders (any thread) and its connection's writer (the
+// connection's strand).
+class StreamState final : public ResponseStream, public std::enable_shared_from_this<StreamState> {
+ public:
+  StreamState(StrandExecutor strand, size_t max_queued) : strand_(std::move(strand)), wake_(strand_), max_queued_(max_queued) {
+    wake_.expires_at(Clock::time_point::max());
+  }
+  bool Send(std::string chunk) override {
+    if (chunk.empty()) return open();
+    bool sent = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ended_) return false;
+      if (queued_bytes_ + chunk.size() > max_queued_) {
+        ended_ = cut_ = true;  // fallen too far behind: cut, what is queued dropped
+        queue_.clear();
+        queued_bytes_ = 0;
+        sent = false;
+      } else {
+        queued_bytes_ += chunk.size();
+        queue_.push_back(std::move(chunk));
+      }
+    }
+    Wake();
+    return sent;
+  }
+  void Close() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ended_ = true;
+    }
+    Wake();
+  }
+  bool open() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return !ended_;
+  }
+  // The writer's side (on the strand).
+  std::deque<std::string> Take(bool* ended, bool* cut) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::deque<std::string> out;
+    out.swap(queue_);
+    queued_bytes_ = 0;
+    *ended = ended_;
+    *cut = cut_;
+    return out;
+  }
+  WatchdogTimer& wake() { return wake_; }
+  void ClientGone() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      client_gone_ = ended_ = true;
+    }
+    wake_.cancel();  // on the strand already
+  }
+  bool client_gone() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return client_gone_;
+  }
+
+ private:
+  void Wake() {
+    asio::post(strand_, [self = shared_from_this()] { self->wake_.cancel(); });
+  }
+  StrandExecutor strand_;
+  WatchdogTimer wake_;
+  const size_t max_queued_;
+  mutable std::mutex mu_;
+  std::deque<std::string> queue_;
+  size_t queued_bytes_ = 0;
+  bool ended_ = false, cut_ = false, client_gone_ = false;
+};
 
 }  // namespace
 
@@ -292,6 +371,21 @@ struct HttpsServer::Impl {
       request.body = std::move(message.body());
       request.peer = peer;
       const bool keep_alive = message.keep_alive() && !stopping.load();
+      if (auto stream = FindStream(request); stream) {
+        auto state = std::make_shared<StreamState>(c->stream.get_executor(), options.max_stream_queue_bytes);
+        HttpResponse first = Call(request, [&] { return (*stream)(request, state); });
+        if (first.status == 200) {
+          co_await RunStream(c, state, first);
+          co_return;
+        }
+        state->Close();
+        if (!co_await Answer(*c, first, keep_alive)) co_return;
+        if (!keep_alive) {
+          co_await Linger(*c);
+          co_return;
+        }
+        continue;
+      }
       HttpResponse answer = Dispatch(request);
       if (!co_await Answer(*c, answer, keep_alive)) co_return;
       if (!keep_alive) {
@@ -308,12 +402,73 @@ struct HttpsServer::Impl {
     if (handler == path->second.end()) {
       return JsonError(405, "method " + request.method + " is not allowed on " + std::string(request.path()));
     }
+    return Call(request, [&] { return handler->second(request); });
+  }
+
+  const StreamHandler* FindStream(const HttpRequest& request) const {
+    auto path = stream_routes.find(std::string(request.path()));
+    if (path == stream_routes.end()) return nullptr;
+    auto handler = path->second.find(request.method);
+    return handler == path->second.end() ? nullptr : &handler->second;
+  }
+
+  // A handler's answer; an exception it throws is a 500 (and a log line), never the process.
+  template <class F>
+  HttpResponse Call(const HttpRequest& request, F&& handler) {
     try {
-      return handler->second(request);
+      return handler();
     } catch (const std::exception& e) {
       log.Error("handler failed", {{"path", std::string(request.path())}, {"error", e.what()}});
       return JsonError(500, std::string("internal error: ") + e.what());
     }
+  }
+
+  // A long-lived response: the head, then every chunk sent to `state` as it comes, until the
+  // sender closes it (the last chunk) or the client leaves (a read that ends) or falls behind.
+  asio::awaitable<void> RunStream(std::shared_ptr<Connection> c, std::shared_ptr<StreamState> state,
+                                  const HttpResponse& first) {
+    std::string out = StatusLine(200) + "Content-Type: " + first.content_type +
+                      "\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n";
+    auto append_chunk = [&out](const std::string& chunk) {
+      char size[20];
+      out.append(size, static_cast<size_t>(std::snprintf(size, sizeof size, "%zx\r\n", chunk.size())));
+      out += chunk;
+      out += "\r\n";
+    };
+    if (!first.body.empty()) append_chunk(first.body);
+    // The client sends nothing more; a read that ends says it has gone. The watcher holds what
+    // it reads from: it may outlive this frame (it ends when the connection is closed).
+    asio::co_spawn(c->stream.get_executor(), WatchClient(c, state), asio::detached);
+    for (;;) {
+      if (!out.empty()) {
+        c->Enter(Phase::kWrite, options.write_timeout);
+        auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(out), kNoThrow);
+        if (ec) break;
+        out.clear();
+      }
+      bool ended = false, cut = false;
+      for (const auto& chunk : state->Take(&ended, &cut)) append_chunk(chunk);
+      if (cut || state->client_gone()) break;
+      if (!out.empty()) continue;
+      if (ended) {  // the last chunk; the connection then closes (the watcher's read ends)
+        c->Enter(Phase::kWrite, options.write_timeout);
+        co_await asio::async_write(c->stream, asio::buffer("0\r\n\r\n", 5), kNoThrow);
+        break;
+      }
+      c->Enter(Phase::kStream, {});
+      state->wake().expires_at(Clock::time_point::max());
+      co_await state->wake().async_wait(kNoThrow);
+    }
+    state->Close();
+  }
+
+  static asio::awaitable<void> WatchClient(std::shared_ptr<Connection> c, std::shared_ptr<StreamState> state) {
+    std::array<char, 512> sink;
+    for (;;) {
+      auto [ec, n] = co_await c->stream.async_read_some(asio::buffer(sink), kNoThrow);
+      if (ec) break;
+    }
+    state->ClientGone();
   }
 
   // Writes the answer within the write deadline; false when it could not be written.
@@ -349,6 +504,7 @@ struct HttpsServer::Impl {
   Family<Counter>& refused_total;
   Counter &accepted, &evicted, &refused, &closed, &handshake_failed;
   std::map<std::string, std::map<std::string, Handler>> routes;  // path -> method -> handler
+  std::map<std::string, std::map<std::string, StreamHandler>> stream_routes;
 
   // Declared before the io_context: connections unlist themselves from here as their coroutine
   // frames are destroyed, which happens when the io_context is.
@@ -392,6 +548,10 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::Create(const HttpsServerOption
 
 void HttpsServer::Route(std::string method, std::string path, Handler handler) {
   impl_->routes[std::move(path)][std::move(method)] = std::move(handler);
+}
+
+void HttpsServer::RouteStream(std::string method, std::string path, StreamHandler handler) {
+  impl_->stream_routes[std::move(path)][std::move(method)] = std::move(handler);
 }
 
 int HttpsServer::port() const { return impl_->bound_port; }

@@ -43,6 +43,7 @@ struct HttpsServerOptions {
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{10000};
+  size_t max_stream_queue_bytes = 64 << 20;
 };
 
 struct HttpRequest {
@@ -63,9 +64,25 @@ struct HttpResponse {
   std::string body;
 };
 
+// A response that stays open (the config stream): its chunks go out as they are sent, chunked.
+// Thread-safe. Memory is bounded: a client that does not take what is sent falls behind by at
+// most max_stream_queue_bytes, then its stream is cut (it reconnects and starts over).
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Queues `chunk`; false once the stream has ended (the client left, it was cut, or Close).
+  virtual bool Send(std::string chunk) = 0;
+  // Ends the response (its last chunk) once what is queued is written.
+  virtual void Close() = 0;
+  virtual bool open() const = 0;
+};
+
 class HttpsServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Returns 200 to open the stream (with that content type; a body is its first chunk), or
+  // another status to answer the request plainly (the stream is then never opened).
+  using StreamHandler = std::function<HttpResponse(const HttpRequest&, const std::shared_ptr<ResponseStream>&)>;
 
   // Binds the port. `configure_tls` gets the server's SSL_CTX once, before any handshake (to
   // install the serving certificate). `metrics` (may be null) receives the server's counters.
@@ -77,6 +94,8 @@ class HttpsServer {
   // Before Run: requests for `method` `path` (exact) go to `handler`, called on a worker thread
   // (handlers run concurrently). Other paths get 404, another method on a known path 405.
   void Route(std::string method, std::string path, Handler handler);
+  // The same for a long-lived response (no deadline while it waits for chunks; never evicted).
+  void RouteStream(std::string method, std::string path, StreamHandler handler);
 
   int port() const;
   // Serves on the worker threads until Stop(); call from one thread.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "core/base/files.h"
@@ -47,6 +48,10 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   bool connected() const { return connected_; }
+  SSL* ssl() const { return ssl_; }
+  void Close() {
+    ::shutdown(fd_, SHUT_RDWR);
+  }
   void SetWait(std::chrono::milliseconds wait) {
     timeval tv{.tv_sec = static_cast<time_t>(wait.count() / 1000), .tv_usec = static_cast<suseconds_t>(wait.count() % 1000 * 1000)};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -106,6 +111,15 @@ class Client {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
 };
+
+template <class F>
+bool WaitUntil(F done) {
+  for (int i = 0; i < 200; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
 
 int StatusOf(const std::string& answer) {
   if (answer.rfind("HTTP/1.1 ", 0) != 0 || answer.size() < 12) return 0;
@@ -353,6 +367,74 @@ TEST_F(HttpsServerTest, TheConnectionCapEvictsTheLongestIdle) {
     if (!served) std::this_thread::sleep_for(20ms);
   }
   EXPECT_TRUE(served);
+}
+
+// A long-lived response: chunks go out as they are sent; the sender learns when the client
+// left; a client that stops reading is cut once it is max_stream_queue_bytes behind, so memory
+// stays bounded; a refusal is a plain answer.
+TEST_F(HttpsServerTest, StreamsSendChunksAsTheyComeAndEndWithTheirClient) {
+  options_.max_stream_queue_bytes = 1 << 20;
+  Start();
+  std::mutex mu;
+  std::vector<std::shared_ptr<ResponseStream>> streams;
+  server_->RouteStream("GET", "/watch", [&](const HttpRequest& r, const std::shared_ptr<ResponseStream>& s) {
+    if (r.Header("X-Who").empty()) return HttpResponse{403, "text/plain", "who?\n"};
+    std::lock_guard<std::mutex> lock(mu);
+    streams.push_back(s);
+    return HttpResponse{200, "application/x-ndjson", "first\n"};
+  });
+  auto stream_count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return streams.size();
+  };
+  {
+    Client refused(server_->port());
+    ASSERT_TRUE(refused.Handshake());
+    ASSERT_TRUE(refused.Send("GET /watch HTTP/1.1\r\nHost: t\r\n\r\n"));
+    EXPECT_EQ(StatusOf(refused.ReadAnswer()), 403);
+  }
+  Client c(server_->port());
+  ASSERT_TRUE(c.Handshake());
+  ASSERT_TRUE(c.Send("GET /watch HTTP/1.1\r\nHost: t\r\nX-Who: me\r\n\r\n"));
+  std::string seen;
+  auto read_until = [&](const std::string& want) {
+    char buf[4096];
+    for (int i = 0; i < 50 && seen.find(want) == std::string::npos; ++i) {
+      if (!c.Readable(100ms)) continue;
+      int n = SSL_read(c.ssl(), buf, sizeof buf);
+      if (n <= 0) break;
+      seen.append(buf, static_cast<size_t>(n));
+    }
+    return seen.find(want) != std::string::npos;
+  };
+  ASSERT_TRUE(read_until("first\n")) << seen;
+  EXPECT_NE(seen.find("Transfer-Encoding: chunked"), std::string::npos) << seen;
+  ASSERT_EQ(stream_count(), 1u);
+  std::shared_ptr<ResponseStream> s = streams[0];
+  EXPECT_TRUE(s->Send("second\n"));
+  ASSERT_TRUE(read_until("7\r\nsecond\n\r\n")) << seen;
+  // The stream holds no deadline: it is still open past the idle and request timeouts' scale.
+  EXPECT_TRUE(s->open());
+  // The client goes: the sender sees it.
+  c.Close();
+  EXPECT_TRUE(WaitUntil([&] { return !s->open(); }));
+  EXPECT_FALSE(s->Send("late\n"));
+
+  // A client that never reads: cut once 1 MiB is queued and unwritten (the socket buffers take
+  // some first).
+  Client slow(server_->port());
+  ASSERT_TRUE(slow.Handshake());
+  ASSERT_TRUE(slow.Send("GET /watch HTTP/1.1\r\nHost: t\r\nX-Who: slow\r\n\r\n"));
+  ASSERT_TRUE(WaitUntil([&] { return stream_count() == 2; }));
+  std::shared_ptr<ResponseStream> behind = streams[1];
+  const std::string block(64 << 10, 'x');
+  bool cut = false;
+  for (int i = 0; i < 2000 && !cut; ++i) {
+    cut = !behind->Send(block);
+    if (i % 16 == 0) std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(cut) << "128 MB queued for a client that reads nothing";
+  EXPECT_EQ(Hello(), 200);
 }
 
 TEST_F(HttpsServerTest, StopEndsRunWithConnectionsOpen) {

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "control-plane/discovery/folder_source.h"
+#include "control-plane/push/config_push.h"
 #include "core/base/files.h"
 #include "core/meshconfig/mesh_config.h"
 #include "core/metrics/registry.h"
@@ -21,6 +23,8 @@ struct TerndServer::Impl {
   ServingCert cert;
   Registry metrics;
   std::unique_ptr<HttpsServer> https;
+  std::unique_ptr<ConfigPush> push;
+  std::unique_ptr<FolderSource> folder;
 
   std::mutex mesh_mu;
   std::shared_ptr<const MeshConfig> mesh;
@@ -147,6 +151,32 @@ Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& opt
   http.Route("GET", "/metrics", [self](const HttpRequest&) {
     return HttpResponse{200, "text/plain; version=0.0.4", self->metrics.Expose()};
   });
+  impl->push = std::make_unique<ConfigPush>(logger, impl->metrics, [self] { return self->Mesh(); });
+  http.RouteStream("GET", "/v1/snapshots", [self](const HttpRequest& req, const std::shared_ptr<ResponseStream>& stream) {
+    return self->push->Open(req, stream);
+  });
+  http.Route("GET", "/debug/proxies", [self](const HttpRequest&) {
+    return HttpResponse{200, "application/json", self->push->Proxies().dump(2) + "\n"};
+  });
+  http.Route("GET", "/debug/resources", [self](const HttpRequest&) {
+    json out = {{"source", self->options.config_folder}, {"objects", json::array()}, {"skipped", json::array()}};
+    if (auto model = self->folder ? self->folder->Current() : nullptr) {
+      out["generation"] = model->generation;
+      for (const auto* list : {&model->services, &model->pods, &model->resources, &model->ignored}) {
+        for (const auto& o : *list) {
+          out["objects"].push_back({{"kind", o.kind}, {"namespace", o.namespace_}, {"name", o.name}, {"origin", o.origin},
+                                    {"used", list != &model->ignored}});
+        }
+      }
+      out["skipped"] = model->problems;
+    }
+    return HttpResponse{200, "application/json", out.dump(2) + "\n"};
+  });
+  if (!options.config_folder.empty()) {
+    impl->folder = std::make_unique<FolderSource>(options.config_folder, logger,
+                                                  [self](std::shared_ptr<const Model> model) { self->push->ModelChanged(model); });
+    if (Status started = impl->folder->Start(); !started.ok()) return started;
+  }
   impl->watcher = std::thread([self] { self->WatchFiles(); });
   return std::unique_ptr<TerndServer>(new TerndServer(std::move(impl)));
 }
@@ -161,6 +191,7 @@ void TerndServer::Stop() {
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
+  if (impl_->folder) impl_->folder->Stop();
   impl_->https->Stop();
 }
 

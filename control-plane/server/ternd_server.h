@@ -2,7 +2,10 @@
 //   POST /inject   AdmissionReview in, AdmissionReview out (webhook/admission.h)
 //   GET  /healthz  the process is up
 //   GET  /readyz   a certificate is loaded and the mesh config is valid
-//   GET  /metrics  Prometheus text: the webhook's and the listener's counters
+//   GET  /metrics  Prometheus text: the webhook's, the listener's and the push's counters
+//   GET  /v1/snapshots?namespace=NS&pod=NAME   the config stream (push/config_push.h)
+//   GET  /debug/proxies     the connected proxies and the version each was sent
+//   GET  /debug/resources   what discovery read, and each object it skipped with the reason
 // The serving certificate, key and the mesh config are files (a mounted Secret and ConfigMap);
 // a watcher re-reads them when they change, so rotation needs no restart, and a bad new file
 // is logged and ignored while the last good one stays in force.
@@ -22,6 +25,7 @@ struct TerndOptions {
   HttpsServerOptions https;  // port 15017 unless set
   std::string cert_file, key_file;
   std::string mesh_config_file;  // empty: built-in defaults
+  std::string config_folder;     // discovery from a folder of manifests; empty: none yet
   std::chrono::milliseconds reload_interval{1000};
 };
 

@@ -1,0 +1,119 @@
+#include "control-plane/push/config_push.h"
+
+#include <chrono>
+
+namespace tern::control_plane {
+
+using nlohmann::json;
+
+namespace {
+
+// "a=1&b=two" -> the value of `key`, "" when absent (no percent-decoding: names are DNS labels).
+std::string QueryValue(std::string_view target, std::string_view key) {
+  size_t q = target.find('?');
+  if (q == std::string_view::npos) return "";
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key && eq != std::string_view::npos) return std::string(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return "";
+}
+
+bool IsDnsName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (char c : s) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+ConfigPush::ConfigPush(const Logger& log, Registry& metrics, std::function<std::shared_ptr<const MeshConfig>()> mesh)
+    : log_(log),
+      mesh_(std::move(mesh)),
+      pushes_(metrics.AddCounter("tern_push_snapshots_total", "Snapshots sent to proxies.", {}).With({})),
+      connects_(metrics.AddCounter("tern_push_streams_total", "Config streams opened by proxies.", {}).With({})) {}
+
+HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<ResponseStream>& stream) {
+  ProxyIdentity who{QueryValue(request.target, "pod"), QueryValue(request.target, "namespace")};
+  if (!IsDnsName(who.pod) || !IsDnsName(who.namespace_)) {
+    return {400, "application/json",
+            json({{"error", "pod and namespace query parameters must be DNS names (got pod=\"" + who.pod +
+                                "\", namespace=\"" + who.namespace_ + "\")"}}).dump()};
+  }
+  auto s = std::make_shared<Subscriber>(Subscriber{who, stream, request.peer, "", 0, NowMs()});
+  // One push at a time: a model arriving while this stream opens is sent to it after its first
+  // snapshot, never lost between the two.
+  std::lock_guard<std::mutex> pushing(push_mu_);
+  std::shared_ptr<const Model> model;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    model = model_;
+  }
+  if (!model) return {503, "application/json", json({{"error", "discovery has no model yet"}}).dump()};
+  json snapshot = BuildProxySnapshot(*model, *mesh_(), who);
+  s->last_sent = snapshot.dump();
+  s->version = next_version_++;
+  snapshot["version"] = std::to_string(s->version);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscribers_.push_back(s);
+  }
+  connects_.Inc();
+  pushes_.Inc();
+  log_.Info("config stream opened", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"version", s->version}});
+  return {200, "application/x-ndjson", snapshot.dump() + "\n"};
+}
+
+bool ConfigPush::Push(Subscriber& s, const Model& model, const MeshConfig& mesh) {
+  if (!s.stream->open()) return false;
+  json snapshot = BuildProxySnapshot(model, mesh, s.identity);
+  std::string body = snapshot.dump();
+  if (body == s.last_sent) return true;  // nothing this proxy runs from changed
+  s.last_sent = std::move(body);
+  s.version = next_version_++;
+  snapshot["version"] = std::to_string(s.version);
+  pushes_.Inc();
+  return s.stream->Send(snapshot.dump() + "\n");
+}
+
+void ConfigPush::ModelChanged(std::shared_ptr<const Model> model) {
+  std::lock_guard<std::mutex> pushing(push_mu_);
+  std::vector<std::shared_ptr<Subscriber>> subscribers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    model_ = model;
+    subscribers = subscribers_;
+  }
+  auto mesh = mesh_();
+  for (auto& s : subscribers) Push(*s, *model, *mesh);
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(subscribers_, [&](const std::shared_ptr<Subscriber>& s) {
+    bool gone = !s->stream->open();
+    if (gone) log_.Info("config stream closed", {{"pod", s->identity.pod}, {"namespace", s->identity.namespace_}});
+    return gone;
+  });
+}
+
+json ConfigPush::Proxies() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  json out = json::array();
+  for (const auto& s : subscribers_) {
+    if (!s->stream->open()) continue;
+    out.push_back({{"pod", s->identity.pod}, {"namespace", s->identity.namespace_}, {"peer", s->peer},
+                   {"version_sent", std::to_string(s->version)}, {"connected_at_ms", s->connected_at_ms}});
+  }
+  return out;
+}
+
+}  // namespace tern::control_plane

@@ -1,0 +1,64 @@
+// The config stream to each proxy: `GET /v1/snapshots?namespace=NS&pod=NAME` opens a long-lived
+// response (newline-delimited JSON, one snapshot a line). The proxy gets its full snapshot at
+// once, then a new one whenever the model changes what it would run from (a change that does
+// not touch a proxy's snapshot sends it nothing), with a version that only grows. A proxy that
+// falls behind is cut and starts over when it reconnects (the server bounds what it queues).
+//
+// What a proxy is: the pod and namespace it names. Until the CA issue lands this is taken on
+// its word (the stream carries only what any pod of the mesh may read); TokenReview and mTLS
+// identity come with it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "control-plane/discovery/model.h"
+#include "control-plane/push/snapshot_builder.h"
+#include "control-plane/server/https_server.h"
+#include "core/log/logger.h"
+#include "core/meshconfig/mesh_config.h"
+#include "core/metrics/registry.h"
+
+namespace tern::control_plane {
+
+class ConfigPush {
+ public:
+  ConfigPush(const Logger& log, Registry& metrics, std::function<std::shared_ptr<const MeshConfig>()> mesh);
+
+  // The stream route (HttpsServer::RouteStream).
+  HttpResponse Open(const HttpRequest& request, const std::shared_ptr<ResponseStream>& stream);
+  // A new model: every connected proxy whose snapshot it changes gets the new one.
+  void ModelChanged(std::shared_ptr<const Model> model);
+  // GET /debug/proxies: every connected proxy, the version it was sent, since when.
+  nlohmann::json Proxies() const;
+
+ private:
+  struct Subscriber {
+    ProxyIdentity identity;
+    std::shared_ptr<ResponseStream> stream;
+    std::string peer;
+    std::string last_sent;  // the snapshot without its version, as sent last
+    uint64_t version = 0;
+    int64_t connected_at_ms = 0;
+  };
+  // Sends `s` its snapshot from `model` if it differs from what it has; false once its stream ended.
+  bool Push(Subscriber& s, const Model& model, const MeshConfig& mesh);
+
+  const Logger& log_;
+  std::function<std::shared_ptr<const MeshConfig>()> mesh_;
+  Counter& pushes_;
+  Counter& connects_;
+  std::mutex push_mu_;  // one push at a time (a model change, or a stream's first snapshot)
+  mutable std::mutex mu_;  // the model and the subscriber list, for readers
+  std::shared_ptr<const Model> model_;
+  std::vector<std::shared_ptr<Subscriber>> subscribers_;
+  std::atomic<uint64_t> next_version_{1};
+};
+
+}  // namespace tern::control_plane

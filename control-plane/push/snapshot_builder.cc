@@ -1,0 +1,110 @@
+#include "control-plane/push/snapshot_builder.h"
+
+#include <map>
+
+namespace tern::control_plane {
+
+using nlohmann::json;
+
+namespace {
+
+bool Selects(const json& selector, const json& labels) {
+  if (!selector.is_object() || selector.empty()) return false;  // no selector: no endpoints from pods
+  for (const auto& [k, v] : selector.items()) {
+    if (!labels.contains(k) || labels[k] != v) return false;
+  }
+  return true;
+}
+
+// A named targetPort: the pod's container port of that name.
+int NamedPort(const json& pod, const std::string& name) {
+  for (const auto& c : pod.value("spec", json::object()).value("containers", json::array())) {
+    for (const auto& p : c.value("ports", json::array())) {
+      if (p.value("name", "") == name && p.contains("containerPort") && p["containerPort"].is_number_integer()) {
+        return p["containerPort"];
+      }
+    }
+  }
+  return 0;
+}
+
+bool PodReady(const json& pod) {
+  const json status = pod.value("status", json::object());
+  if (status.value("phase", "Running") != "Running") return false;
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (c.value("type", "") == "Ready") return c.value("status", "True") == "True";
+  }
+  return true;
+}
+
+}  // namespace
+
+json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyIdentity& proxy,
+                        const std::string& cluster_domain) {
+  json services = json::array(), endpoints = json::array(), resources = json::array();
+  for (const auto& [svc, ip] : ClusterIps(model)) {
+    const json spec = svc->doc["spec"];
+    const std::string hostname = svc->name + "." + svc->namespace_ + ".svc." + cluster_domain;
+    json ports = json::array();
+    for (const auto& p : spec.value("ports", json::array())) {
+      json port = {{"name", p.value("name", "")}, {"port", p["port"]}};
+      if (p.contains("targetPort") && p["targetPort"].is_number_integer()) port["targetPort"] = p["targetPort"];
+      if (p.contains("appProtocol")) port["appProtocol"] = p["appProtocol"];
+      if (p.contains("protocol")) port["protocol"] = p["protocol"];
+      ports.push_back(port);
+    }
+    json service = {{"hostname", hostname}, {"namespace", svc->namespace_}, {"clusterIPs", {ip}}, {"ports", ports}};
+    if (svc->doc["metadata"].contains("annotations") && svc->doc["metadata"]["annotations"].contains("networking.istio.io/exportTo")) {
+      std::string to = svc->doc["metadata"]["annotations"]["networking.istio.io/exportTo"];
+      json list = json::array();
+      for (size_t start = 0; start <= to.size();) {
+        size_t comma = to.find(',', start);
+        std::string item = to.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) list.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      service["exportTo"] = list;
+    }
+    services.push_back(service);
+    const json selector = spec.value("selector", json::object());
+    for (const auto& pod : model.pods) {
+      if (pod.namespace_ != svc->namespace_) continue;
+      const json labels = pod.doc["metadata"].value("labels", json::object());
+      const std::string address = pod.doc.value("status", json::object()).value("podIP", "");
+      if (address.empty() || !Selects(selector, labels)) continue;
+      json by_name = json::object();
+      for (const auto& p : spec.value("ports", json::array())) {
+        int target = p["port"];
+        if (p.contains("targetPort")) target = p["targetPort"].is_number_integer() ? p["targetPort"].get<int>()
+                                                                                   : NamedPort(pod.doc, p["targetPort"]);
+        if (target > 0) by_name[p.value("name", "")] = target;
+      }
+      endpoints.push_back({{"service", hostname},
+                           {"address", address},
+                           {"ports", by_name},
+                           {"labels", labels},
+                           {"serviceAccount", pod.doc.value("spec", json::object()).value("serviceAccountName", "default")},
+                           {"ready", PodReady(pod.doc)}});
+    }
+  }
+  for (const auto& r : model.resources) {
+    if (r.kind == "VirtualService" || r.kind == "DestinationRule") resources.push_back(r.doc);
+  }
+  json workload = {{"name", proxy.pod}, {"namespace", proxy.namespace_}};
+  for (const auto& pod : model.pods) {
+    if (pod.name != proxy.pod || pod.namespace_ != proxy.namespace_) continue;
+    const json& meta = pod.doc["metadata"];
+    if (meta.contains("labels")) workload["labels"] = meta["labels"];
+    workload["serviceAccount"] = pod.doc.value("spec", json::object()).value("serviceAccountName", "default");
+  }
+  return {{"apiVersion", "tern.dev/v1alpha1"},
+          {"kind", "ProxySnapshot"},
+          {"mesh", {{"outboundTrafficPolicy", "ALLOW_ANY"}, {"trustDomain", mesh.trust_domain}}},
+          {"workload", workload},
+          {"services", services},
+          {"endpoints", endpoints},
+          {"resources", resources}};
+}
+
+}  // namespace tern::control_plane

@@ -1,0 +1,149 @@
+#include "proxy/discovery_client.h"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "proxy/socket_deadline.h"
+
+namespace tern::proxy {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kConnectTimeout = std::chrono::seconds(10);
+constexpr auto kFirstBackoff = std::chrono::milliseconds(200);
+constexpr auto kMaxBackoff = std::chrono::seconds(15);
+}  // namespace
+
+struct DiscoveryClient::Impl {
+  Impl(DiscoveryClientOptions o, const Logger& l) : options(std::move(o)), log(l) {}
+
+  // One connection: how it ended ("" once it delivered at least one snapshot and then ended).
+  asio::awaitable<std::string> Session(bool* delivered) {
+    size_t colon = options.address.rfind(':');
+    std::string host = options.address.substr(0, colon), port = options.address.substr(colon + 1);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    ssl::context tls(ssl::context::tls_client);
+    error_code ec;
+    tls.load_verify_file(options.ca_file, ec);
+    if (ec) co_return "the mesh root " + options.ca_file + ": " + ec.message();
+    tls.set_verify_mode(ssl::verify_peer);
+    tls.set_verify_callback(ssl::host_name_verification(host));
+    tcp::resolver resolver(io);
+    auto [rec, found] = co_await resolver.async_resolve(host, port, kTuple);
+    if (rec) co_return "resolving " + host + ": " + rec.message();
+    ssl::stream<tcp::socket> stream(io, tls);
+    SocketDeadline deadline(stream.next_layer(), kConnectTimeout);  // until the stream is open
+    auto [cec, at] = co_await asio::async_connect(stream.lowest_layer(), found, kTuple);
+    if (cec) co_return "connecting to " + options.address + ": " + (deadline.expired() ? "timed out" : cec.message());
+    stream.lowest_layer().set_option(tcp::no_delay(true), ec);
+    // ternd may send nothing for hours: keepalive tells a dead peer from a quiet one.
+    stream.lowest_layer().set_option(asio::socket_base::keep_alive(true), ec);
+    int idle = 30, interval = 10, count = 3;
+    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    if (!SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) co_return "SNI " + host + " refused by OpenSSL";
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
+    if (hec) co_return "TLS with " + options.address + ": " + (deadline.expired() ? "timed out" : hec.message());
+    std::string request = "GET /v1/snapshots?namespace=" + options.namespace_ + "&pod=" + options.pod +
+                          " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: tern-proxy\r\nAccept: application/x-ndjson\r\n\r\n";
+    auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(request), kTuple);
+    if (wec) co_return "sending the request: " + wec.message();
+    boost::beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(options.max_snapshot_bytes);
+    auto [hrec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    deadline.Disarm();  // connected: the stream has no deadline
+    if (hrec) co_return "reading the answer: " + hrec.message();
+    if (parser.get().result_int() != 200) {
+      co_await http::async_read(stream, buffer, parser, kTuple);  // the reason, if it comes
+      co_return "ternd answered " + std::to_string(parser.get().result_int()) + ": " + parser.get().body();
+    }
+    // Each line of the chunked body is one snapshot.
+    std::string line;
+    std::string problem;
+    auto on_chunk = [&](std::uint64_t, std::string_view data, error_code& e) -> size_t {
+      for (char c : data) {
+        if (c != '\n') {
+          line += c;
+          continue;
+        }
+        if (!line.empty()) Apply(line);
+        *delivered = true;
+        line.clear();
+      }
+      if (line.size() > options.max_snapshot_bytes) {
+        problem = "a snapshot over " + std::to_string(options.max_snapshot_bytes) + " bytes";
+        e = http::error::body_limit;
+      }
+      return data.size();
+    };
+    parser.on_chunk_body(on_chunk);
+    while (!parser.is_done()) {
+      auto [r, n] = co_await http::async_read_some(stream, buffer, parser, kTuple);
+      if (r) co_return problem.empty() ? "the stream ended: " + r.message() : problem;
+    }
+    co_return "ternd ended the stream";
+  }
+
+  void Apply(const std::string& text) {
+    Status s = options.apply(text);
+    if (!s.ok()) log.Error("snapshot from ternd refused; the last good one stays", {{"error", s.message()}});
+  }
+
+  asio::awaitable<void> Run() {
+    std::mt19937_64 rng{std::random_device{}()};
+    auto backoff = std::chrono::milliseconds(kFirstBackoff);
+    for (int attempt = 1;; ++attempt) {
+      bool delivered = false;
+      std::string why = co_await Session(&delivered);
+      if (stopping) co_return;
+      if (delivered) backoff = kFirstBackoff, attempt = 1;
+      // Jittered: half the back-off plus a random part of it, so proxies do not reconnect in step.
+      auto wait = backoff / 2 + std::chrono::milliseconds(rng() % (backoff.count() / 2 + 1));
+      log.Warn("config stream down; keeping the last snapshot", {{"address", options.address}, {"reason", why},
+                                                                 {"attempt", attempt}, {"retry_in_ms", wait.count()}});
+      asio::steady_timer pause(io, wait);
+      co_await pause.async_wait(kTuple);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, kMaxBackoff);
+    }
+  }
+
+  DiscoveryClientOptions options;
+  const Logger& log;
+  asio::io_context io{1};
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+};
+
+DiscoveryClient::DiscoveryClient(DiscoveryClientOptions options, const Logger& log)
+    : impl_(std::make_unique<Impl>(std::move(options), log)) {}
+
+DiscoveryClient::~DiscoveryClient() { Stop(); }
+
+void DiscoveryClient::Start() {
+  Impl& im = *impl_;
+  asio::co_spawn(im.io, im.Run(), asio::detached);
+  im.thread = std::thread([&im] { im.io.run(); });
+}
+
+void DiscoveryClient::Stop() {
+  impl_->stopping = true;
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace tern::proxy

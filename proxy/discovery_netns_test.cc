@@ -1,0 +1,231 @@
+// The mesh as one system, in network namespaces: ternd reads manifests/examples/ (the seed
+// scenario, as shipped) plus the pods' own objects from a folder, and streams each sidecar its
+// snapshot over HTTPS. A sidecar started as the injector starts it (no --config: its
+// TERN_DISCOVERY_ADDRESS, POD_NAME, POD_NAMESPACE, the mesh root under its files root), behind
+// tern-init's capture, learns product-service's endpoints from ternd and splits the app's calls
+// 90/10 by the seed's VirtualService. Then the folder is edited and traffic follows; ternd is
+// killed and traffic keeps flowing; the sidecar is restarted while ternd is down and still
+// routes, from the snapshot it kept.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/base/files.h"
+#include "core/capture/testing/sh.h"
+#include "core/tls/x509.h"
+#include "proxy/testing/proxy_in_pod.h"
+
+namespace tern::proxy::testing_support {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kTernd = "10.200.0.2";  // ternd listens in the peer namespace
+constexpr uint16_t kTerndPort = 15012;
+
+class DiscoveryNetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+    net_ = std::make_unique<nettest::PodAndPeer>("dn");
+    ASSERT_EQ(net_->error(), "");
+    char tmpl[] = "/tmp/tern-discovery-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    chmod(dir_.c_str(), 0755);
+    // The mesh root and ternd's serving certificate (its name: the address the sidecar is given).
+    PemPair ca = *CreateSelfSigned({.common_name = "mesh root", .is_ca = true});
+    PemPair leaf = *IssueCertificate(ca, {.common_name = "ternd", .dns_names = {"ternd.tern-system.svc"}, .ip_addresses = {kTernd}});
+    ASSERT_TRUE(WriteFileAtomically(dir_ + "/tls.crt", leaf.cert_pem).ok());
+    ASSERT_TRUE(WriteFileAtomically(dir_ + "/tls.key", leaf.key_pem, 0600).ok());
+    root_ = dir_ + "/pod-root";
+    ASSERT_TRUE(nettest::Sh("mkdir -p " + root_ + "/var/run/secrets/istio " + root_ + "/var/lib/istio/data " + root_ +
+                            "/etc/istio/pod && chown 1337:1337 " + root_ + "/var/lib/istio/data && chmod -R a+rX " + dir_));
+    ASSERT_TRUE(WriteFileAtomically(root_ + "/var/run/secrets/istio/root-cert.pem", ca.cert_pem, 0644).ok());
+    // The folder: the seed scenario as shipped, and the pods the cluster would report.
+    folder_ = dir_ + "/mesh";
+    fs::create_directories(folder_);
+    for (const auto& f : fs::directory_iterator(std::string(TERN_SOURCE_DIR) + "/manifests/examples")) {
+      fs::copy_file(f.path(), folder_ + "/" + f.path().filename().string());
+    }
+    WritePods(true);
+    ASSERT_TRUE(nettest::Sh("ip netns exec " + net_->pod.name() + " " + kBin +
+                            "/init/tern-init -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' "
+                            "-d 15090,15021,15020"));
+    StartTernd();
+    StartSidecar();
+  }
+  void TearDown() override {
+    if (sidecar_ > 0) Stop(sidecar_);
+    if (ternd_ > 0) Stop(ternd_);
+    if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
+  }
+
+  // product-service v1 at 10.200.0.2, v2 at 10.200.0.3 (when `with_v2`), and the client pod.
+  void WritePods(bool with_v2) {
+    std::string pods =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: app-1, labels: {app: app}}\n"
+        "spec: {serviceAccountName: app}\nstatus: {podIP: 10.200.0.1}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: product-v1, labels: {app: product-service, version: v1}}\n"
+        "spec: {serviceAccountName: product-service}\nstatus: {podIP: 10.200.0.2}\n";
+    if (with_v2) {
+      pods += "---\napiVersion: v1\nkind: Pod\nmetadata: {name: product-v2, labels: {app: product-service, version: v2}}\n"
+              "spec: {serviceAccountName: product-service}\nstatus: {podIP: 10.200.0.3}\n";
+    }
+    ASSERT_TRUE(WriteFileAtomically(folder_ + "/pods.yaml", pods).ok());
+  }
+  // The seed's VirtualService with other weights for v1 and v2.
+  void SetWeights(int v1, int v2) {
+    std::string vs = *ReadFile(std::string(TERN_SOURCE_DIR) + "/manifests/examples/virtualservice.yaml");
+    size_t a = vs.find("weight: 90"), b = vs.find("weight: 10");
+    ASSERT_NE(a, std::string::npos);
+    ASSERT_NE(b, std::string::npos);
+    vs.replace(b, 10, "weight: " + std::to_string(v2));
+    vs.replace(a, 10, "weight: " + std::to_string(v1));
+    ASSERT_TRUE(WriteFileAtomically(folder_ + "/virtualservice.yaml", vs).ok());
+  }
+  void StartTernd() {
+    ternd_ = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), kBin + "/control-plane/ternd",
+                    "--listen", std::string(kTernd) + ":" + std::to_string(kTerndPort), "--tls-cert", dir_ + "/tls.crt",
+                    "--tls-key", dir_ + "/tls.key", "--config-folder", folder_},
+                   {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/ternd.log");
+    ASSERT_GT(ternd_, 0);
+  }
+  // As injected: uid 1337, the injected flags, the environment the kubelet resolves; no --config.
+  void StartSidecar() {
+    sidecar_ = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid", "1337", "--regid",
+                      "1337", "--clear-groups", kBin + "/proxy/tern-proxy", "--domain", "my-app.svc.cluster.local",
+                      "--log-level", "info", "--concurrency", "2", "--status-port", "15020"},
+                     {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"},
+                      {"TERN_FILES_ROOT", root_},
+                      {"TERN_DISCOVERY_ADDRESS", std::string(kTernd) + ":" + std::to_string(kTerndPort)},
+                      {"CA_ADDR", std::string(kTernd) + ":" + std::to_string(kTerndPort)},
+                      {"POD_NAME", "app-1"},
+                      {"POD_NAMESPACE", "my-app"},
+                      {"SERVICE_ACCOUNT", "app"},
+                      {"INSTANCE_IP", "10.200.0.1"},
+                      {"ISTIO_META_INTERCEPTION_MODE", "REDIRECT"}},
+                     dir_ + "/proxy.log");
+    ASSERT_GT(sidecar_, 0);
+  }
+  std::string InPod(uint16_t port, const std::string& path) {
+    int fd = nettest::ConnectSocket(net_->pod, {"127.0.0.1", port}, 0);
+    if (fd < 0) return "";
+    std::string answer = Exchange(fd, "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    close(fd);
+    return answer;
+  }
+  bool Ready() { return InPod(15021, "/healthz/ready").rfind("HTTP/1.1 200", 0) == 0; }
+  // product-service's cluster IP, as ternd gave it to the sidecar.
+  std::string ClusterIp() {
+    std::string dump = InPod(15000, "/config_dump");
+    size_t body = dump.find("\r\n\r\n");
+    if (body == std::string::npos) return "";
+    auto doc = nlohmann::json::parse(dump.substr(body + 4), nullptr, false);
+    if (doc.is_discarded()) return "";
+    for (const auto& s : doc["snapshot"].value("services", nlohmann::json::array())) {
+      if (s.value("hostname", "") == "product-service.my-app.svc.cluster.local") return s["clusterIPs"][0];
+    }
+    return "";
+  }
+  // One call by the app (uid 1000) on a connection of its own: which backend answered, or the
+  // status line when none did.
+  std::string Call(const std::string& ip) {
+    int fd = nettest::ConnectSocket(net_->pod, {ip, 80}, 1000);
+    if (fd < 0) return "no connection";
+    std::string answer = Exchange(fd, "GET /products HTTP/1.1\r\nHost: product-service\r\nConnection: close\r\n\r\n");
+    close(fd);
+    if (answer.find("product-v1") != std::string::npos) return "v1";
+    if (answer.find("product-v2") != std::string::npos) return "v2";
+    return answer.substr(0, answer.find("\r\n"));
+  }
+  std::map<std::string, int> Calls(const std::string& ip, int n) {
+    std::map<std::string, int> seen;
+    for (int i = 0; i < n; ++i) ++seen[Call(ip)];
+    return seen;
+  }
+  // Polls until `n` calls in a row all satisfy `ok`; the time it took, or -1 after `limit`.
+  template <class F>
+  long FollowsWithin(const std::string& ip, F ok, std::chrono::milliseconds limit) {
+    auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < limit) {
+      auto seen = Calls(ip, 10);
+      if (ok(seen)) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  std::string Logs() { return "ternd:\n" + *ReadFile(dir_ + "/ternd.log") + "\nproxy:\n" + *ReadFile(dir_ + "/proxy.log"); }
+
+  std::unique_ptr<nettest::PodAndPeer> net_;
+  std::string dir_, root_, folder_;
+  pid_t ternd_ = -1, sidecar_ = -1;
+};
+
+TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTerndIsGone) {
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "product-v1");
+  Backend v2(net_->peer, {"10.200.0.3", 8080}, "product-v2");
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  // Ready once ternd's first snapshot is applied.
+  bool ready = false;
+  for (int i = 0; i < 200 && !ready; ++i) {
+    ready = Ready();
+    if (!ready) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(ready) << Logs();
+  const std::string ip = ClusterIp();
+  ASSERT_FALSE(ip.empty()) << Logs();
+
+  // The seed's canary: 90/10.
+  auto split = Calls(ip, 200);
+  EXPECT_EQ(split["v1"] + split["v2"], 200) << ::testing::PrintToString(split) << Logs();
+  EXPECT_GE(split["v2"], 5) << ::testing::PrintToString(split);
+  EXPECT_LE(split["v2"], 40) << ::testing::PrintToString(split);
+
+  // The folder edited: all to v2. Traffic follows within a second.
+  SetWeights(0, 100);
+  long to_v2 = FollowsWithin(ip, [](auto& seen) { return seen["v2"] == 10; }, 5s);
+  EXPECT_GE(to_v2, 0) << Logs();
+  EXPECT_LT(to_v2, 1000) << "ms from the edit to v2 only";
+  // 50/50, then v2 scaled to zero: its share finds no endpoint (503, as Istio answers for an
+  // empty subset) and v1 keeps its half.
+  SetWeights(50, 50);
+  EXPECT_GE(FollowsWithin(ip, [](auto& seen) { return seen["v1"] > 0 && seen["v2"] > 0; }, 5s), 0);
+  WritePods(false);
+  long v2_gone = FollowsWithin(
+      ip, [](auto& seen) { return seen["v2"] == 0 && seen["v1"] > 0 && seen["v1"] < 10; }, 5s);
+  EXPECT_GE(v2_gone, 0) << Logs();
+  EXPECT_LT(v2_gone, 1000);
+  std::cout << "traffic followed the folder: weights in " << to_v2 << " ms, v2 scaled to zero in " << v2_gone << " ms\n";
+
+  // ternd dies: the sidecar keeps its last snapshot, traffic keeps flowing.
+  SetWeights(100, 0);
+  EXPECT_GE(FollowsWithin(ip, [](auto& seen) { return seen["v1"] == 10; }, 5s), 0) << Logs();
+  Stop(ternd_);
+  ternd_ = -1;
+  EXPECT_EQ(Calls(ip, 20)["v1"], 20);
+  EXPECT_TRUE(Ready());
+  // The sidecar restarts while ternd is down: ready and routing from the snapshot it kept.
+  Stop(sidecar_);
+  StartSidecar();
+  ready = false;
+  for (int i = 0; i < 200 && !ready; ++i) {
+    ready = Ready();
+    if (!ready) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(ready) << Logs();
+  EXPECT_EQ(Calls(ip, 20)["v1"], 20) << Logs();
+  EXPECT_NE(ReadFile(dir_ + "/proxy.log")->find("kept snapshot loaded"), std::string::npos);
+  // And ternd back: the stream resumes (a change reaches the sidecar again).
+  StartTernd();
+  SetWeights(0, 100);
+  WritePods(true);
+  EXPECT_GE(FollowsWithin(ip, [](auto& seen) { return seen["v2"] == 10; }, 20s), 0) << Logs();
+}
+
+}  // namespace
+}  // namespace tern::proxy::testing_support

@@ -32,6 +32,7 @@ Status ConfigStore::Load(const std::string& text) {
     document_ = doc->dump();
   }
   current_.store(*table, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_release);
   accepted_++;
   return Status::Ok();
 }

@@ -22,6 +22,9 @@ class ConfigStore {
   explicit ConfigStore(std::string cluster_domain = "cluster.local");
 
   std::shared_ptr<const RouteTable> Current() const { return current_.load(std::memory_order_acquire); }
+  // Counts accepted snapshots: a reader that holds a table compares it with the count it took
+  // the table at (a plain load per request) and takes Current() again only when it moved.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // Parses, validates and compiles `text`; on success it becomes current.
   Status Load(const std::string& text);
   // The accepted document (for /config_dump), and how many snapshots were accepted/refused.
@@ -37,6 +40,7 @@ class ConfigStore {
   mutable std::mutex mu_;
   std::string document_;  // compact JSON; a parsed tree would weigh many times more
   std::atomic<uint64_t> accepted_{0}, refused_{0};
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace tern::proxy

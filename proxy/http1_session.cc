@@ -668,7 +668,9 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     StripMeshHeaders(req, ctx.inbound);
     bool keep_alive = req.keep_alive && !(ctx.draining && *ctx.draining);
 
-    // Where it goes: inbound to the app; outbound by route.
+    // Where it goes: inbound to the app; outbound by route, by the newest snapshot (the last
+    // request, the only one that pointed into the previous one, is over).
+    FollowCurrentSnapshot(ctx);
     RouteDecision d;
     tcp::endpoint uep;
     if (ctx.inbound) {

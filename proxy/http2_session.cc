@@ -67,6 +67,7 @@ struct Exchange final : H2UpstreamStream {
   // The proxy answered itself (a local reply, a timeout): what the upstream still sends is
   // dropped, its DATA only acknowledged.
   bool detached = false;
+  std::shared_ptr<const RouteTable> table;  // outbound: the snapshot the pointers below point into
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
   const Cluster* cluster = nullptr;            // outbound: for outlier detection and the limits
@@ -508,6 +509,9 @@ class Bridge final : public H2Handler {
                             NGHTTP2_NO_ERROR, nullptr, 0);
     }
     if (ctx_.inbound_limit && !ctx_.inbound_limit->TryTake()) return Local(ex, 429, "local_rate_limited\n", "RL");
+    // Each stream routes by the newest snapshot; the exchange holds the one it started on while
+    // it lives (its route, cluster and endpoints point into it).
+    FollowCurrentSnapshot(ctx_);
     RouteDecision d;
     tcp::endpoint to;
     bool http2 = true;
@@ -516,6 +520,7 @@ class Bridge final : public H2Handler {
       to = ctx_.original;
       http2 = AppSpeaksHttp2(ctx_.app_protocol, true);
     } else {
+      ex.table = ctx_.table;
       RequestView view{.method = method, .path = path, .authority = authority, .scheme = scheme, .headers = &headers_,
                        .source_labels = &ctx_.table->snapshot().workload.labels,
                        .port = static_cast<uint32_t>(ctx_.original.port()), .source_ip = peer_ip_};

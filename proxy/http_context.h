@@ -15,9 +15,14 @@ namespace tern::proxy {
 
 class Http1Pool;
 class H2UpstreamPool;
+class ConfigStore;
 
 struct HttpContext {
-  std::shared_ptr<const RouteTable> table;  // the snapshot this connection started on
+  // The snapshot the connection's next request routes by (FollowCurrentSnapshot), and the
+  // store's generation it was taken at.
+  std::shared_ptr<const RouteTable> table;
+  const ConfigStore* config = nullptr;
+  uint64_t table_generation = 0;
   const VirtualHost* host = nullptr;        // the service the original destination names (may be null)
   boost::asio::ip::tcp::endpoint original;
   boost::asio::ip::tcp::endpoint peer;      // the downstream client
@@ -34,6 +39,14 @@ struct HttpContext {
   Http1Pool* http1_pool = nullptr;     // the worker's HTTP/1.1 upstream connections
   H2UpstreamPool* h2_pool = nullptr;   // and its HTTP/2 ones
 };
+
+// Called as each request starts: when a newer snapshot was accepted since the connection's
+// last request, the connection takes it (and what it says of the original destination), so a
+// long-lived connection follows a canary shift or a removed endpoint at its next request, as
+// Envoy takes the route configuration per stream. Costs one atomic load when nothing changed.
+// What a request in flight points into stays alive: it holds its table (HTTP/2 streams), or
+// the connection does until its next request (HTTP/1.1, one request at a time).
+void FollowCurrentSnapshot(HttpContext& ctx);
 
 // "10.0.0.1:80" / "[fd00::1]:80", as the access logs write addresses.
 std::string EndpointString(const boost::asio::ip::tcp::endpoint& e);

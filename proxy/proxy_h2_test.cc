@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -295,6 +296,55 @@ TEST_F(ProxyH2ToHttp1, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
   }
   EXPECT_EQ(answered, 30);
   EXPECT_EQ(c.goaway, -1) << "the connection served every stream";
+}
+
+// A long-lived connection routes each request by the newest snapshot, not the one it was
+// opened under: one keep-alive HTTP/1.1 connection and one HTTP/2 connection, the route moved
+// from v1 to v2, then an endpoint removed; the next request on each follows at once.
+TEST_F(ProxyH2ToHttp1, LongLivedConnectionsFollowANewSnapshotAtTheirNextRequest) {
+  using testing_support::ProductResources;
+  using testing_support::ProductSnapshot;
+  LOAD_SNAPSHOT(ProductSnapshot("to-v1", "ALLOW_ANY", ProductResources("", "")), "to-v1");
+  v1_.emplace(net_->peer, Endpoint{"10.200.0.2", 8080}, "v1");
+  v2_.emplace(net_->peer, Endpoint{"10.200.0.3", 8080}, "v2");
+  ASSERT_TRUE(v1_->ok() && v2_->ok());
+  const int h1 = ConnectApp();
+  ASSERT_GE(h1, 0);
+  const int h2fd = ConnectApp();
+  ASSERT_GE(h2fd, 0);
+  RawH2Client h2(h2fd);
+  auto via_h1 = [&] {
+    std::string answer = testing_support::Exchange(h1, "GET /a HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    size_t body = answer.find("\r\n\r\n");
+    return body == std::string::npos ? answer : answer.substr(body + 4, 2);
+  };
+  auto via_h2 = [&] {
+    int32_t id = h2.Request(Get("/a"));
+    if (!h2.Pump([&] { return h2.Closed(id); })) return std::string("no answer");
+    return h2.status[id] == "200" ? h2.body[id].substr(0, 2) : h2.status[id];
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(via_h1(), "v1");
+    EXPECT_EQ(via_h2(), "v1");
+  }
+  LOAD_SNAPSHOT(ProductSnapshot("to-v2", "ALLOW_ANY", ProductResources("", "", "{host: product-service, subset: v2}")), "to-v2");
+  EXPECT_EQ(via_h1(), "v2") << Log();
+  EXPECT_EQ(via_h2(), "v2") << Log();
+  // Every endpoint of the service, then v2's endpoint removed: the next requests never reach it.
+  LOAD_SNAPSHOT(ProductSnapshot("both", "ALLOW_ANY", ProductResources("", "", "{host: product-service}")), "both");
+  std::set<std::string> seen;
+  for (int i = 0; i < 8; ++i) seen.insert(via_h1()), seen.insert(via_h2());
+  EXPECT_EQ(seen, (std::set<std::string>{"v1", "v2"})) << "round robin over both";
+  std::string without_v2 = ProductSnapshot("one-left", "ALLOW_ANY", ProductResources("", "", "{host: product-service}"));
+  without_v2.erase(without_v2.find("- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3"),
+                   without_v2.find("\n", without_v2.find("address: 10.200.0.3")) + 1 -
+                       without_v2.find("- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3"));
+  LOAD_SNAPSHOT(without_v2, "one-left");
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(via_h1(), "v1") << Log();
+    EXPECT_EQ(via_h2(), "v1") << Log();
+  }
+  close(h1);
 }
 
 // A renewed exchange is built when its last stream ends: the next stream's access-log duration

@@ -145,8 +145,9 @@ class AuthorityCache {
   // Null for an empty authority or one that names no service on `port`.
   const VirtualHost* Find(const RouteTable& table, std::string_view authority, uint32_t port) {
     if (authority.empty()) return nullptr;
-    if (authority != authority_) {
+    if (authority != authority_ || &table != table_) {  // a new snapshot: its own hosts
       authority_ = authority;
+      table_ = &table;
       host_ = table.ForAuthority(authority, port);
     }
     return host_;
@@ -154,6 +155,7 @@ class AuthorityCache {
 
  private:
   std::string authority_;
+  const RouteTable* table_ = nullptr;
   const VirtualHost* host_ = nullptr;
 };
 

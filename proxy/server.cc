@@ -208,6 +208,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   // A connection made to the listener itself (not redirected) would loop back into it.
   if (original == local) co_return;
 
+  const uint64_t table_generation = config.generation();  // before Current(): see FollowCurrentSnapshot
   std::shared_ptr<const RouteTable> table = config.Current();  // this connection's snapshot
   std::string flags = "-", service = "unknown", cluster_name;
   tcp::endpoint upstream_ep = original;
@@ -266,7 +267,7 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   bool http1 = (declared == config::Protocol::kHttp && sniffed != Sniffed::kHttp2) || sniffed == Sniffed::kHttp1;
   bool http2 = declared == config::Protocol::kHttp2 || declared == config::Protocol::kGrpc || sniffed == Sniffed::kHttp2;
   if ((vh || blackhole || inbound) && (http1 || http2)) {
-    HttpContext ctx{.table = table, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
+    HttpContext ctx{.table = table, .config = &config, .table_generation = table_generation, .host = vh, .original = original, .peer = peer, .log = &log, .inbound = inbound,
                     .inbound_limit = inbound ? inbound_limit.get() : nullptr, .draining = &draining,
                     .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout,
                     .http1_pool = &worker.http1_pool, .h2_pool = &worker.h2_pool};

@@ -28,36 +28,90 @@ constexpr auto kMaxBackoff = std::chrono::seconds(15);
 }  // namespace
 
 struct DiscoveryClient::Impl {
-  Impl(DiscoveryClientOptions o, const Logger& l) : options(std::move(o)), log(l) {}
-
-  // One connection: how it ended ("" once it delivered at least one snapshot and then ended).
-  asio::awaitable<std::string> Session(bool* delivered) {
+  Impl(DiscoveryClientOptions o, const Logger& l) : options(std::move(o)), log(l) {
     size_t colon = options.address.rfind(':');
-    std::string host = options.address.substr(0, colon), port = options.address.substr(colon + 1);
+    host = options.address.substr(0, colon);
+    port = options.address.substr(colon + 1);
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  }
+
+  // A TLS connection to ternd: the context first (the stream's SSL object is made from it).
+  struct TlsConnection {
+    TlsConnection(asio::io_context& io, ssl::context&& context) : tls(std::move(context)), stream(io, tls) {}
+    ssl::context tls;
+    ssl::stream<tcp::socket> stream;
+  };
+
+  // Resolves, connects and completes TLS (ternd verified against the mesh root and its name
+  // against the address's host) within kConnectTimeout; null and `why` when it could not.
+  asio::awaitable<std::unique_ptr<TlsConnection>> Connect(std::string* why) {
     ssl::context tls(ssl::context::tls_client);
     error_code ec;
     tls.load_verify_file(options.ca_file, ec);
-    if (ec) co_return "the mesh root " + options.ca_file + ": " + ec.message();
+    if (ec) {
+      *why = "the mesh root " + options.ca_file + ": " + ec.message();
+      co_return nullptr;
+    }
     tls.set_verify_mode(ssl::verify_peer);
     tls.set_verify_callback(ssl::host_name_verification(host));
     tcp::resolver resolver(io);
     auto [rec, found] = co_await resolver.async_resolve(host, port, kTuple);
-    if (rec) co_return "resolving " + host + ": " + rec.message();
-    ssl::stream<tcp::socket> stream(io, tls);
-    SocketDeadline deadline(stream.next_layer(), kConnectTimeout);  // until the stream is open
-    auto [cec, at] = co_await asio::async_connect(stream.lowest_layer(), found, kTuple);
-    if (cec) co_return "connecting to " + options.address + ": " + (deadline.expired() ? "timed out" : cec.message());
-    stream.lowest_layer().set_option(tcp::no_delay(true), ec);
+    if (rec) {
+      *why = "resolving " + host + ": " + rec.message();
+      co_return nullptr;
+    }
+    auto c = std::make_unique<TlsConnection>(io, std::move(tls));
+    auto& socket = c->stream.next_layer();
+    SocketDeadline deadline(socket, kConnectTimeout);
+    auto [cec, at] = co_await asio::async_connect(socket, found, kTuple);
+    if (cec) {
+      *why = "connecting to " + options.address + ": " + (deadline.expired() ? "timed out" : cec.message());
+      co_return nullptr;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
     // ternd may send nothing for hours: keepalive tells a dead peer from a quiet one.
-    stream.lowest_layer().set_option(asio::socket_base::keep_alive(true), ec);
+    socket.set_option(asio::socket_base::keep_alive(true), ec);
     int idle = 30, interval = 10, count = 3;
-    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
-    setsockopt(stream.lowest_layer().native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-    if (!SSL_set_tlsext_host_name(stream.native_handle(), host.c_str())) co_return "SNI " + host + " refused by OpenSSL";
-    auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
-    if (hec) co_return "TLS with " + options.address + ": " + (deadline.expired() ? "timed out" : hec.message());
+    setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    if (!SSL_set_tlsext_host_name(c->stream.native_handle(), host.c_str())) {
+      *why = "SNI " + host + " refused by OpenSSL";
+      co_return nullptr;
+    }
+    auto [hec] = co_await c->stream.async_handshake(ssl::stream_base::client, kTuple);
+    if (hec) {
+      *why = "TLS with " + options.address + ": " + (deadline.expired() ? "timed out" : hec.message());
+      co_return nullptr;
+    }
+    co_return c;
+  }
+
+  // Tells ternd what became of a snapshot, on a connection of its own (the stream's carries
+  // only ternd's answer). Best effort: the next snapshot is acknowledged again.
+  asio::awaitable<void> Acknowledge(std::string version, std::string error) {
+    std::string why;
+    auto c = co_await Connect(&why);
+    if (!c) co_return;
+    SocketDeadline deadline(c->stream.next_layer(), kConnectTimeout);
+    nlohmann::json ack = {{"namespace", options.namespace_}, {"pod", options.pod}, {"version", version}, {"error", error}};
+    std::string body = ack.dump();
+    std::string request = "POST /v1/ack HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(request), kTuple);
+    if (wec) co_return;
+    boost::beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    co_await http::async_read(c->stream, buffer, parser, kTuple);
+  }
+
+  // One stream: how it ended.
+  asio::awaitable<std::string> Session(bool* delivered) {
+    std::string why;
+    auto conn = co_await Connect(&why);
+    if (!conn) co_return why;
+    auto& stream = conn->stream;
+    SocketDeadline deadline(stream.next_layer(), kConnectTimeout);  // until ternd's answer begins
     std::string request = "GET /v1/snapshots?namespace=" + options.namespace_ + "&pod=" + options.pod +
                           " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: tern-proxy\r\nAccept: application/x-ndjson\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(request), kTuple);
@@ -100,8 +154,14 @@ struct DiscoveryClient::Impl {
   }
 
   void Apply(const std::string& text) {
-    Status s = options.apply(text);
-    if (!s.ok()) log.Error("snapshot from ternd refused; the last good one stays", {{"error", s.message()}});
+    std::string version;
+    Status s = options.apply(text, &version);
+    if (!s.ok()) {
+      log.Error("snapshot from ternd refused; the last good one stays", {{"error", s.message()}});
+      auto doc = nlohmann::json::parse(text, nullptr, false);  // its version, to say which was refused
+      if (doc.is_object() && doc.contains("version") && doc["version"].is_string()) version = doc["version"];
+    }
+    if (!version.empty()) asio::co_spawn(io, Acknowledge(version, s.ok() ? "" : s.message()), asio::detached);
   }
 
   asio::awaitable<void> Run() {
@@ -124,6 +184,7 @@ struct DiscoveryClient::Impl {
 
   DiscoveryClientOptions options;
   const Logger& log;
+  std::string host, port;  // of options.address
   asio::io_context io{1};
   std::thread thread;
   std::atomic<bool> stopping{false};

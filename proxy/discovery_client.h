@@ -1,7 +1,8 @@
 // The proxy's end of ternd's config stream (control-plane/push/config_push.h): a connection to
 // TERN_DISCOVERY_ADDRESS over HTTPS, ternd's certificate verified against the mesh root the pod
 // mounts (and its name against the address's host), `GET /v1/snapshots?namespace=&pod=`, then
-// every line of the chunked answer handed to `apply` as one snapshot. On any failure (ternd down,
+// every line of the chunked answer handed to `apply` as one snapshot, and what became of it
+// acknowledged (the version applied, or refused with why). On any failure (ternd down,
 // refused, the stream cut) it reconnects after a jittered back-off (0.2 s doubling to 15 s, back
 // to the start once a stream delivered); meanwhile the proxy keeps routing by its last snapshot.
 // It runs on a thread and io_context of its own.
@@ -21,8 +22,9 @@ struct DiscoveryClientOptions {
   std::string ca_file;       // PEM roots ternd's certificate must chain to
   std::string pod, namespace_;
   size_t max_snapshot_bytes = 64 << 20;
-  // Called on the client's thread with each snapshot's text; its status is logged.
-  std::function<Status(const std::string&)> apply;
+  // Called on the client's thread with each snapshot's text; sets the version it applied. Its
+  // status is logged and acknowledged to ternd (POST /v1/ack), with the version.
+  std::function<Status(const std::string& text, std::string* version)> apply;
 };
 
 class DiscoveryClient {

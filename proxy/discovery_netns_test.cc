@@ -40,6 +40,7 @@ class DiscoveryNetnsTest : public ::testing::Test {
     PemPair leaf = *IssueCertificate(ca, {.common_name = "ternd", .dns_names = {"ternd.tern-system.svc"}, .ip_addresses = {kTernd}});
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/tls.crt", leaf.cert_pem).ok());
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/tls.key", leaf.key_pem, 0600).ok());
+    ASSERT_TRUE(WriteFileAtomically(dir_ + "/ca.crt", ca.cert_pem).ok());
     root_ = dir_ + "/pod-root";
     ASSERT_TRUE(nettest::Sh("mkdir -p " + root_ + "/var/run/secrets/istio " + root_ + "/var/lib/istio/data " + root_ +
                             "/etc/istio/pod && chown 1337:1337 " + root_ + "/var/lib/istio/data && chmod -R a+rX " + dir_));
@@ -179,6 +180,27 @@ TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTernd
   ASSERT_TRUE(ready) << Logs();
   const std::string ip = ClusterIp();
   ASSERT_FALSE(ip.empty()) << Logs();
+  // ternctl sees it: the version sent, acknowledged by the sidecar; and the snapshot it runs.
+  auto ternctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), kBin + "/webhook/ternctl"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--ternd", std::string(kTernd) + ":" + std::to_string(kTerndPort), "--ca", dir_ + "/ca.crt"});
+    return tern::testing_support::RunProcess(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, "", 10s);
+  };
+  std::string status;
+  for (int i = 0; i < 50 && status.find("SYNCED") == std::string::npos; ++i) {
+    status = ternctl({"proxy-status"}).out;
+    if (status.find("SYNCED") == std::string::npos) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(status.find("app-1.my-app"), std::string::npos) << status;
+  EXPECT_NE(status.find("SYNCED"), std::string::npos) << status << Logs();
+  std::cout << status;
+  auto config = ternctl({"proxy-config", "app-1.my-app"});
+  EXPECT_EQ(config.exit_code, 0) << config.err;
+  EXPECT_NE(config.out.find("\"hostname\": \"product-service.my-app.svc.cluster.local\""), std::string::npos) << config.out;
+  auto unknown = ternctl({"proxy-config", "nobody.my-app"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("no connected proxy my-app/nobody"), std::string::npos) << unknown.err;
 
   // The seed's canary: 90/10.
   auto split = Calls(ip, 200);

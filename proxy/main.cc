@@ -215,12 +215,12 @@ int main(int argc, char** argv) {
               .pod = sidecar.pod_name,
               .namespace_ = sidecar.pod_namespace,
               .apply =
-                  [&](const std::string& text) {
+                  [&](const std::string& text, std::string* version) {
                     tern::Status s = store.Load(text);
                     malloc_trim(0);
                     if (s.ok()) {
-                      log.Info("config accepted", {{"source", sidecar.discovery_address},
-                                                   {"version", store.Current()->snapshot().version}});
+                      *version = store.Current()->snapshot().version;
+                      log.Info("config accepted", {{"source", sidecar.discovery_address}, {"version", *version}});
                       keep();
                     }
                     return s;

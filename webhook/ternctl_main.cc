@@ -1,5 +1,6 @@
-// ternctl: offline tools. `kube-inject` injects manifests like `istioctl kube-inject`;
-// `webhook-cert` makes the webhook's serving certificate and CA (see README).
+// ternctl: `kube-inject` injects manifests like `istioctl kube-inject`; `webhook-cert` makes
+// the webhook's serving certificate and CA; `proxy-status` and `proxy-config` ask a running
+// ternd (see README).
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -11,6 +12,7 @@
 #include "core/tls/x509.h"
 #include "core/yaml/yaml_json.h"
 #include "webhook/kube_inject.h"
+#include "webhook/ternctl_ternd.h"
 
 namespace {
 
@@ -21,6 +23,11 @@ constexpr const char* kUsage = R"(usage:
   ternctl webhook-cert --service NAME --namespace NS --out DIR [--days N]
       Writes DIR/ca.crt, DIR/tls.crt and DIR/tls.key: a CA and a serving certificate for
       NAME.NS.svc, for the webhook Secret and the MutatingWebhookConfiguration's caBundle.
+  ternctl proxy-status --ternd HOST:PORT --ca FILE
+      Every proxy connected to ternd: the snapshot version it was sent and the one it
+      acknowledged (SYNCED, STALE, or REFUSED with the proxy's reason).
+  ternctl proxy-config POD.NAMESPACE --ternd HOST:PORT --ca FILE
+      The snapshot that proxy was last sent, as `tern-proxy --config` reads it.
 )";
 
 int Fail(const std::string& message) {
@@ -116,6 +123,8 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "kube-inject") return KubeInjectCommand(argc - 2, argv + 2);
   if (cmd == "webhook-cert") return WebhookCertCommand(argc - 2, argv + 2);
+  if (cmd == "proxy-status") return tern::webhook::ProxyStatusCommand(argc - 2, argv + 2);
+  if (cmd == "proxy-config") return tern::webhook::ProxyConfigCommand(argc - 2, argv + 2);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     std::cout << kUsage;
     return 0;

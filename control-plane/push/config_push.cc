@@ -51,7 +51,7 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
             json({{"error", "pod and namespace query parameters must be DNS names (got pod=\"" + who.pod +
                                 "\", namespace=\"" + who.namespace_ + "\")"}}).dump()};
   }
-  auto s = std::make_shared<Subscriber>(Subscriber{who, stream, request.peer, "", 0, NowMs()});
+  auto s = std::make_shared<Subscriber>(Subscriber{who, stream, request.peer, "", 0, "", "", NowMs()});
   // One push at a time: a model arriving while this stream opens is sent to it after its first
   // snapshot, never lost between the two.
   std::lock_guard<std::mutex> pushing(push_mu_);
@@ -79,9 +79,12 @@ bool ConfigPush::Push(Subscriber& s, const Model& model, const MeshConfig& mesh)
   if (!s.stream->open()) return false;
   json snapshot = BuildProxySnapshot(model, mesh, s.identity);
   std::string body = snapshot.dump();
-  if (body == s.last_sent) return true;  // nothing this proxy runs from changed
-  s.last_sent = std::move(body);
-  s.version = next_version_++;
+  if (body == s.last_sent) return true;  // nothing this proxy runs from changed (only pushes write it)
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // readers (/debug) hold mu_ alone
+    s.last_sent = std::move(body);
+    s.version = next_version_++;
+  }
   snapshot["version"] = std::to_string(s.version);
   pushes_.Inc();
   return s.stream->Send(snapshot.dump() + "\n");
@@ -105,15 +108,49 @@ void ConfigPush::ModelChanged(std::shared_ptr<const Model> model) {
   });
 }
 
+HttpResponse ConfigPush::Ack(const HttpRequest& request) {
+  json ack = json::parse(request.body, nullptr, false);
+  auto field = [&](const char* key) { return ack.is_object() && ack.contains(key) && ack[key].is_string() ? ack[key].get<std::string>() : ""; };
+  const std::string ns = field("namespace"), pod = field("pod"), version = field("version"), error = field("error");
+  if (!IsDnsName(ns) || !IsDnsName(pod) || version.empty()) {
+    return {400, "application/json", json({{"error", "an ack is {\"namespace\", \"pod\", \"version\", \"error\"} with DNS names and a version"}}).dump()};
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  bool found = false;
+  for (auto& s : subscribers_) {
+    if (s->identity.pod != pod || s->identity.namespace_ != ns) continue;
+    s->acked_version = version;
+    s->ack_error = error;
+    found = true;
+  }
+  if (!error.empty()) log_.Warn("a proxy refused its snapshot", {{"pod", pod}, {"namespace", ns}, {"version", version}, {"error", error}});
+  if (!found) return {404, "application/json", json({{"error", "no config stream for " + ns + "/" + pod}}).dump()};
+  return {200, "application/json", "{}"};
+}
+
 json ConfigPush::Proxies() const {
   std::lock_guard<std::mutex> lock(mu_);
   json out = json::array();
   for (const auto& s : subscribers_) {
     if (!s->stream->open()) continue;
     out.push_back({{"pod", s->identity.pod}, {"namespace", s->identity.namespace_}, {"peer", s->peer},
-                   {"version_sent", std::to_string(s->version)}, {"connected_at_ms", s->connected_at_ms}});
+                   {"version_sent", std::to_string(s->version)}, {"version_acked", s->acked_version},
+                   {"error", s->ack_error}, {"connected_at_ms", s->connected_at_ms}});
   }
   return out;
+}
+
+HttpResponse ConfigPush::ProxyConfig(const HttpRequest& request) const {
+  const std::string ns = QueryValue(request.target, "namespace"), pod = QueryValue(request.target, "pod");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = subscribers_.rbegin(); it != subscribers_.rend(); ++it) {
+    const Subscriber& s = **it;
+    if (s.identity.pod != pod || s.identity.namespace_ != ns || !s.stream->open()) continue;
+    json snapshot = json::parse(s.last_sent);
+    snapshot["version"] = std::to_string(s.version);
+    return {200, "application/json", snapshot.dump(2) + "\n"};
+  }
+  return {404, "application/json", json({{"error", "no connected proxy " + ns + "/" + pod}}).dump()};
 }
 
 }  // namespace tern::control_plane

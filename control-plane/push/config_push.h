@@ -35,8 +35,14 @@ class ConfigPush {
   HttpResponse Open(const HttpRequest& request, const std::shared_ptr<ResponseStream>& stream);
   // A new model: every connected proxy whose snapshot it changes gets the new one.
   void ModelChanged(std::shared_ptr<const Model> model);
-  // GET /debug/proxies: every connected proxy, the version it was sent, since when.
+  // POST /v1/ack {"namespace", "pod", "version", "error"}: what a proxy did with a snapshot
+  // (error empty: applied; else why it refused it and kept the one it had).
+  HttpResponse Ack(const HttpRequest& request);
+  // GET /debug/proxies: every connected proxy, the version it was sent and the one it
+  // acknowledged (with its error), since when.
   nlohmann::json Proxies() const;
+  // GET /debug/proxy-config?namespace=&pod=: the snapshot last sent to that proxy.
+  HttpResponse ProxyConfig(const HttpRequest& request) const;
 
  private:
   struct Subscriber {
@@ -45,6 +51,7 @@ class ConfigPush {
     std::string peer;
     std::string last_sent;  // the snapshot without its version, as sent last
     uint64_t version = 0;
+    std::string acked_version, ack_error;  // under mu_
     int64_t connected_at_ms = 0;
   };
   // Sends `s` its snapshot from `model` if it differs from what it has; false once its stream ended.

@@ -155,6 +155,8 @@ Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& opt
   http.RouteStream("GET", "/v1/snapshots", [self](const HttpRequest& req, const std::shared_ptr<ResponseStream>& stream) {
     return self->push->Open(req, stream);
   });
+  http.Route("POST", "/v1/ack", [self](const HttpRequest& req) { return self->push->Ack(req); });
+  http.Route("GET", "/debug/proxy-config", [self](const HttpRequest& req) { return self->push->ProxyConfig(req); });
   http.Route("GET", "/debug/proxies", [self](const HttpRequest&) {
     return HttpResponse{200, "application/json", self->push->Proxies().dump(2) + "\n"};
   });

@@ -4,7 +4,9 @@
 //   GET  /readyz   a certificate is loaded and the mesh config is valid
 //   GET  /metrics  Prometheus text: the webhook's, the listener's and the push's counters
 //   GET  /v1/snapshots?namespace=NS&pod=NAME   the config stream (push/config_push.h)
-//   GET  /debug/proxies     the connected proxies and the version each was sent
+//   POST /v1/ack            a proxy says what it did with a snapshot (applied, or refused and why)
+//   GET  /debug/proxies     the connected proxies, the version each was sent and acknowledged
+//   GET  /debug/proxy-config?namespace=NS&pod=NAME   the snapshot last sent to that proxy
 //   GET  /debug/resources   what discovery read, and each object it skipped with the reason
 // The serving certificate, key and the mesh config are files (a mounted Secret and ConfigMap);
 // a watcher re-reads them when they change, so rotation needs no restart, and a bad new file

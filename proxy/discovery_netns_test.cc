@@ -198,6 +198,20 @@ TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTernd
   auto config = ternctl({"proxy-config", "app-1.my-app"});
   EXPECT_EQ(config.exit_code, 0) << config.err;
   EXPECT_NE(config.out.find("\"hostname\": \"product-service.my-app.svc.cluster.local\""), std::string::npos) << config.out;
+  // A stream from this pod claiming to be product-v1 (at 10.200.0.2): refused by name and IP.
+  const std::string claim =
+      "import socket, ssl, sys\n"
+      "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+      "s = ctx.wrap_socket(socket.create_connection(('10.200.0.2', 15012), timeout=5), server_hostname='10.200.0.2')\n"
+      "s.sendall(b'GET /v1/snapshots?namespace=my-app&pod=product-v1 HTTP/1.1\\r\\nHost: ternd\\r\\n\\r\\n')\n"
+      "print(s.recv(4096).decode())\n";
+  auto forged = tern::testing_support::RunProcess(
+      {"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid", "1337", "--regid", "1337",
+       "--clear-groups", "/usr/bin/python3", "-c", claim, dir_ + "/ca.crt"},
+      {{"PATH", "/usr/bin:/bin"}}, "", 10s);
+  EXPECT_NE(forged.out.find("HTTP/1.1 403"), std::string::npos) << forged.out << forged.err;
+  EXPECT_NE(forged.out.find("pod my-app/product-v1 is at 10.200.0.2; this stream comes from 10.200.0.1"), std::string::npos)
+      << forged.out;
   auto unknown = ternctl({"proxy-config", "nobody.my-app"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("no connected proxy my-app/nobody"), std::string::npos) << unknown.err;

@@ -196,7 +196,7 @@ TEST(ConfigPushTest, SendsEachProxyOnlyWhatChangesItsSnapshot) {
   Registry metrics;
   auto mesh = std::make_shared<const MeshConfig>();
   ConfigPush push(log, metrics, [&] { return mesh; });
-  HttpRequest early{.method = "GET", .target = "/v1/snapshots?namespace=my-app&pod=product-v1"};
+  HttpRequest early{.method = "GET", .target = "/v1/snapshots?namespace=my-app&pod=product-v1", .peer = "10.244.0.11:40000"};
   auto s0 = std::make_shared<RecordingStream>();
   EXPECT_EQ(push.Open(early, s0).status, 503);  // no model yet
   push.ModelChanged(BuildModel(Docs(kScenario), "my-app", 1));
@@ -205,6 +205,22 @@ TEST(ConfigPushTest, SendsEachProxyOnlyWhatChangesItsSnapshot) {
     HttpResponse r = push.Open(HttpRequest{.method = "GET", .target = bad}, s);
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_NE(r.body.find("must be DNS names"), std::string::npos) << r.body;
+  }
+  // A stream that claims a pod it is not (another IP), or one discovery does not know: refused.
+  struct Forged {
+    const char* target;
+    const char* peer;
+    const char* error;
+  } forged[] = {
+      {"/v1/snapshots?namespace=my-app&pod=product-v1", "10.244.0.12:40000",
+       "pod my-app/product-v1 is at 10.244.0.11; this stream comes from 10.244.0.12"},
+      {"/v1/snapshots?namespace=my-app&pod=ghost", "10.244.0.11:40000", "no pod my-app/ghost is known to discovery"},
+      {"/v1/snapshots?namespace=my-app&pod=pending", "10.244.0.13:40000", "pod my-app/pending has no IP yet"},
+  };
+  for (const auto& f : forged) {
+    HttpResponse r = push.Open(HttpRequest{.method = "GET", .target = f.target, .peer = f.peer}, std::make_shared<RecordingStream>());
+    EXPECT_EQ(r.status, 403) << f.target;
+    EXPECT_NE(r.body.find(f.error), std::string::npos) << r.body;
   }
   auto s1 = std::make_shared<RecordingStream>();
   HttpResponse first = push.Open(early, s1);
@@ -224,6 +240,14 @@ TEST(ConfigPushTest, SendsEachProxyOnlyWhatChangesItsSnapshot) {
   EXPECT_GT(std::stoi(next["version"].get<std::string>()), v1);
   EXPECT_EQ(next["endpoints"].size(), 1u);
   EXPECT_EQ(push.Proxies().size(), 1u);
+  // Its acknowledgements: a refusal is recorded with its reason; a bad ack is refused.
+  auto ack = [&](const json& body) { return push.Ack(HttpRequest{.method = "POST", .target = "/v1/ack", .body = body.dump()}); };
+  EXPECT_EQ(ack({{"namespace", "my-app"}, {"pod", "product-v1"}, {"version", next["version"]}, {"error", "bad weights"}}).status, 200);
+  EXPECT_EQ(push.Proxies()[0]["version_acked"], next["version"]);
+  EXPECT_EQ(push.Proxies()[0]["error"], "bad weights");
+  EXPECT_EQ(ack({{"namespace", "my-app"}, {"pod", "ghost"}, {"version", "1"}}).status, 404);
+  EXPECT_EQ(ack({{"pod", "product-v1"}}).status, 400);
+  EXPECT_EQ(push.Ack(HttpRequest{.method = "POST", .target = "/v1/ack", .body = "not json"}).status, 400);
   // The proxy left: dropped at the next change.
   s1->Close();
   push.ModelChanged(BuildModel(Docs(kScenario), "my-app", 4));

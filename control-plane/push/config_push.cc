@@ -32,6 +32,13 @@ bool IsDnsName(const std::string& s) {
   return true;
 }
 
+// "10.0.0.1:5000" -> "10.0.0.1", "[fd00::1]:5000" -> "fd00::1".
+std::string PeerAddress(const std::string& peer) {
+  std::string address = peer.substr(0, peer.rfind(':'));
+  if (address.size() > 2 && address.front() == '[') address = address.substr(1, address.size() - 2);
+  return address;
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -61,6 +68,10 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
     model = model_;
   }
   if (!model) return {503, "application/json", json({{"error", "discovery has no model yet"}}).dump()};
+  if (std::string refusal = CheckIdentity(*model, who, request.peer); !refusal.empty()) {
+    log_.Warn("config stream refused", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"reason", refusal}});
+    return {403, "application/json", json({{"error", refusal}}).dump()};
+  }
   json snapshot = BuildProxySnapshot(*model, *mesh_(), who);
   s->last_sent = snapshot.dump();
   s->version = next_version_++;
@@ -73,6 +84,18 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
   pushes_.Inc();
   log_.Info("config stream opened", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"version", s->version}});
   return {200, "application/x-ndjson", snapshot.dump() + "\n"};
+}
+
+std::string ConfigPush::CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer) {
+  for (const auto& pod : model.pods) {
+    if (pod.name != who.pod || pod.namespace_ != who.namespace_) continue;
+    const std::string ip = pod.doc.value("status", json::object()).value("podIP", "");
+    if (ip.empty()) return "pod " + who.namespace_ + "/" + who.pod + " has no IP yet";
+    const std::string from = PeerAddress(peer);
+    if (from != ip) return "pod " + who.namespace_ + "/" + who.pod + " is at " + ip + "; this stream comes from " + from;
+    return "";
+  }
+  return "no pod " + who.namespace_ + "/" + who.pod + " is known to discovery";
 }
 
 bool ConfigPush::Push(Subscriber& s, const Model& model, const MeshConfig& mesh) {

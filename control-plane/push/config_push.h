@@ -4,9 +4,10 @@
 // not touch a proxy's snapshot sends it nothing), with a version that only grows. A proxy that
 // falls behind is cut and starts over when it reconnects (the server bounds what it queues).
 //
-// What a proxy is: the pod and namespace it names. Until the CA issue lands this is taken on
-// its word (the stream carries only what any pod of the mesh may read); TokenReview and mTLS
-// identity come with it.
+// What a proxy is: the pod and namespace it names, held to the pod's IP: discovery must know
+// that pod, and the stream must come from its IP (a proxy claiming another pod's name is
+// refused, 403, with the reason). The projected token (TokenReview) and the mTLS identity come
+// with the Kubernetes source and the CA.
 #pragma once
 
 #include <atomic>
@@ -54,6 +55,8 @@ class ConfigPush {
     std::string acked_version, ack_error;  // under mu_
     int64_t connected_at_ms = 0;
   };
+  // "" when a stream from `peer` ("ip:port") may speak for `who`; else why not.
+  static std::string CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer);
   // Sends `s` its snapshot from `model` if it differs from what it has; false once its stream ended.
   bool Push(Subscriber& s, const Model& model, const MeshConfig& mesh);
 

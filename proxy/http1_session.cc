@@ -17,6 +17,7 @@
 #include "proxy/mesh_headers.h"
 #include "proxy/mirror.h"
 #include "proxy/request_accounting.h"
+#include "proxy/tcp_pipe.h"
 #include "proxy/route_decision.h"
 #include "proxy/upstream_connect.h"
 
@@ -60,6 +61,49 @@ void ApplyHeaderOps(Http1Head& h, const istio::HeaderOperations& ops) {
 void StripMeshHeaders(Http1Head& h, bool inbound) {
   if (inbound) h.EraseIf([](std::string_view name) { return IsSteeringHeader(name); });
   else h.EraseIf([](std::string_view name) { return IsClientCertHeader(name); });
+}
+
+// The protocol a request asks to switch to, when the mesh passes that upgrade: websocket, as
+// Istio does by default. "" otherwise: any other upgrade (h2c, ...) is dropped with the
+// request's hop-by-hop fields and the request served as it is.
+std::string UpgradeOf(const Http1Head& req) {
+  bool asked = false;
+  for (const auto& f : req.fields) {
+    if (!AsciiIEquals(f.name, "connection")) continue;
+    std::string_view v = f.value;
+    while (!v.empty()) {
+      size_t comma = v.find(',');
+      std::string_view token = v.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      asked = asked || AsciiIEquals(token, "upgrade");
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+    }
+  }
+  std::string_view protocol = req.Get("upgrade");
+  if (!asked || !AsciiIEquals(protocol, "websocket")) return "";
+  return std::string(protocol);
+}
+
+// After a 101 to an upgrade: the 101 goes to the client with the upstream's Upgrade, then the
+// bytes flow both ways untouched (what either side sent early first) until each side has
+// closed, each FIN passed on as a half-close.
+Awaitable<void> Tunnel(Socket& down, boost::beast::flat_buffer& dbuf, Http1Conn& conn, Http1Head& res,
+                       const std::string& protocol, std::string& wire) {
+  res.Add("Connection", "Upgrade");
+  res.Add("Upgrade", protocol);
+  wire.clear();
+  res.AppendTo(wire, true, 11);
+  wire.append(static_cast<const char*>(conn.buffer.data().data()), conn.buffer.size());  // the upstream's first bytes
+  conn.buffer.consume(conn.buffer.size());
+  if (co_await WriteAll(down, wire)) co_return;
+  if (dbuf.size() > 0) {  // the client's first bytes, sent before it saw the 101
+    std::string early(static_cast<const char*>(dbuf.data().data()), dbuf.size());
+    dbuf.consume(dbuf.size());
+    if (co_await WriteAll(conn.socket, early)) co_return;
+  }
+  uint64_t up = 0, back = 0;
+  co_await (Pipe(down, conn.socket, up) && Pipe(conn.socket, down, back));
 }
 
 // The header timeout without a timer update per request: the request loop moves a deadline
@@ -208,6 +252,7 @@ struct ForwardRequest {
   bool keep_alive;
   Executor ex;
   tcp::endpoint uep;
+  const std::string& upgrade;  // the protocol the request asks to switch to ("" for none)
 };
 
 // Before a retry: the backoff, then its endpoint (the last one stands when no other fits).
@@ -443,6 +488,7 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
   Tee tee{.limit = kMaxMirroredBody};  // the request body, kept for a retry or a mirror
   tee.keep = retrier.max_retries() > 0 || x.d.mirror;
   std::string replay;  // the request as later tries send it
+  std::string switched_to;  // the upstream's Upgrade, with its 101
   bool relayed = false, mirrored = false, stale_replaced = false;
   ExchangeEnd end;
   for (int round = 0; round <= retrier.max_retries() + 1; ++round) {
@@ -501,6 +547,12 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
           conn.buffer.consume(length);
           if (problem || res.status >= 200 || res.status == 101) break;
         }
+        // A 101 answers an upgrade only: its Upgrade goes back to the client (switched_to);
+        // one the request did not ask for is no answer to it.
+        switched_to = !uec && !problem && res.status == 101 ? std::string(res.Get("upgrade")) : "";
+        if (!uec && !problem && res.status == 101 && (x.upgrade.empty() || !AsciiIEquals(switched_to, x.upgrade))) {
+          problem = "a 101 to a request that asked no such upgrade";
+        }
         res.DropHopByHop();  // the upstream's connection fields, before the route adds its own
         if (conn.Disarm() && uec) failure = AttemptFailure::kTimeout, flag = "UT";  // the deadline cut the read
         if (failure == AttemptFailure::kNone && (uec || problem || (res.status < 200 && res.status != 101))) {
@@ -536,6 +588,12 @@ Awaitable<ExchangeEnd> ForwardHttp1(ForwardRequest& x) {
     const istio::HttpRoute* spec = x.d.route ? x.d.route->spec : nullptr;
     if (spec) ApplyHeaderOps(res, spec->headers.response);
     if (x.d.picked && x.d.picked->headers) ApplyHeaderOps(res, x.d.picked->headers->response);
+    if (res.status == 101) {  // upgraded (checked above): a tunnel until both sides close
+      co_await Tunnel(x.down, x.dbuf, conn, res, switched_to, x.wire);
+      x.ctx.http1_pool->Release(std::move(lease.conn), false);
+      end.close = true;
+      co_return end;
+    }
     // The parser's view: false too when the body ends with the connection; a 101 switches it
     // to another protocol.
     const bool upstream_keep = res.keep_alive && res.status != 101;
@@ -654,7 +712,14 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     }
     body.Start(req.framing, req.content_length);
     // Hop-by-hop fields are this connection's alone: gone before routing or the route's edits.
+    // An upgrade the mesh passes is asked again of the upstream (over HTTP/1.1: an HTTP/2
+    // upstream would need RFC 8441's extended CONNECT).
+    const std::string upgrade = UpgradeOf(req);
     req.DropHopByHop();
+    if (!upgrade.empty()) {
+      req.Add("Connection", "Upgrade");
+      req.Add("Upgrade", upgrade);
+    }
     if (req.framing == BodyFraming::kChunked) req.Frame(BodyFraming::kChunked, 0);  // one plain "chunked"
     // A client that waits for "100 Continue" before its body hears it from here, as Envoy does
     // (the upstream gets the body without having been asked).
@@ -734,13 +799,13 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       ApplyHeaderOps(req, spec->headers.request);
     }
     if (d.picked && d.picked->headers) ApplyHeaderOps(req, d.picked->headers->request);
-    bool http2 = ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
-                             : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false);
+    bool http2 = upgrade.empty() && (ctx.inbound ? AppSpeaksHttp2(ctx.app_protocol, false)
+                                                 : UpstreamSpeaksHttp2(*d.cluster, d.endpoint, false));
     if (http2) {
       if (!h2_chunk) h2_chunk = std::make_unique_for_overwrite<char[]>(kH2Chunk);
       std::span<char> chunk(h2_chunk.get(), kH2Chunk);
       ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = chunk, .ctx = ctx, .d = d, .rng = rng,
-                       .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
+                       .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep, .upgrade = upgrade};
       H2Outcome out = co_await ForwardOverHttp2(x, *ctx.h2_pool);
       if (out.local_status) {
         if (!co_await local(out.local_status, out.local_body, out.flags)) co_return;
@@ -753,7 +818,7 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
       continue;
     }
     ForwardRequest x{.down = down, .dbuf = dbuf, .req = req, .body = body, .answer = answer, .wire = wire, .scratch = scratch, .chunk = {}, .ctx = ctx, .d = d, .rng = rng,
-                     .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep};
+                     .entry = entry, .keep_alive = keep_alive, .ex = ex, .uep = uep, .upgrade = upgrade};
     ExchangeEnd end = co_await ForwardHttp1(x);
     if (end.local_status) {
       if (end.body_error) {  // the client's body was malformed

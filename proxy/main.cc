@@ -158,8 +158,9 @@ int main(int argc, char** argv) {
 
   tern::proxy::ConfigStore store(cluster_domain);
   tern::FileStamp stamp;
-  // Every accepted snapshot is kept in the pod's data volume, so a proxy restarted while the
-  // control plane is unreachable routes by its last good config (and is ready) at once.
+  // Every snapshot accepted from ternd is kept in the pod's data volume, so a proxy restarted
+  // while the control plane is unreachable routes by its last good config (and is ready) at
+  // once. (A proxy run from --config has its file.)
   const std::string kept_snapshot = data_dir + "/tern-snapshot.json";
   std::atomic<bool> keep_warned{false};
   auto keep = [&] {
@@ -174,7 +175,6 @@ int main(int argc, char** argv) {
     malloc_trim(0);
     if (s.ok()) {
       log.Info("config accepted", {{"file", config_path}, {"version", store.Current()->snapshot().version}});
-      keep();
     } else {
       log.Error("config refused; the last good one stays", {{"file", config_path}, {"error", s.message()}});
     }

@@ -30,6 +30,10 @@ namespace {
 using nettest::Endpoint;
 using nettest::Listener;
 using testing_support::Backend;
+using tern::testing_support::Spawn;
+using tern::testing_support::Stop;
+using testing_support::Count;
+using testing_support::OneServiceSnapshot;
 using testing_support::Exchange;
 using testing_support::ProductSnapshot;
 using testing_support::ProxyInPod;
@@ -80,6 +84,55 @@ TEST_F(ProxyInPod, UnknownDestinationsPassThroughThenAreRefusedAfterAReload) {
   ASSERT_TRUE(WaitFor([&] { return Log().find("config refused") != std::string::npos; }));
   EXPECT_NE(Log().find("services: must be a list"), std::string::npos) << Log();
   EXPECT_NE(Admin("GET /config_dump").find("\"version\": \"2\""), std::string::npos);
+}
+
+// WebSockets pass through the sidecar, as through Istio's: the upgrade is asked of the
+// upstream, its 101 reaches the client, then the bytes flow both ways until each side closes.
+// One row per upstream behaviour, outbound (the app calls a service) and inbound (a client
+// outside calls the app).
+TEST_F(ProxyInPod, WebSocketsUpgradeAndFlowBothWaysOrAreRefusedWithTheUpstreamsStatus) {
+  LOAD_SNAPSHOT(OneServiceSnapshot("ws", "ALLOW_ANY", "chat", "10.96.0.30", "http", 8765, "10.200.0.2"), "ws");
+  const std::string script = std::string(TERN_SOURCE_DIR) + "/proxy/testing/ws_app.py";
+  auto in_ns = [&](const nettest::Netns& ns, int uid, std::vector<std::string> argv) {
+    std::vector<std::string> full = {"/usr/bin/env", "ip", "netns", "exec", ns.name()};
+    if (uid) full.insert(full.end(), {"setpriv", "--reuid", std::to_string(uid), "--regid", std::to_string(uid), "--clear-groups"});
+    full.insert(full.end(), argv.begin(), argv.end());
+    return full;
+  };
+  const std::map<std::string, std::string> env = {{"PATH", "/usr/bin:/bin"}};
+  pid_t service = Spawn(in_ns(net_->peer, 0, {"/usr/bin/python3", script, "serve", "10.200.0.2", "8765", "chat"}), env,
+                        dir_ + "/ws-service.log");
+  pid_t app = Spawn(in_ns(net_->pod, 1000, {"/usr/bin/python3", script, "serve", "0.0.0.0", "9765", "app"}), env,
+                    dir_ + "/ws-app.log");
+  ASSERT_TRUE(WaitFor([&] { return nettest::Connect(net_->peer, {"10.200.0.2", 8765}, 0); }));
+  ASSERT_TRUE(WaitFor([&] { return nettest::Connect(net_->pod, {"127.0.0.1", 9765}, 1000); }));
+  struct Row {
+    const char* name;
+    bool inbound;
+    const char* path;
+    std::string want;
+  } rows[] = {
+      {"outbound echo", false, "/echo", "chat:ping0 | chat:ping1 | chat:ping2 | chat:1048576 bytes"},
+      {"outbound server speaks first", false, "/greet", "hello from chat | chat:ping0 | chat:ping1 | chat:ping2 | chat:1048576 bytes"},
+      {"outbound upgrade refused", false, "/refuse", "status 403"},
+      {"outbound closed after the handshake", false, "/close", "closed 1000"},
+      {"inbound echo", true, "/echo", "app:ping0 | app:ping1 | app:ping2 | app:1048576 bytes"},
+      {"inbound upgrade refused", true, "/refuse", "status 403"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    std::string url = row.inbound ? std::string("ws://10.200.0.1:9765") + row.path : std::string("ws://10.96.0.30:8765") + row.path;
+    // Outbound: the app (uid 1000) in the pod; inbound: a client on the peer.
+    auto r = tern::testing_support::RunProcess(
+        in_ns(row.inbound ? net_->peer : net_->pod, row.inbound ? 0 : 1000, {"/usr/bin/python3", script, "call", url}), env, "",
+        20s);
+    EXPECT_EQ(r.out, row.want + "\n") << r.err << Log();
+  }
+  std::string log = Log();
+  EXPECT_EQ(Count(log, "\"response_code\":101"), 4) << log;  // each upgraded row, logged once it closed
+  EXPECT_EQ(Count(log, "\"response_code\":403"), 2) << log;
+  Stop(service);
+  Stop(app);
 }
 
 TEST_F(ProxyInPod, InboundReachesTheAppFromThePassthroughAddress) {

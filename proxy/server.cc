@@ -23,6 +23,7 @@
 #include "proxy/load_balancer.h"
 #include "proxy/original_dst.h"
 #include "proxy/sniff.h"
+#include "proxy/tcp_pipe.h"
 #include "proxy/upstream_connect.h"
 
 namespace tern::proxy {
@@ -152,24 +153,6 @@ Awaitable<void> Server::Impl::AcceptLoop(Acceptor& acceptor, ListenerKind kind, 
 }
 
 namespace {
-
-// Copies one direction until EOF or error, then half-closes the other side.
-Awaitable<void> Pipe(Socket& from, Socket& to, uint64_t& bytes) {
-  std::array<char, 16384> buf;
-  for (;;) {
-    // At once first: a FIN that came with the last bytes raises no edge (draining_read.h), and
-    // the other side must hear of it.
-    boost::system::error_code ec;
-    size_t n = 0;
-    if (!ReadNow(from, asio::buffer(buf), ec, n)) std::tie(ec, n) = co_await from.async_read_some(DrainingBuffer(asio::buffer(buf)), kNoThrow);
-    if (ec) break;
-    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), kNoThrow);
-    if (wec) break;
-    bytes += wn;
-  }
-  boost::system::error_code ignored;
-  to.shutdown(Socket::shutdown_send, ignored);
-}
 
 // What the client sends first, read into `head` (bounded in bytes and time). Its own coroutine:
 // the read buffer lives in this frame, gone once sniffing is over, not in the connection's.

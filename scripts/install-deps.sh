@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libnftables-dev libnl-3-dev libnl-route-3-dev nftables iproute2
   libjemalloc-dev libre2-dev libnghttp2-dev liburing-dev nghttp2-client nghttp2-server python3-grpcio
+  python3-websockets
   # tern-proxy: Asio and Beast (headers).
   libboost1.81-dev
   # The tern-cni e2e: containerd's go-cni (built with Debian's Go) and the reference plugins.

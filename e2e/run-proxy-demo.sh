@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The demo's traffic step with binaries from BUILD_DIR: the seed's web pod, its sidecar running
-# tern-proxy (uid 1337, behind tern-init's capture) from the seed's snapshot
-# (core/config/testdata/seed.yaml: its VirtualService and DestinationRule verbatim), and
-# product-service v1 and v2 on a peer. The app calls product-service by its cluster IP: plain
-# requests split 90/10, `x-canary: true` always reaches v2, over HTTP/1.1 and HTTP/2; then the
+# The demo's traffic step with binaries from BUILD_DIR: ternd (on a peer, as the control plane)
+# reads the seed scenario as shipped (manifests/examples: its Services, VirtualService and
+# DestinationRule verbatim) and the pods' own objects from a folder, and streams the web pod's
+# sidecar its snapshot over HTTPS. The sidecar is tern-proxy started as the injector starts it
+# (uid 1337 behind tern-init's capture, no --config: TERN_DISCOVERY_ADDRESS, POD_NAME, ...);
+# product-service v1 and v2 run on the peer. The app calls product-service by its cluster IP:
+# plain requests split 90/10, `x-canary: true` always reaches v2, over HTTP/1.1 and HTTP/2;
+# then the folder is edited (50/50) and the traffic follows; then ternctl proxy-status, the
 # proxy's access log and metrics. Every process started here is ended by its pid, and the
 # namespaces are removed. Exits non-zero when the traffic does not go where the seed says.
 set -euo pipefail
@@ -56,33 +59,59 @@ PY
 ip netns exec "$peer" /usr/bin/python3 "$work/backend.py" 10.200.0.2 v1 & pids+=($!)
 ip netns exec "$peer" /usr/bin/python3 "$work/backend.py" 10.200.0.3 v2 & pids+=($!)
 
-# The seed's snapshot: web's own workload and product-service with its two versions.
-{
-  echo "apiVersion: tern.dev/v1alpha1"
-  echo "kind: ProxySnapshot"
-  echo "version: seed-demo"
-  echo "workload: {name: web-1, namespace: my-app, labels: {app: web}}"
-  echo "services:"
-  echo "- hostname: product-service.my-app.svc.cluster.local"
-  echo "  clusterIPs: [10.96.0.20]"
-  echo "  ports: [{name: http, port: 8080}]"
-  echo "endpoints:"
-  echo "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.2, ports: {http: 8080}, labels: {version: v1}}"
-  echo "- {service: product-service.my-app.svc.cluster.local, address: 10.200.0.3, ports: {http: 8080}, labels: {version: v2}}"
-  sed -n '/^resources:/,$p' "$root/core/config/testdata/seed.yaml"
-} > "$work/snapshot.yaml"
-chmod 644 "$work/snapshot.yaml"
+# ternd on the peer (10.200.0.2:15012) with its serving certificate; the folder it watches: the
+# seed scenario as shipped, and the pods the cluster would report (web-1 here, v1 and v2 there).
+"$build/webhook/ternctl" webhook-cert --service ternd --namespace tern-system --ip 10.200.0.2 --out "$work/certs" 2>/dev/null
+mkdir -p "$work/mesh"
+cp "$root"/manifests/examples/*.yaml "$work/mesh/"
+cat > "$work/mesh/pods.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, labels: {app: web}}
+spec: {serviceAccountName: web}
+status: {podIP: 10.200.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: product-v1, labels: {app: product-service, version: v1}}
+spec: {serviceAccountName: product-service}
+status: {podIP: 10.200.0.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: product-v2, labels: {app: product-service, version: v2}}
+spec: {serviceAccountName: product-service}
+status: {podIP: 10.200.0.3}
+YAML
+ip netns exec "$peer" "$build/control-plane/ternd" --listen 10.200.0.2:15012 --tls-cert "$work/certs/tls.crt" \
+  --tls-key "$work/certs/tls.key" --config-folder "$work/mesh" 2>"$work/ternd.log" & pids+=($!)
 
-# The pod's init step, then its sidecar as injected: uid/gid 1337.
+# The pod's files as the kubelet mounts them (the mesh root, its data volume), its init step,
+# then its sidecar as injected: uid/gid 1337, the injected flags and environment, no --config.
+mkdir -p "$work/pod/var/run/secrets/istio" "$work/pod/var/lib/istio/data" "$work/pod/etc/istio/pod"
+cp "$work/certs/ca.crt" "$work/pod/var/run/secrets/istio/root-cert.pem"
+chown 1337:1337 "$work/pod/var/lib/istio/data"
+chmod -R a+rX "$work"
 ip netns exec "$pod" "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' \
   -d 15090,15021,15020 >/dev/null
-ip netns exec "$pod" setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" \
-  --config "$work/snapshot.yaml" --concurrency 2 2>"$work/proxy.log" & pids+=($!)
-for _ in $(seq 50); do
-  ip netns exec "$pod" /usr/bin/python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:15000/ready", timeout=1)' \
-    2>/dev/null && break
+ip netns exec "$pod" env -i PATH=/usr/bin:/bin TERN_FILES_ROOT="$work/pod" TERN_DISCOVERY_ADDRESS=10.200.0.2:15012 \
+  POD_NAME=web-1 POD_NAMESPACE=my-app SERVICE_ACCOUNT=web INSTANCE_IP=10.200.0.1 ISTIO_META_INTERCEPTION_MODE=REDIRECT \
+  setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" \
+  --domain my-app.svc.cluster.local --log-level info --concurrency 2 --status-port 15020 2>"$work/proxy.log" & pids+=($!)
+ready=""
+for _ in $(seq 100); do
+  ip netns exec "$pod" /usr/bin/python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:15021/healthz/ready", timeout=1)' \
+    2>/dev/null && { ready=1; break; }
   sleep 0.1
 done
+[[ -n "$ready" ]] || { echo "FAIL: the sidecar never became ready" >&2; cat "$work/ternd.log" "$work/proxy.log" >&2; exit 1; }
+ternctl() { ip netns exec "$peer" "$build/webhook/ternctl" "$@" --ternd 10.200.0.2:15012 --ca "$work/certs/ca.crt"; }
+# product-service's cluster IP, as ternd gave it to the sidecar.
+ip=$(ternctl proxy-config web-1.my-app | /usr/bin/python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["services"]:
+    if s["hostname"] == "product-service.my-app.svc.cluster.local": print(s["clusterIPs"][0])')
+port=80
 
 # The app (uid 1000) calls product-service by its cluster IP, as `web` does.
 cat > "$work/app.py" <<'PY'
@@ -90,22 +119,33 @@ import collections, sys, urllib.request
 n, canary = int(sys.argv[1]), sys.argv[2] == "canary"
 seen = collections.Counter()
 for _ in range(n):
-    req = urllib.request.Request("http://10.96.0.20:8080/items", headers={"x-canary": "true"} if canary else {})
+    req = urllib.request.Request("http://%s/items" % sys.argv[3], headers={"x-canary": "true"} if canary else {})
     with urllib.request.urlopen(req, timeout=5) as res:
         seen[res.read().decode().strip()] += 1
 print(" ".join(f"{k}={seen[k]}" for k in sorted(seen)))
 PY
 app() { ip netns exec "$pod" setpriv --reuid 1000 --regid 1000 --clear-groups "$@"; }
 
-echo "== the seed's VirtualService through tern-proxy (app -> 10.96.0.20:8080 -> sidecar -> endpoint)"
-split=$(app /usr/bin/python3 "$work/app.py" 1000 plain)
-canary=$(app /usr/bin/python3 "$work/app.py" 100 canary)
+echo "== the sidecar, configured by ternd"
+ternctl proxy-status
+echo
+echo "== the seed's VirtualService through tern-proxy (app -> $ip:$port -> sidecar -> endpoint)"
+split=$(app /usr/bin/python3 "$work/app.py" 1000 plain "$ip:$port")
+canary=$(app /usr/bin/python3 "$work/app.py" 100 canary "$ip:$port")
 echo "HTTP/1.1, 1000 requests:                 $split   (the seed: 90% v1, 10% v2)"
 echo "HTTP/1.1, 100 requests, x-canary: true:  $canary   (the seed: all v2)"
-h2=$(app nghttp -m 100 http://10.96.0.20:8080/items | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
-h2canary=$(app nghttp -m 20 -H "x-canary: true" http://10.96.0.20:8080/items | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+h2=$(app nghttp -m 100 "http://$ip:$port/items" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+h2canary=$(app nghttp -m 20 -H "x-canary: true" "http://$ip:$port/items" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
 echo "HTTP/2, 100 streams on one connection:   $h2  (to HTTP/1.1 backends)"
 echo "HTTP/2, 20 streams, x-canary: true:      $h2canary"
+echo
+echo "== the folder edited: the VirtualService's weights to 50/50"
+sed -e 's/weight: 90/weight: 50/' -e 's/weight: 10/weight: 50/' "$root/manifests/examples/virtualservice.yaml" > "$work/vs.tmp"
+mv "$work/vs.tmp" "$work/mesh/virtualservice.yaml"
+sleep 1
+half=$(app /usr/bin/python3 "$work/app.py" 400 plain "$ip:$port")
+echo "HTTP/1.1, 400 requests a second later:   $half   (50% v1, 50% v2)"
+ternctl proxy-status
 echo
 echo "== two access-log lines"
 awk '/"msg":"access"/ && /"protocol":"HTTP\/1.1"/ {print; exit}' "$work/proxy.log"
@@ -121,5 +161,7 @@ v1=$(grep -o 'v1=[0-9]*' <<<"$split" | cut -d= -f2); v2=$(grep -o 'v2=[0-9]*' <<
 [[ "$canary" == "v2=100" ]] || { echo "FAIL: canary: $canary" >&2; exit 1; }
 [[ "$h2canary" == "v2=20 " ]] || { echo "FAIL: HTTP/2 canary: $h2canary" >&2; exit 1; }
 [[ "$h2" != *upstream* ]] || { echo "FAIL: HTTP/2 requests answered by the proxy itself: $h2" >&2; exit 1; }
+h1=$(grep -o 'v1=[0-9]*' <<<"$half" | cut -d= -f2); h2v=$(grep -o 'v2=[0-9]*' <<<"$half" | cut -d= -f2)
+[[ "${h2v:-0}" -ge 140 && "${h2v:-0}" -le 260 && $((${h1:-0} + ${h2v:-0})) -eq 400 ]] || { echo "FAIL: 50/50 after the edit: $half" >&2; exit 1; }
 echo
-echo "OK: the seed's canary routing holds through tern-proxy over HTTP/1.1 and HTTP/2"
+echo "OK: ternd's snapshot drives the injected sidecar: the seed's canary routing holds over HTTP/1.1 and HTTP/2, and an edit reaches the traffic"

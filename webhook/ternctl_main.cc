@@ -5,6 +5,7 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <vector>
 #include <sys/stat.h>
 
 #include "core/base/files.h"
@@ -20,9 +21,10 @@ constexpr const char* kUsage = R"(usage:
   ternctl kube-inject -f FILE [--mesh-config FILE] [-o FILE]
       Injects the Pods and pod templates (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
       CronJob) of a multi-document YAML file ("-" reads stdin) and prints the result as YAML.
-  ternctl webhook-cert --service NAME --namespace NS --out DIR [--days N]
+  ternctl webhook-cert --service NAME --namespace NS --out DIR [--days N] [--ip ADDR ...]
       Writes DIR/ca.crt, DIR/tls.crt and DIR/tls.key: a CA and a serving certificate for
-      NAME.NS.svc, for the webhook Secret and the MutatingWebhookConfiguration's caBundle.
+      NAME.NS.svc (and each --ip), for the webhook Secret and the MutatingWebhookConfiguration's
+      caBundle, or for ternd reached by address on a local node.
   ternctl proxy-status --ternd HOST:PORT --ca FILE
       Every proxy connected to ternd: the snapshot version it was sent and the one it
       acknowledged (SYNCED, STALE, or REFUSED with the proxy's reason).
@@ -80,6 +82,7 @@ int KubeInjectCommand(int argc, char** argv) {
 
 int WebhookCertCommand(int argc, char** argv) {
   std::string service, ns, dir;
+  std::vector<std::string> ips;
   int days = 365;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
@@ -88,6 +91,7 @@ int WebhookCertCommand(int argc, char** argv) {
     else if (a == "--namespace") ns = next();
     else if (a == "--out") dir = next();
     else if (a == "--days") days = std::atoi(next().c_str());
+    else if (a == "--ip") ips.push_back(next());
     else return Fail("webhook-cert: unknown argument " + a + "\n" + kUsage);
   }
   if (service.empty() || ns.empty() || dir.empty() || days <= 0) {
@@ -97,10 +101,12 @@ int WebhookCertCommand(int argc, char** argv) {
   auto ca = tern::CreateSelfSigned({.common_name = "tern webhook CA", .valid_days = days * 2, .is_ca = true});
   if (!ca.ok()) return Fail(ca.status().message());
   std::string host = service + "." + ns + ".svc";
+  std::vector<std::string> addresses = {"127.0.0.1", "::1"};
+  addresses.insert(addresses.end(), ips.begin(), ips.end());
   auto leaf = tern::IssueCertificate(
       *ca, {.common_name = host,
             .dns_names = {service, service + "." + ns, host, host + ".cluster.local", "localhost"},
-            .ip_addresses = {"127.0.0.1", "::1"},
+            .ip_addresses = addresses,
             .valid_days = days});
   if (!leaf.ok()) return Fail(leaf.status().message());
   for (const auto& [name, content, mode] :

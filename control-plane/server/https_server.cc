@@ -66,7 +66,7 @@ const char* PhaseName(Phase p) {
 
 // One client connection. Everything but `idle`, `idle_since` and `evicting` is touched only on
 // its strand; those three are read by the acceptor when it must make room.
-struct Connection {
+struct Connection : std::enable_shared_from_this<Connection> {
   Connection(TcpSocket socket, ssl::context& tls) : stream(std::move(socket), tls), timer(stream.get_executor()) {
     idle_since_ns = Clock::now().time_since_epoch().count();
     timer.expires_at(Clock::time_point::max());  // until the session enters its first phase
@@ -224,10 +224,10 @@ struct HttpsServer::Impl {
     if (!oldest) return false;
     oldest->evicting = true;
     evicted.Inc();
-    // The connection is alive while it is listed (its session unlists it before it ends), and
-    // the posted close runs on its strand before the session can end: the strand serializes them.
-    asio::post(oldest->stream.get_executor(), [oldest] {
-      if (!oldest->finished) oldest->Close();
+    // Listed, it is alive (its session unlists it before it can be destroyed), so it can be
+    // held here; the close runs on its strand, where it may find the session already over.
+    asio::post(oldest->stream.get_executor(), [keep = oldest->shared_from_this()] {
+      if (!keep->finished) keep->Close();
     });
     return true;
   }

@@ -118,7 +118,9 @@ struct DiscoveryClient::Impl {
     if (wec) co_return "sending the request: " + wec.message();
     boost::beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(options.max_snapshot_bytes);
+    // The stream lasts as long as the proxy: no limit on its whole body (Beast counts every
+    // chunk against one), a limit on each snapshot in it (below).
+    parser.body_limit(boost::none);
     auto [hrec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     deadline.Disarm();  // connected: the stream has no deadline
     if (hrec) co_return "reading the answer: " + hrec.message();
@@ -130,20 +132,19 @@ struct DiscoveryClient::Impl {
     std::string line;
     std::string problem;
     auto on_chunk = [&](std::uint64_t, std::string_view data, error_code& e) -> size_t {
-      for (char c : data) {
-        if (c != '\n') {
-          line += c;
-          continue;
-        }
+      const size_t size = data.size();
+      for (size_t eol; (eol = data.find('\n')) != std::string_view::npos; data.remove_prefix(eol + 1)) {
+        line.append(data.substr(0, eol));
         if (!line.empty()) Apply(line);
         *delivered = true;
         line.clear();
       }
+      line.append(data);
       if (line.size() > options.max_snapshot_bytes) {
         problem = "a snapshot over " + std::to_string(options.max_snapshot_bytes) + " bytes";
         e = http::error::body_limit;
       }
-      return data.size();
+      return size;
     };
     parser.on_chunk_body(on_chunk);
     while (!parser.is_done()) {

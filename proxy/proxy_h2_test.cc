@@ -347,6 +347,45 @@ TEST_F(ProxyH2ToHttp1, LongLivedConnectionsFollowANewSnapshotAtTheirNextRequest)
   close(h1);
 }
 
+// The same toward HTTP/2 upstreams (endpoints with sidecars under h2UpgradePolicy UPGRADE): an
+// HTTP/1.1 keep-alive connection and an HTTP/2 one, each bridged to HTTP/2, follow the new route
+// at their next request.
+TEST_F(ProxyH2, LongLivedConnectionsFollowANewSnapshotTowardHttp2Upstreams) {
+  using testing_support::ProductResources;
+  using testing_support::ProductSnapshot;
+  const std::string upgrade = "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}";
+  LOAD_SNAPSHOT(ProductSnapshot("up-v1", "ALLOW_ANY", ProductResources("", upgrade), true), "up-v1");
+  H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
+  std::this_thread::sleep_for(300ms);  // nghttpd binds
+  const int h1 = ConnectApp();
+  ASSERT_GE(h1, 0);
+  const int h2fd = ConnectApp();
+  ASSERT_GE(h2fd, 0);
+  RawH2Client h2(h2fd);
+  auto via_h1 = [&] {
+    std::string answer = testing_support::Exchange(h1, "GET /who HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    size_t body = answer.find("\r\n\r\n");
+    return body == std::string::npos ? answer : answer.substr(body + 4, 2);
+  };
+  auto via_h2 = [&] {
+    int32_t id = h2.Request(Get("/who"));
+    if (!h2.Pump([&] { return h2.Closed(id); })) return std::string("no answer");
+    return h2.status[id] == "200" ? h2.body[id].substr(0, 2) : h2.status[id];
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(via_h1(), "v1") << Log();
+    EXPECT_EQ(via_h2(), "v1") << Log();
+  }
+  LOAD_SNAPSHOT(ProductSnapshot("up-v2", "ALLOW_ANY", ProductResources("", upgrade, "{host: product-service, subset: v2}"), true),
+                "up-v2");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(via_h1(), "v2") << Log();
+    EXPECT_EQ(via_h2(), "v2") << Log();
+  }
+  EXPECT_NE(Log().find("\"cluster\":\"outbound|8080|v2|product-service.my-app.svc.cluster.local\""), std::string::npos);
+  close(h1);
+}
+
 // A renewed exchange is built when its last stream ends: the next stream's access-log duration
 // must count from its own start, not include the time the connection sat idle.
 TEST_F(ProxyH2ToHttp1, AStreamOnAnIdledConnectionLogsItsOwnDuration) {

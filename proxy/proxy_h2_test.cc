@@ -298,6 +298,34 @@ TEST_F(ProxyH2ToHttp1, StreamsAfterStreamsOnOneConnectionCarryNothingOver) {
   EXPECT_EQ(c.goaway, -1) << "the connection served every stream";
 }
 
+// One keep-alive HTTP/1.1 connection and one HTTP/2 connection to the seed's service, opened
+// once and kept: what answered each one's next GET `path` (the backend's first two bytes, or
+// the status when it is not 200).
+class LongLivedClients {
+ public:
+  LongLivedClients(int h1, int h2, std::string path) : h1_(h1), h2_(h2), path_(std::move(path)) {}
+  ~LongLivedClients() {
+    if (h1_ >= 0) close(h1_);
+  }
+  bool ok() const { return h1_ >= 0; }
+  std::string ViaHttp1() {
+    std::string answer =
+        testing_support::Exchange(h1_, "GET " + path_ + " HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
+    size_t body = answer.find("\r\n\r\n");
+    return body == std::string::npos ? answer : answer.substr(body + 4, 2);
+  }
+  std::string ViaHttp2() {
+    int32_t id = h2_.Request(Get(path_));
+    if (!h2_.Pump([&] { return h2_.Closed(id); })) return "no answer";
+    return h2_.status[id] == "200" ? h2_.body[id].substr(0, 2) : h2_.status[id];
+  }
+
+ private:
+  int h1_;
+  RawH2Client h2_;
+  std::string path_;
+};
+
 // A long-lived connection routes each request by the newest snapshot, not the one it was
 // opened under: one keep-alive HTTP/1.1 connection and one HTTP/2 connection, the route moved
 // from v1 to v2, then an endpoint removed; the next request on each follows at once.
@@ -308,21 +336,12 @@ TEST_F(ProxyH2ToHttp1, LongLivedConnectionsFollowANewSnapshotAtTheirNextRequest)
   v1_.emplace(net_->peer, Endpoint{"10.200.0.2", 8080}, "v1");
   v2_.emplace(net_->peer, Endpoint{"10.200.0.3", 8080}, "v2");
   ASSERT_TRUE(v1_->ok() && v2_->ok());
-  const int h1 = ConnectApp();
-  ASSERT_GE(h1, 0);
-  const int h2fd = ConnectApp();
-  ASSERT_GE(h2fd, 0);
-  RawH2Client h2(h2fd);
-  auto via_h1 = [&] {
-    std::string answer = testing_support::Exchange(h1, "GET /a HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
-    size_t body = answer.find("\r\n\r\n");
-    return body == std::string::npos ? answer : answer.substr(body + 4, 2);
-  };
-  auto via_h2 = [&] {
-    int32_t id = h2.Request(Get("/a"));
-    if (!h2.Pump([&] { return h2.Closed(id); })) return std::string("no answer");
-    return h2.status[id] == "200" ? h2.body[id].substr(0, 2) : h2.status[id];
-  };
+  const int h1 = ConnectApp(), h2 = ConnectApp();
+  ASSERT_GE(h2, 0);
+  LongLivedClients clients(h1, h2, "/a");
+  ASSERT_TRUE(clients.ok());
+  auto via_h1 = [&] { return clients.ViaHttp1(); };
+  auto via_h2 = [&] { return clients.ViaHttp2(); };
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(via_h1(), "v1");
     EXPECT_EQ(via_h2(), "v1");
@@ -344,7 +363,6 @@ TEST_F(ProxyH2ToHttp1, LongLivedConnectionsFollowANewSnapshotAtTheirNextRequest)
     EXPECT_EQ(via_h1(), "v1") << Log();
     EXPECT_EQ(via_h2(), "v1") << Log();
   }
-  close(h1);
 }
 
 // The same toward HTTP/2 upstreams (endpoints with sidecars under h2UpgradePolicy UPGRADE): an
@@ -357,21 +375,12 @@ TEST_F(ProxyH2, LongLivedConnectionsFollowANewSnapshotTowardHttp2Upstreams) {
   LOAD_SNAPSHOT(ProductSnapshot("up-v1", "ALLOW_ANY", ProductResources("", upgrade), true), "up-v1");
   H2Backend v1(net_->peer, dir_, "10.200.0.2", "v1"), v2(net_->peer, dir_, "10.200.0.3", "v2");
   std::this_thread::sleep_for(300ms);  // nghttpd binds
-  const int h1 = ConnectApp();
-  ASSERT_GE(h1, 0);
-  const int h2fd = ConnectApp();
-  ASSERT_GE(h2fd, 0);
-  RawH2Client h2(h2fd);
-  auto via_h1 = [&] {
-    std::string answer = testing_support::Exchange(h1, "GET /who HTTP/1.1\r\nHost: product-service:8080\r\n\r\n");
-    size_t body = answer.find("\r\n\r\n");
-    return body == std::string::npos ? answer : answer.substr(body + 4, 2);
-  };
-  auto via_h2 = [&] {
-    int32_t id = h2.Request(Get("/who"));
-    if (!h2.Pump([&] { return h2.Closed(id); })) return std::string("no answer");
-    return h2.status[id] == "200" ? h2.body[id].substr(0, 2) : h2.status[id];
-  };
+  const int h1 = ConnectApp(), h2 = ConnectApp();
+  ASSERT_GE(h2, 0);
+  LongLivedClients clients(h1, h2, "/who");
+  ASSERT_TRUE(clients.ok());
+  auto via_h1 = [&] { return clients.ViaHttp1(); };
+  auto via_h2 = [&] { return clients.ViaHttp2(); };
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(via_h1(), "v1") << Log();
     EXPECT_EQ(via_h2(), "v1") << Log();
@@ -383,7 +392,6 @@ TEST_F(ProxyH2, LongLivedConnectionsFollowANewSnapshotTowardHttp2Upstreams) {
     EXPECT_EQ(via_h2(), "v2") << Log();
   }
   EXPECT_NE(Log().find("\"cluster\":\"outbound|8080|v2|product-service.my-app.svc.cluster.local\""), std::string::npos);
-  close(h1);
 }
 
 // A renewed exchange is built when its last stream ends: the next stream's access-log duration

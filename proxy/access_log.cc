@@ -27,7 +27,7 @@ void LogAccess(const HttpContext& ctx, const AccessEntry& e) {
                            {"cluster", e.cluster},
                            {"upstream", e.upstream ? EndpointString(*e.upstream) : std::string()},
                            {"response_code", e.code},
-                           {"response_flags", e.flags},
+                           {"response_flags", e.flags.ToString()},
                            {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                                std::chrono::steady_clock::now() - e.start).count()},
                            {"config_version", ctx.table->snapshot().version}});

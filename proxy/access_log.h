@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "proxy/http_context.h"
+#include "proxy/response_flags.h"
 
 namespace tern::proxy {
 
@@ -18,7 +19,7 @@ struct AccessEntry {
   std::string_view route, cluster;
   std::optional<boost::asio::ip::tcp::endpoint> upstream;  // formatted only when the entry is logged
   unsigned code = 0;
-  std::string flags = "-";
+  ResponseFlags flags;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 };
 

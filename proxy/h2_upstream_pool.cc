@@ -81,15 +81,15 @@ void H2UpstreamPool::Retire(Conn& c) {
   if (c.streams.empty()) c.h2->Close();
 }
 
-const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, const Cluster* cluster, bool inbound,
+ResponseFlag H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, const Cluster* cluster, bool inbound,
                                  std::chrono::milliseconds connect_timeout, const Headers& request, bool has_body) {
-  if (shut_down_) return "UO";
+  if (shut_down_) return ResponseFlag::kUpstreamOverflow;
   if (s.attached()) Release(s);  // a stream is on one connection at a time
   ClusterState* state = cluster ? cluster->state.get() : nullptr;
   Key key{to, state, inbound};
   Conn* conn = Usable(key);
   if (!conn) {
-    if (state && !slots_.Take(*state, cluster->limits.max_connections)) return "UO";
+    if (state && !slots_.Take(*state, cluster->limits.max_connections)) return ResponseFlag::kUpstreamOverflow;
     auto owned = std::make_unique<Conn>();
     conn = owned.get();
     conn->h2 = std::make_unique<H2Connection>(Socket(ex_), H2Connection::Role::kClient, *this);
@@ -113,7 +113,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
   NameValues nva(request);
   nghttp2_data_provider body{.source = {.ptr = nullptr}, .read_callback = &H2UpstreamPool::ReadBody};
   int32_t id = nghttp2_submit_request(conn->h2->session(), nullptr, nva.data(), nva.size(), has_body ? &body : nullptr, &s);
-  if (id < 0) return "UO";
+  if (id < 0) return ResponseFlag::kUpstreamOverflow;
   s.pool_ = this;
   s.conn_ = conn->h2.get();
   s.id_ = id;
@@ -124,7 +124,7 @@ const char* H2UpstreamPool::Open(H2UpstreamStream& s, const tcp::endpoint& to, c
   conn->h2->Kick();
   if (conn->spent()) Retire(*conn);  // its last stream: closed as soon as that one is over
   if (conn->connected) s.OnConnected();
-  return nullptr;
+  return ResponseFlag::kNone;
 }
 
 void H2UpstreamPool::Resume(H2UpstreamStream& s) {

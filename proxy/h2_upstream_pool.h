@@ -30,6 +30,7 @@
 #include "proxy/asio_types.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
+#include "proxy/response_flags.h"
 #include "proxy/route_table.h"
 
 namespace tern::proxy {
@@ -82,9 +83,9 @@ class H2UpstreamPool final : public H2Handler {
   H2UpstreamPool& operator=(const H2UpstreamPool&) = delete;
 
   // Opens `s` (not attached) toward `to` for `cluster` (null inbound); the body, if any, is
-  // read through s.ReadRequestBody. Null, or the failure's flag: "UO" (the connection limit,
-  // or the connection takes no stream).
-  const char* Open(H2UpstreamStream& s, const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
+  // read through s.ReadRequestBody. kNone, or why not: kUpstreamOverflow (the connection
+  // limit, or the connection takes no stream).
+  [[nodiscard]] ResponseFlag Open(H2UpstreamStream& s, const boost::asio::ip::tcp::endpoint& to, const Cluster* cluster, bool inbound,
                    std::chrono::milliseconds connect_timeout, const Headers& request, bool has_body);
   // More of the request body is there (or its end): the provider is asked again.
   void Resume(H2UpstreamStream& s);

@@ -184,7 +184,7 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
       auto timeout = cluster && cluster->limits.connect_timeout ? *cluster->limits.connect_timeout : connect_timeout;
       if (co_await ConnectUpstream(conn->socket, to, inbound, timeout) != ConnectResult::kOk) {
         Close(std::move(conn));
-        co_return Lease{nullptr, "UF"};
+        co_return Lease{nullptr, ResponseFlag::kUpstreamConnectionFailure};
       }
       if (cluster && cluster->limits.keepalive) ApplyKeepalive(conn->socket, *cluster->limits.keepalive);
       if (!sweeping_ && !shut_down_) {
@@ -194,7 +194,7 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
       co_return Lease{std::move(conn)};
     }
     // At the limit: wait in the cluster's queue, if it has room.
-    if (!TryAcquire(state->pending, cluster->limits.max_pending)) co_return Lease{nullptr, "UO"};
+    if (!TryAcquire(state->pending, cluster->limits.max_pending)) co_return Lease{nullptr, ResponseFlag::kUpstreamOverflow};
     auto waiter = std::make_shared<Waiter>(ex_, this);
     {
       std::lock_guard<std::mutex> lock(state->mu);
@@ -208,9 +208,9 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
       std::lock_guard<std::mutex> lock(state->mu);  // its queue entry goes with it
       std::erase_if(state->waiters, [&](const std::weak_ptr<PoolWaiter>& w) { return w.expired() || w.lock() == waiter; });
     }
-    if (!woken) co_return Lease{nullptr, "UO"};  // waited as long as the request may
+    if (!woken) co_return Lease{nullptr, ResponseFlag::kUpstreamOverflow};  // waited as long as the request may
   }
-  co_return Lease{nullptr, "UO"};
+  co_return Lease{nullptr, ResponseFlag::kUpstreamOverflow};
 }
 
 void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {

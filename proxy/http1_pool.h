@@ -26,6 +26,7 @@
 
 #include "proxy/asio_types.h"
 #include "proxy/http1_codec.h"
+#include "proxy/response_flags.h"
 #include "proxy/route_table.h"
 
 namespace tern::proxy {
@@ -70,7 +71,9 @@ class Http1Pool {
 
   struct Lease {
     std::unique_ptr<Http1Conn> conn;
-    const char* failure = nullptr;  // "UF" (connect failed), "UO" (limits: refused or waited too long)
+    // kUpstreamConnectionFailure (connect failed), kUpstreamOverflow (limits: refused or waited
+    // too long); kNone with a connection.
+    ResponseFlag failure = ResponseFlag::kNone;
   };
   // `cluster`: null inbound. `connect_timeout`: the proxy's, unless the cluster sets one.
   // `give_up`: how long a request may wait in the pending queue.

@@ -1,7 +1,6 @@
-// What both HTTP sessions keep around a request: the cluster's requests in flight
+// What an HTTP request holds of its cluster while it lives: the cluster's requests in flight
 // (http2MaxRequests; past it 503 UO at once), each endpoint's load (LEAST_REQUEST), each
-// attempt's result for outlier detection, the retries (Retrier), and what an upstream failure
-// answers (its flag's status and text).
+// attempt's result for outlier detection, and the retries (Retrier, driven by AttemptLoop).
 #pragma once
 
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <string_view>
 
 #include "proxy/outlier_detection.h"
+#include "proxy/response_flags.h"
 #include "proxy/retry_policy.h"
 #include "proxy/route_table.h"
 #include "proxy/rng.h"
@@ -76,27 +76,6 @@ class RetrySlot {
   ClusterState* state_ = nullptr;
 };
 
-// What a request whose upstream failed with `flag` is answered.
-struct FailureAnswer {
-  unsigned status;
-  const char* body;
-};
-inline FailureAnswer AnswerFor(std::string_view flag) {
-  if (flag == "UF") return {503, "upstream connect error\n"};
-  if (flag == "UO") return {503, "upstream connection pool overflow\n"};
-  if (flag == "UPE") return {502, "upstream answered garbage\n"};
-  if (flag == "UT") return {504, "upstream request timeout\n"};
-  return {503, "upstream reset before response\n"};  // UC
-}
-
-// How an attempt that ended with `flag` failed.
-inline AttemptFailure FailureOf(std::string_view flag) {
-  if (flag == "UF") return AttemptFailure::kConnectFailure;
-  if (flag == "UT") return AttemptFailure::kTimeout;
-  if (flag == "UPE") return AttemptFailure::kProtocolError;
-  return AttemptFailure::kReset;
-}
-
 // The status outlier detection counts for an attempt: the answer's, else 503 for a local
 // failure and 504 for a timeout (Envoy's mapping of locally originated errors).
 inline unsigned OutcomeStatus(AttemptFailure failure, unsigned status) {
@@ -112,14 +91,7 @@ inline void RecordAttempt(const Cluster* c, const UpstreamEndpoint* e, AttemptFa
   if (c && e) RecordOutcome(*c, *e, OutcomeStatus(failure, status), SteadyNowNs());
 }
 
-// Envoy joins response flags with commas: "URX,UF". "-" is none.
-inline void AddFlag(std::string& flags, std::string_view flag) {
-  if (flag.empty() || flag == "-") return;
-  if (flags.empty() || flags == "-") flags = flag;
-  else flags += "," + std::string(flag);
-}
-
-// One request's retries, for both sessions: after each attempt, whether another is made (the
+// One request's retries (AttemptLoop's): after each attempt, whether another is made (the
 // policy wants it, attempts are left, the request can be sent again, its deadline has not
 // passed, the cluster's budget has room), else the flag that says why not (URX: attempts
 // spent; UO: budget spent); the backoff before the next. A retry holds its budget slot until
@@ -133,17 +105,17 @@ class Retrier {
 
   // `status`: the answer's when failure is kNone (`grpc_status` its grpc-status, when its headers
   // carry one). `replayable`: the request can be sent whole again.
-  bool Again(AttemptFailure failure, unsigned status, bool replayable, Clock::time_point give_up, std::string& flags,
+  bool Again(AttemptFailure failure, unsigned status, bool replayable, Clock::time_point give_up, ResponseFlags& flags,
              std::optional<int> grpc_status = std::nullopt) {
     slot_.Release();  // the attempt that just ended, if it was a retry, is over
     if (!policy_ || !ShouldRetry(*policy_, failure, status, method_, grpc_status)) return false;
     if (retries_ >= policy_->attempts) {
-      if (policy_->attempts > 0) AddFlag(flags, "URX");
+      if (policy_->attempts > 0) flags |= ResponseFlag::kUpstreamRetryLimitExceeded;
       return false;
     }
     if (!replayable || Clock::now() >= give_up) return false;
     if (!slot_.Take(cluster_)) {
-      AddFlag(flags, "UO");  // the budget is spent: this failure stands
+      flags |= ResponseFlag::kUpstreamOverflow;  // the budget is spent: this failure stands
       return false;
     }
     ++retries_;

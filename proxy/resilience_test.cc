@@ -321,7 +321,7 @@ TEST(FaultInjection, PercentagesHoldWithinTolerance) {
     aborted += abort;
     delayed += delay;
     both += abort && delay;
-    EXPECT_STREQ(d.flags, abort && delay ? "DI,FI" : abort ? "FI" : delay ? "DI" : "-");
+    EXPECT_EQ(d.flags.ToString(), abort && delay ? "DI,FI" : abort ? "FI" : delay ? "DI" : "-");
   }
   // Drawn independently, as Envoy does: both at once 20 % x 50 % of the time (the delay first).
   // Within three standard deviations (57, 71 and 42 draws).
@@ -338,7 +338,7 @@ TEST(FaultInjection, AGrpcAbortIsATrailersOnlyAnswer) {
   EXPECT_EQ(d.local_status, 200u);
   EXPECT_EQ(d.local_grpc_status, 14);
   EXPECT_TRUE(d.local_body.empty());
-  EXPECT_STREQ(d.flags, "FI");
+  EXPECT_EQ(d.flags.ToString(), "FI");
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
     // Neither the destination nor the authority is in the registry.
     d.local_status = 502;
     d.local_body = "destination not in the mesh registry (REGISTRY_ONLY)\n";
-    d.flags = "NR";
+    d.flags = ResponseFlag::kNoRouteFound;
     d.cluster_name = "BlackHoleCluster";
     return d;
   }
@@ -26,7 +26,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
   if (!d.route) {
     d.local_status = 404;
     d.local_body = "no route\n";
-    d.flags = "NR";
+    d.flags = ResponseFlag::kNoRouteFound;
     return d;
   }
   const istio::HttpRoute* spec = d.route->spec;
@@ -35,13 +35,14 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
     // Drawn independently, as Envoy does; both drawn: the delay, then the abort.
     if (f.delay && f.delay->fixed_delay.count() > 0 && Chance(f.delay->percentage, rng)) {
       d.delay = std::chrono::duration_cast<std::chrono::milliseconds>(f.delay->fixed_delay);
-      d.flags = "DI";
+      d.flags = ResponseFlag::kDelayInjected;
     }
     if (f.abort && (f.abort->http_status || f.abort->grpc_status) && Chance(f.abort->percentage, rng)) {
       d.local_status = f.abort->grpc_status ? 200 : f.abort->http_status;  // gRPC: a trailers-only answer
       d.local_grpc_status = f.abort->grpc_status;
       d.local_body = f.abort->grpc_status ? "" : "fault filter abort";
-      d.flags = d.delay.count() > 0 ? "DI,FI" : "FI";
+      d.flags = ResponseFlag::kFaultInjected;
+      if (d.delay.count() > 0) d.flags |= ResponseFlag::kDelayInjected;
       return d;
     }
   }
@@ -76,7 +77,7 @@ RouteDecision Decide(const VirtualHost* host, const RouteTable& table, const Req
     if (!d.endpoint) {
       d.local_status = 503;
       d.local_body = "no healthy upstream\n";
-      d.flags = d.cluster && !d.cluster->known_subset ? "NC" : "UH";
+      d.flags = d.cluster && !d.cluster->known_subset ? ResponseFlag::kNoClusterFound : ResponseFlag::kNoHealthyUpstream;
       return d;
     }
   }

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/response_flags.h"
 #include "proxy/route_table.h"
 #include "proxy/rng.h"
 
@@ -32,7 +33,7 @@ struct RouteDecision {
   unsigned local_status = 0;
   std::string local_body, location;
   std::optional<int> local_grpc_status;  // the answer is gRPC's trailers-only form, with this grpc-status
-  const char* flags = "-";
+  ResponseFlags flags;
 };
 
 // `host`: the service the request addresses (by authority or by the connection's destination).

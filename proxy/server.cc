@@ -22,6 +22,7 @@
 #include "proxy/http2_session.h"
 #include "proxy/load_balancer.h"
 #include "proxy/original_dst.h"
+#include "proxy/response_flags.h"
 #include "proxy/sniff.h"
 #include "proxy/tcp_pipe.h"
 #include "proxy/upstream_connect.h"
@@ -193,7 +194,8 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
 
   const uint64_t table_generation = config.generation();  // before Current(): see FollowCurrentSnapshot
   std::shared_ptr<const RouteTable> table = config.Current();  // this connection's snapshot
-  std::string flags = "-", service = "unknown", cluster_name;
+  ResponseFlags flags;
+  std::string service = "unknown", cluster_name;
   tcp::endpoint upstream_ep = original;
   auto connect_timeout = options.connect_timeout;  // the cluster's tcp.connectTimeout when it sets one
   config::Protocol declared = config::Protocol::kSniff;
@@ -214,13 +216,13 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
       if (!cluster || cluster->lb != LbPolicy::kPassthrough) {  // PASSTHROUGH keeps the original destination
         const UpstreamEndpoint* e = cluster ? PickEndpoint(*cluster, hash, nullptr, rng, SteadyNowNs()) : nullptr;
         if (!e) {
-          flags = "UH";  // no healthy upstream
+          flags = ResponseFlag::kNoHealthyUpstream;
         } else {
           upstream_ep = ToEndpoint(*e);
         }
       }
     } else if (table->snapshot().mesh.outbound_traffic_policy == "REGISTRY_ONLY") {
-      flags = "NR";  // no route: the destination is not in the registry
+      flags = ResponseFlag::kNoRouteFound;  // the destination is not in the registry
       cluster_name = "BlackHoleCluster";
     } else {
       cluster_name = "PassthroughCluster";
@@ -237,11 +239,11 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
   // service by its authority, and anything else gets an HTTP answer instead of a reset.
   std::string head;
   Sniffed sniffed = Sniffed::kTcp;
-  bool blackhole = flags == "NR";
+  bool blackhole = flags.Has(ResponseFlag::kNoRouteFound);
   // A port declared http is still told apart from HTTP/2 prior knowledge (Istio's listeners
   // accept both on an http port). A known service is sniffed even when its default cluster has
   // no endpoint (UH for TCP): HTTP routes by VirtualService to subsets of their own.
-  if ((flags == "-" || blackhole || vh) && (declared == config::Protocol::kSniff || declared == config::Protocol::kHttp)) {
+  if ((flags.empty() || blackhole || vh) && (declared == config::Protocol::kSniff || declared == config::Protocol::kHttp)) {
     sniffed = co_await SniffHead(downstream, head, options.sniff_timeout);
   }
   // HTTP/1 is handled request by request: outbound to a known service (or any destination
@@ -263,34 +265,37 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
 
   uint64_t up = 0, down = 0;
   Socket upstream(ex);
-  if (flags == "-") {
+  if (flags.empty()) {
     switch (co_await ConnectUpstream(upstream, upstream_ep, inbound, connect_timeout)) {
       case ConnectResult::kOk: break;
-      case ConnectResult::kFailed: flags = "UF"; break;
-      case ConnectResult::kTimedOut: flags = "UF,URX"; break;
+      case ConnectResult::kFailed: flags = ResponseFlag::kUpstreamConnectionFailure; break;
+      case ConnectResult::kTimedOut:
+        flags = ResponseFlag::kUpstreamConnectionFailure | ResponseFlag::kUpstreamRetryLimitExceeded;
+        break;
     }
   }
-  if (flags == "-") {
+  if (flags.empty()) {
     if (!head.empty()) {
       auto [wec, wn] = co_await asio::async_write(upstream, asio::buffer(head), kNoThrow);
       up += wn;
-      if (wec) flags = "UC";
+      if (wec) flags = ResponseFlag::kUpstreamConnectionTermination;
     }
-    if (flags == "-") co_await (Pipe(downstream, upstream, up) && Pipe(upstream, downstream, down));
+    if (flags.empty()) co_await (Pipe(downstream, upstream, up) && Pipe(upstream, downstream, down));
   }
   received.With({reporter, service}).Inc(up);
   sent.With({reporter, service}).Inc(down);
-  closed.With({reporter, service, flags}).Inc();
+  const std::string flag_text = flags.ToString();
+  closed.With({reporter, service, flag_text}).Inc();
   log.Info("access", {{"listener", inbound ? "inbound" : "outbound"},
                       {"downstream", EndpointString(peer)},
                       {"original_dst", EndpointString(original)},
                       {"service", service},
                       {"cluster", cluster_name},
-                      {"upstream", flags == "-" || flags == "UC" ? EndpointString(upstream_ep) : ""},
+                      {"upstream", flags.empty() || flags == ResponseFlag::kUpstreamConnectionTermination ? EndpointString(upstream_ep) : ""},
                       {"protocol", SniffedName(sniffed)},
                       {"bytes_received", up},
                       {"bytes_sent", down},
-                      {"response_flags", flags},
+                      {"response_flags", flag_text},
                       {"duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                                           std::chrono::steady_clock::now() - start).count()},
                       {"config_version", table->snapshot().version}});

@@ -32,6 +32,13 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// A step the measurement depends on: its failure ends the run with its reason.
+void Must(const tern::Status& s, const char* what) {
+  if (s.ok()) return;
+  std::fprintf(stderr, "cni_bench: %s: %s\n", what, s.message().c_str());
+  std::exit(1);
+}
+
 struct Stats {
   double p50, p90, p99, max;
 };
@@ -74,7 +81,7 @@ int main(int argc, char** argv) {
           tern::cni::testing::CniModePod("my-app", "web",
                                          {{"traffic.sidecar.istio.io/excludeOutboundIPRanges", "169.254.169.254/32"},
                                           {"traffic.sidecar.istio.io/excludeOutboundPorts", "8081"}}));
-  tern::WriteFileAtomically(dir + "/kubeconfig", api.Kubeconfig());
+  Must(tern::WriteFileAtomically(dir + "/kubeconfig", api.Kubeconfig()), "writing the kubeconfig");
   json conf = {{"cniVersion", "1.0.0"},
                {"name", "k8s-pod-network"},
                {"type", "tern-cni"},
@@ -136,10 +143,10 @@ int main(int argc, char** argv) {
     apply.push_back(Ms(t1 - t0));
     verify.push_back(Ms(t2 - t1));
   }
-  applier->Remove(plan);
+  Must(applier->Remove(plan), "removing the capture");
   // ... and the way an exec-based plugin applies it: a process that enters the namespace and
   // runs nft on a file.
-  tern::WriteFileAtomically(dir + "/ruleset.nft", tern::capture::RenderReplaceTransaction(plan));
+  Must(tern::WriteFileAtomically(dir + "/ruleset.nft", tern::capture::RenderReplaceTransaction(plan)), "writing the ruleset");
   for (int i = 0; i < runs; ++i) {
     auto r = tern::testing_support::RunProcess({"/usr/sbin/ip", "netns", "exec", ns, "/usr/sbin/nft", "-f",
                                                 dir + "/ruleset.nft"},

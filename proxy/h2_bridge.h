@@ -223,9 +223,9 @@ class H2Bridge final : public H2Handler {
   static void Requeue(H2Exchange& ex);
   Awaitable<void> WaitFor(H2Exchange& ex);
 
-  // A background task (an upstream connection, an HTTP/1.1 forwarder, a deadline) has ended;
-  // Serve waits for the last before the bridge goes away.
-  void TaskDone();
+  // Runs a background task of the bridge's (a delay, a deadline, a backoff, an HTTP/1.1
+  // forwarder), counted until it completes: Serve waits for the last before the bridge goes away.
+  void Spawn(Awaitable<void> task, const char* what);
   // The upstream failed with `failure` (its flags set). Before the response: the client gets its
   // answer (503, 504, 502). After it began but before its end: the client's stream is reset
   // (never a truncated answer presented as whole).

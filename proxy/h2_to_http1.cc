@@ -124,7 +124,6 @@ Awaitable<void> H2Bridge::ForwardHttp1(H2Exchange* ex) {
   if (held) --*held;
   http1_freed_.cancel();
   if (ex->Finished()) Retire(*ex);
-  TaskDone();
 }
 
 Awaitable<ResponseFlag> H2Bridge::SendOverHttp1(H2Exchange& ex, Http1Conn& conn) {

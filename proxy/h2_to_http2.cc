@@ -100,8 +100,7 @@ void H2Bridge::UpConnected(H2Exchange& ex) {
 void H2Bridge::ArmDeadline(H2Exchange& ex, std::chrono::steady_clock::time_point until) {
   if (until == std::chrono::steady_clock::time_point::max()) return;
   ex.deadline = std::make_unique<Timer>(ex_, until);  // an earlier one is let go (its wait ends aborted)
-  ++live_tasks_;
-  asio::co_spawn(ex_, AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), asio::detached);
+  Spawn(AnswerDeadline(ex.deadline.get(), ex.down_id, ex.tries), "http2 answer deadline");
 }
 
 void H2Bridge::AttemptFailed(H2Exchange& ex, AttemptResult result) {
@@ -126,8 +125,7 @@ void H2Bridge::RetryNow(H2Exchange& ex) {
   ex.response_end = false;
   Requeue(ex);
   ex.delayed = true;  // the client's DATA meanwhile is kept, as during a fault delay
-  ++live_tasks_;
-  asio::co_spawn(ex_, RetryAfter(ex.down_id, ex.attempts->Backoff(rng_)), asio::detached);
+  Spawn(RetryAfter(ex.down_id, ex.attempts->Backoff(rng_)), "http2 retry backoff");
 }
 
 Awaitable<void> H2Bridge::RetryAfter(int32_t down_id, std::chrono::milliseconds backoff) {
@@ -141,7 +139,6 @@ Awaitable<void> H2Bridge::RetryAfter(int32_t down_id, std::chrono::milliseconds 
     ex.entry.upstream = ex.attempts->to();
     Forward(ex);
   }
-  TaskDone();
 }
 
 Awaitable<void> H2Bridge::AnswerDeadline(Timer* timer, int32_t down_id, int try_number) {
@@ -155,7 +152,6 @@ Awaitable<void> H2Bridge::AnswerDeadline(Timer* timer, int32_t down_id, int try_
     // A perTryTimeout before the route's: perhaps tried again.
     AttemptFailed(*it->second, {.failure = ResponseFlag::kUpstreamRequestTimeout});
   }
-  TaskDone();
 }
 
 ssize_t H2Bridge::ReadRequestBody(H2Exchange& ex, nghttp2_session* upstream, uint8_t* buf, size_t length, uint32_t* flags) {

@@ -1,3 +1,4 @@
+#include "core/log/logger.h"
 #include "proxy/h2_upstream_pool.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -173,7 +174,7 @@ Awaitable<void> H2UpstreamPool::Run(Conn* conn, std::chrono::milliseconds connec
   const tcp::endpoint to = std::get<0>(conn->key);
   const bool inbound = std::get<2>(conn->key);
   bool connected = co_await ConnectUpstream(conn->h2->socket(), to, inbound, connect_timeout) == ConnectResult::kOk;
-  if (connected && conn->keepalive) ApplyKeepalive(conn->h2->socket(), *conn->keepalive);
+  if (connected && conn->keepalive) Report(ApplyKeepalive(conn->h2->socket(), *conn->keepalive));
   if (connected) {
     conn->connected = true;
     // Owners only start their try's clock here: no stream is opened or released meanwhile.
@@ -285,6 +286,12 @@ ssize_t H2UpstreamPool::ReadBody(nghttp2_session* session, int32_t stream, uint8
   auto* s = static_cast<H2UpstreamStream*>(nghttp2_session_get_stream_user_data(session, stream));
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   return s->ReadRequestBody(session, buf, length, flags);
+}
+
+void H2UpstreamPool::Report(const Status& s) {
+  if (!s.ok() && log_ && option_warning_.Due()) {
+    log_->Warn("socket option refused", {{"error", s.message()}, {"since_last_warning", option_warning_.suppressed()}});
+  }
 }
 
 }  // namespace tern::proxy

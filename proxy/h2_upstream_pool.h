@@ -27,11 +27,17 @@
 #include <tuple>
 #include <vector>
 
+#include "core/base/status.h"
+#include "core/log/once_every.h"
 #include "proxy/asio_types.h"
 #include "proxy/h2_connection.h"
 #include "proxy/h2_fields.h"
 #include "proxy/response_flags.h"
 #include "proxy/route_table.h"
+
+namespace tern {
+class Logger;
+}
 
 namespace tern::proxy {
 
@@ -78,6 +84,9 @@ class H2UpstreamStream {
 class H2UpstreamPool final : public H2Handler {
  public:
   explicit H2UpstreamPool(Executor ex);
+  // Where the pool reports what it cannot act on (a socket option the kernel refuses), at most
+  // once a minute. Unset: not reported.
+  void SetLogger(const Logger* log) { log_ = log; }
   ~H2UpstreamPool() override;
   H2UpstreamPool(const H2UpstreamPool&) = delete;
   H2UpstreamPool& operator=(const H2UpstreamPool&) = delete;
@@ -123,6 +132,9 @@ class H2UpstreamPool final : public H2Handler {
                           nghttp2_data_source* source, void* user_data);
 
   Executor ex_;
+  const Logger* log_ = nullptr;
+  OnceEvery option_warning_;
+  void Report(const Status& s);
   std::vector<std::unique_ptr<Conn>> conns_;
   std::map<Key, std::vector<Conn*>> by_key_;    // the connections new streams to a key may go on
   std::map<const H2Connection*, Conn*> by_h2_;  // for the callbacks

@@ -1,3 +1,4 @@
+#include "core/log/logger.h"
 #include "proxy/http1_pool.h"
 
 #include <netinet/tcp.h>
@@ -186,7 +187,7 @@ Awaitable<Http1Pool::Lease> Http1Pool::Acquire(const tcp::endpoint& to, const Cl
         Close(std::move(conn));
         co_return Lease{nullptr, ResponseFlag::kUpstreamConnectionFailure};
       }
-      if (cluster && cluster->limits.keepalive) ApplyKeepalive(conn->socket, *cluster->limits.keepalive);
+      if (cluster && cluster->limits.keepalive) Report(ApplyKeepalive(conn->socket, *cluster->limits.keepalive));
       if (!sweeping_ && !shut_down_) {
         sweeping_ = true;
         asio::co_spawn(ex_, Sweep(), asio::detached);
@@ -269,6 +270,12 @@ void Http1Pool::Shutdown() {
     for (auto& c : conns) Close(std::move(c));
   }
   idle_.clear();
+}
+
+void Http1Pool::Report(const Status& s) {
+  if (!s.ok() && log_ && option_warning_.Due()) {
+    log_->Warn("socket option refused", {{"error", s.message()}, {"since_last_warning", option_warning_.suppressed()}});
+  }
 }
 
 }  // namespace tern::proxy

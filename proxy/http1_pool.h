@@ -24,10 +24,16 @@
 #include <memory>
 #include <vector>
 
+#include "core/base/status.h"
+#include "core/log/once_every.h"
 #include "proxy/asio_types.h"
 #include "proxy/http1_codec.h"
 #include "proxy/response_flags.h"
 #include "proxy/route_table.h"
+
+namespace tern {
+class Logger;
+}
 
 namespace tern::proxy {
 
@@ -65,6 +71,9 @@ struct Http1Conn {
 class Http1Pool {
  public:
   explicit Http1Pool(Executor ex);
+  // Where the pool reports what it cannot act on (a socket option the kernel refuses), at most
+  // once a minute. Unset: not reported.
+  void SetLogger(const Logger* log) { log_ = log; }
   ~Http1Pool();
   Http1Pool(const Http1Pool&) = delete;
   Http1Pool& operator=(const Http1Pool&) = delete;
@@ -102,6 +111,9 @@ class Http1Pool {
   static Key KeyOf(const Http1Conn& c) { return {c.to, c.cluster.get()}; }
 
   Executor ex_;
+  const Logger* log_ = nullptr;
+  OnceEvery option_warning_;
+  void Report(const Status& s);
   std::map<Key, std::vector<std::unique_ptr<Http1Conn>>> idle_;
   ConnectionSlots slots_;  // this worker's connections per cluster, under tcp.maxConnections
   Timer sweep_timer_;

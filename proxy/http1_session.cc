@@ -81,11 +81,10 @@ std::string UpgradeOf(const Http1Head& req) {
 // connection if a header is still awaited then.
 //
 // The same watchdog parks a connection that has idled kParkAfter between requests: it cancels
-// the pending read, and the session gives back its read buffer and its heads' storage and waits
-// for the socket to become readable with no buffer at all (as HAProxy does): an idle keep-alive
-// client holds no read buffer, only the connection's coroutine frames (about 6 KB today, see
-// bench/idle_connections.sh). A busy connection never parks and pays nothing for it: no timer
-// is armed per request.
+// the pending read, and the session ends, giving the socket back to its owner (Http1Parking),
+// which waits for it to become readable with no buffer and no coroutine frame at all (as
+// HAProxy does; see bench/idle_connections.sh). A busy connection never parks and pays nothing
+// for it: no timer is armed per request.
 constexpr auto kParkAfter = std::chrono::seconds(1);
 // The room a connection waits for its client's next request with: most request heads (and
 // their small bodies) fit; a larger one is read on at once (ReadNow) into a buffer grown to
@@ -104,6 +103,7 @@ struct HeaderClock {
   // Set by the watchdog as it cancels an idle connection's read; the session then parks.
   bool park = false;
   bool parked = false;  // during this header wait (the session clears it for the next)
+  bool parked_out = false;  // the session ended parked: the socket goes back to its owner
 };
 
 Awaitable<void> HeaderWatchdog(HeaderClock& clock, Socket& down, std::chrono::milliseconds header_timeout) {
@@ -166,20 +166,11 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
     for (;;) {
       hec = co_await ReadRawHeader(down, dbuf, kMaxHeaderBytes, head_length, kRequestWaitRead);
       if (hec != asio::error::operation_aborted || !std::exchange(clock.park, false)) break;
+      // Parked (see kParkAfter): the session ends and gives the idle socket back; what the
+      // next request needs is made again, by a new session, when its bytes come.
       parked_total.fetch_add(1, std::memory_order_relaxed);
-      // Parked (see kParkAfter): nothing is held while the client idles; what the next
-      // request needs is made again when its bytes come.
-      dbuf.shrink_to_fit();
-      req.ReleaseStorage();
-      answer.ReleaseStorage();
-      std::string().swap(wire);
-      decltype(headers)().swap(headers);
-      h2_chunk.reset();
-      auto [wec] = co_await down.async_wait(Socket::wait_read, kNoThrow);
-      if (wec) {
-        hec = wec;
-        break;
-      }
+      clock.parked_out = true;
+      co_return;
     }
     clock.awaiting_header = false;
     if (hec == asio::error::eof || hec == asio::error::connection_reset || hec == asio::error::operation_aborted) co_return;
@@ -330,9 +321,10 @@ Awaitable<void> ServeRequests(Socket& down, std::string head, HttpContext& ctx,
 
 uint64_t ParkedConnectionsTotal() { return parked_total.load(std::memory_order_relaxed); }
 
-Awaitable<void> ServeHttp1(Socket down, std::string head, HttpContext ctx) {
+Awaitable<Http1SessionEnd> ServeHttp1(Socket& down, std::string head, HttpContext& ctx) {
   HeaderClock clock{.deadline = std::chrono::steady_clock::now() + ctx.header_timeout};
   co_await (ServeRequests(down, std::move(head), ctx, clock) || HeaderWatchdog(clock, down, ctx.header_timeout));
+  if (clock.parked_out) co_return Http1SessionEnd{.parked = true, .idle_deadline = clock.deadline};
   if (clock.cut_mid_header) {
     AccessEntry entry;
     entry.code = 408;
@@ -340,6 +332,7 @@ Awaitable<void> ServeHttp1(Socket down, std::string head, HttpContext ctx) {
     co_await LocalReply(down, 11, entry.code, "request header timeout\n", false);
     LogAccess(ctx, entry);
   }
+  co_return Http1SessionEnd{};
 }
 
 }  // namespace tern::proxy

@@ -11,6 +11,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -23,7 +24,16 @@ namespace tern::proxy {
 // main thread returns freed memory to the kernel after a wave of them.
 uint64_t ParkedConnectionsTotal();
 
+// How a session ended: the connection is over (the caller closes it), or parked: a keep-alive
+// client idles between requests with nothing of its next one read, and the session holds
+// nothing more. The caller then keeps the socket (Http1Parking) until the client sends again,
+// when a new session starts on it, or until `idle_deadline`, when it is closed.
+struct Http1SessionEnd {
+  bool parked = false;
+  std::chrono::steady_clock::time_point idle_deadline;
+};
+
 // `head`: bytes already read from the client (by the sniffer).
-Awaitable<void> ServeHttp1(Socket downstream, std::string head, HttpContext ctx);
+Awaitable<Http1SessionEnd> ServeHttp1(Socket& downstream, std::string head, HttpContext& ctx);
 
 }  // namespace tern::proxy

@@ -8,6 +8,7 @@
 
 #include "proxy/h2_bridge.h"
 #include "proxy/header_limits.h"
+#include "proxy/log_escaped.h"
 #include "proxy/mesh_headers.h"
 #include "proxy/batched_send.h"
 
@@ -298,8 +299,7 @@ void H2Bridge::Start(H2Exchange& ex) {
     if (d.local_status && d.delay.count() > 0) {  // a fault's delay and abort both drawn: the delay first
       ex.abort_after_delay = H2Exchange::DelayedAbort{d.local_status, d.local_grpc_status, d.local_body, d.flags};
       ex.delayed = true;
-      ++live_tasks_;
-      asio::co_spawn(ex_, DelayThenForward(ex.down_id, d.delay), asio::detached);
+      Spawn(DelayThenForward(ex.down_id, d.delay), "http2 fault delay");
       return;
     }
     if (d.local_status) return Local(ex, d.local_status, d.local_body, d.flags, d.location, d.local_grpc_status);
@@ -343,8 +343,7 @@ void H2Bridge::Start(H2Exchange& ex) {
   if (d.delay.count() > 0) {  // fault injection: the request waits, then goes on (flag DI)
     ex.entry.flags |= ResponseFlag::kDelayInjected;
     ex.delayed = true;
-    ++live_tasks_;
-    asio::co_spawn(ex_, DelayThenForward(ex.down_id, d.delay), asio::detached);
+    Spawn(DelayThenForward(ex.down_id, d.delay), "http2 fault delay");
     return;
   }
   Forward(ex);
@@ -361,7 +360,6 @@ Awaitable<void> H2Bridge::DelayThenForward(int32_t down_id, std::chrono::millise
     if (auto abort = std::move(ex.abort_after_delay)) Local(ex, abort->status, abort->body, abort->flags, "", abort->grpc_status);
     else Forward(ex);
   }
-  TaskDone();
 }
 
 void H2Bridge::Forward(H2Exchange& ex) {
@@ -372,8 +370,7 @@ void H2Bridge::Forward(H2Exchange& ex) {
   if (!ex.http2_upstream) {
     ex.h1 = true;
     if (!ex.wake) ex.wake.emplace(ex_);
-    ++live_tasks_;
-    asio::co_spawn(ex_, ForwardHttp1(&ex), asio::detached);
+    Spawn(ForwardHttp1(&ex), "http2 to http1.1 exchange");
     return;
   }
   loop.Begin();
@@ -418,8 +415,14 @@ void H2Bridge::FlushMirror(H2Exchange& ex) {
   ex.mirror.reset();
 }
 
-void H2Bridge::TaskDone() {
-  if (--live_tasks_ == 0) tasks_done_.cancel();
+void H2Bridge::Spawn(Awaitable<void> task, const char* what) {
+  ++live_tasks_;
+  // The count drops as the task completes, normally or by an exception (logged): a task that
+  // threw must not leave Serve waiting for it forever.
+  asio::co_spawn(ex_, std::move(task), [this, log = LogEscaped(*ctx_.log, what)](std::exception_ptr e) {
+    log(e);
+    if (--live_tasks_ == 0) tasks_done_.cancel();
+  });
 }
 
 void H2Bridge::UpstreamFailed(H2Exchange& ex, ResponseFlag failure) {

@@ -520,6 +520,38 @@ TEST_F(ProxyInPod, AnIdleKeepAliveConnectionParksAndWakesForItsNextRequest) {
   close(half);
 }
 
+// A parked keep-alive connection (idle past 1 s, held by the worker with no session) still ends
+// at its idle deadline, the header timeout after its last answer, closed without a word; one
+// whose client sends before that is served.
+class IdleDeadline : public ProxyInPod {
+ protected:
+  std::vector<std::string> ExtraArgs() const override { return {"--header-timeout-ms", "2500"}; }
+};
+
+TEST_F(IdleDeadline, AParkedConnectionClosesAtItsIdleDeadlineAndWakesBeforeIt) {
+  LOAD_SNAPSHOT(SeedSnapshot(), "seed");
+  Backend v1(net_->peer, {"10.200.0.2", 8080}, "v1"), v2(net_->peer, {"10.200.0.3", 8080}, "v2");
+  int idle = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  int busy = nettest::ConnectSocket(net_->pod, {"10.96.0.20", 8080}, 1000);
+  ASSERT_GE(idle, 0);
+  ASSERT_GE(busy, 0);
+  ASSERT_EQ(Exchange(idle, "GET /a HTTP/1.1\r\nHost: product-service\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+  ASSERT_EQ(Exchange(busy, "GET /b HTTP/1.1\r\nHost: product-service\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+  const auto answered = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(1800ms);  // both parked (past 1 s), before the deadline (2.5 s)
+  std::string res = Exchange(busy, "GET /c HTTP/1.1\r\nHost: product-service\r\n\r\n");
+  EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << "a parked connection wakes for its next request: " << res;
+  bool ended = false;
+  std::string said = ReceiveUntil(idle, 6000ms, &ended);
+  const auto idled = std::chrono::steady_clock::now() - answered;
+  EXPECT_TRUE(ended) << "the idle connection was closed";
+  EXPECT_EQ(said, "") << "closed without a word";
+  EXPECT_GE(idled, 2400ms);
+  EXPECT_LT(idled, 4500ms) << "within the sweep's second of the deadline";
+  close(idle);
+  close(busy);
+}
+
 TEST_F(ProxyInPod, QuitQuitQuitEndsTheProxy) {
   EXPECT_NE(Admin("POST /quitquitquit").find("OK"), std::string::npos);
   EXPECT_EQ(testing_support::WaitExit(proxy_, 5000ms), 0);

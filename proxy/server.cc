@@ -13,17 +13,21 @@
 #include <thread>
 #include <vector>
 
+#include "core/log/once_every.h"
 #include "core/metrics/registry.h"
 #include "proxy/batched_send.h"
 #include "proxy/draining_read.h"
 #include "proxy/h2_upstream_pool.h"
+#include "proxy/http1_parking.h"
 #include "proxy/http1_pool.h"
 #include "proxy/http1_session.h"
 #include "proxy/http2_session.h"
 #include "proxy/load_balancer.h"
+#include "proxy/log_escaped.h"
 #include "proxy/original_dst.h"
 #include "proxy/response_flags.h"
 #include "proxy/sniff.h"
+#include "proxy/tcp_metrics.h"
 #include "proxy/tcp_pipe.h"
 #include "proxy/upstream_connect.h"
 
@@ -54,6 +58,19 @@ bool OriginalDestination(Socket& s, tcp::endpoint* out) {
   return true;
 }
 
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+
+const char* ListenerName(ListenerKind kind) {
+  switch (kind) {
+    case ListenerKind::kOutbound: return "outbound";
+    case ListenerKind::kInbound: return "inbound";
+    case ListenerKind::kAdmin: return "admin";
+    case ListenerKind::kHealth: return "health";
+    case ListenerKind::kStats: return "stats";
+  }
+  return "listener";
+}
+
 struct Worker {
   // One thread runs it, and only that thread touches its sockets (other threads only post to
   // it): the reactor's per-socket locking is skipped, the scheduler's kept for those posts.
@@ -61,8 +78,10 @@ struct Worker {
   // Declared after io: destroyed first, while the io_context (and its sockets' reactor) lives.
   Http1Pool http1_pool{io.get_executor()};
   H2UpstreamPool h2_pool{io.get_executor()};
+  Http1Parking parking{io.get_executor()};  // keep-alive HTTP/1.1 clients idle between requests
   std::thread thread;
   std::vector<std::unique_ptr<Acceptor>> acceptors;
+  std::optional<TcpSeriesCache> tcp_series;  // this worker's handles on the TCP metrics
   std::vector<Acceptor*> captured;  // the outbound and inbound ones (closed first on drain)
 };
 
@@ -108,47 +127,68 @@ Status Server::Impl::Listen(Worker& w, ListenerKind kind, const std::string& add
   auto ip = asio::ip::make_address(address, ec);
   auto acceptor = std::make_unique<Acceptor>(w.io);
   tcp::endpoint ep(ip, port);
+  // Each step's failure is this listener's, named: a TPROXY listener without IP_TRANSPARENT
+  // would bind and then never see a redirected connection.
+  const char* step = "socket";
   acceptor->open(ep.protocol(), ec);
-  if (!ec) {
-    acceptor->set_option(asio::socket_base::reuse_address(true));
-    int one = 1;
-    // Every worker accepts on its own socket; the kernel spreads connections over them.
-    setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (ip.is_v6()) acceptor->set_option(asio::ip::v6_only(true));
-    if (kind == ListenerKind::kInbound && options.tproxy) {
-      setsockopt(acceptor->native_handle(), ip.is_v6() ? SOL_IPV6 : SOL_IP, ip.is_v6() ? IPV6_TRANSPARENT : IP_TRANSPARENT,
-                 &one, sizeof one);
-    }
-    acceptor->bind(ep, ec);
+  const int fd = acceptor->native_handle(), one = 1;
+  auto set = [&](const char* what, int level, int name) {
+    if (ec) return;
+    step = what;
+    if (setsockopt(fd, level, name, &one, sizeof one) != 0) ec.assign(errno, boost::system::system_category());
+  };
+  set("SO_REUSEADDR", SOL_SOCKET, SO_REUSEADDR);
+  set("SO_REUSEPORT", SOL_SOCKET, SO_REUSEPORT);  // every worker accepts on its own socket; the kernel spreads connections
+  if (ip.is_v6()) set("IPV6_V6ONLY", IPPROTO_IPV6, IPV6_V6ONLY);
+  if (kind == ListenerKind::kInbound && options.tproxy) {
+    if (ip.is_v6()) set("IPV6_TRANSPARENT", SOL_IPV6, IPV6_TRANSPARENT);
+    else set("IP_TRANSPARENT", SOL_IP, IP_TRANSPARENT);
   }
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) step = "bind", acceptor->bind(ep, ec);
+  if (!ec) step = "listen", acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     if (optional) return Status::Ok();
-    return Status::Error("cannot listen on " + EndpointString(ep) + ": " + ec.message());
+    return Status::Error("cannot listen on " + EndpointString(ep) + ": " + step + ": " + ec.message());
   }
   ports[static_cast<size_t>(kind)] = acceptor->local_endpoint().port();
-  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind, w), asio::detached);
+  asio::co_spawn(w.io, AcceptLoop(*acceptor, kind, w), LogEscaped(log, ListenerName(kind)));
   if (kind == ListenerKind::kOutbound || kind == ListenerKind::kInbound) w.captured.push_back(acceptor.get());
   w.acceptors.push_back(std::move(acceptor));
   return Status::Ok();
 }
 
 Awaitable<void> Server::Impl::AcceptLoop(Acceptor& acceptor, ListenerKind kind, Worker& worker) {
+  const char* listener = ListenerName(kind);
+  OnceEvery accept_warning, nodelay_warning;  // each failure kind logged at most once a minute per listener
+  Timer pause(acceptor.get_executor());
   for (;;) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping) co_return;
-      continue;  // EMFILE and friends: keep accepting
+      // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): the pending connection stays
+      // queued, so accepting again at once would spin. The listener pauses, as HAProxy's does,
+      // while connections in flight end and give descriptors back.
+      if (accept_warning.Due()) {
+        log.Warn("accept failed; the listener pauses 100 ms", {{"listener", listener}, {"error", ec.message()},
+                                                                  {"since_last_warning", accept_warning.suppressed()}});
+      }
+      pause.expires_after(kAcceptPause);
+      co_await pause.async_wait(kNoThrow);
+      continue;
     }
-    socket.set_option(tcp::no_delay(true));
+    boost::system::error_code oec;
+    socket.set_option(tcp::no_delay(true), oec);
+    if (oec && nodelay_warning.Due()) {
+      log.Warn("TCP_NODELAY refused on an accepted connection", {{"listener", listener}, {"error", oec.message()}});
+    }
     auto ex = acceptor.get_executor();
     switch (kind) {
       case ListenerKind::kOutbound:
       case ListenerKind::kInbound:
-        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound, worker), asio::detached);
+        asio::co_spawn(ex, Captured(std::move(socket), kind == ListenerKind::kInbound, worker), LogEscaped(log, listener));
         break;
       default:
-        asio::co_spawn(ex, Admin(std::move(socket), kind), asio::detached);
+        asio::co_spawn(ex, Admin(std::move(socket), kind), LogEscaped(log, listener));
     }
   }
 }
@@ -231,8 +271,8 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
     cluster_name = "InboundPassthroughCluster";
     service = EndpointString(original);
   }
-  const char* reporter = inbound ? "destination" : "source";
-  opened.With({reporter, service}).Inc();
+  const TcpSeriesCache::Series series = worker.tcp_series->For(inbound, service);
+  series.opened->Inc();
 
   // Protocol: declared, or sniffed from what the client sends first (bounded wait). Under
   // REGISTRY_ONLY an unknown destination is still sniffed: an HTTP request may name a known
@@ -257,9 +297,15 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
                     .header_timeout = options.header_timeout, .connect_timeout = options.connect_timeout,
                     .http1_pool = &worker.http1_pool, .h2_pool = &worker.h2_pool};
     if (inbound) ctx.app_protocol = table->InboundProtocol(original.address().to_string(), original.port());
-    if (http2) co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
-    else co_await ServeHttp1(std::move(downstream), std::move(head), std::move(ctx));
-    closed.With({reporter, service, "-"}).Inc();
+    if (http2) {
+      co_await ServeHttp2(std::move(downstream), std::move(head), std::move(ctx));
+    } else if (const Http1SessionEnd end = co_await ServeHttp1(downstream, std::move(head), ctx); end.parked) {
+      // Idle between requests: the worker holds the socket, and nothing of this coroutine.
+      worker.parking.Park(std::make_unique<ParkedHttp1>(std::move(downstream), std::move(ctx), series.closed_clean, &active),
+                          end.idle_deadline);
+      co_return;
+    }
+    series.closed_clean->Inc();
     co_return;
   }
 
@@ -282,10 +328,10 @@ Awaitable<void> Server::Impl::Captured(Socket downstream, bool inbound, Worker& 
     }
     if (flags.empty()) co_await (Pipe(downstream, upstream, up) && Pipe(upstream, downstream, down));
   }
-  received.With({reporter, service}).Inc(up);
-  sent.With({reporter, service}).Inc(down);
+  series.received->Inc(up);
+  series.sent->Inc(down);
   const std::string flag_text = flags.ToString();
-  closed.With({reporter, service, flag_text}).Inc();
+  worker.tcp_series->Closed(inbound, service, flag_text).Inc();
   log.Info("access", {{"listener", inbound ? "inbound" : "outbound"},
                       {"downstream", EndpointString(peer)},
                       {"original_dst", EndpointString(original)},
@@ -369,6 +415,7 @@ void Server::Impl::StopAll() {
         boost::system::error_code ignored;
         a->close(ignored);
       }
+      w->parking.Shutdown();
       w->io.stop();
     });
   }
@@ -385,7 +432,12 @@ Server::~Server() {
 Status Server::Start() {
   Impl& im = *impl_;
   int n = std::max(1, im.options.workers);
-  for (int i = 0; i < n; ++i) im.workers.push_back(std::make_unique<Worker>());
+  for (int i = 0; i < n; ++i) {
+    im.workers.push_back(std::make_unique<Worker>());
+    im.workers.back()->tcp_series.emplace(TcpFamilies{im.opened, im.closed, im.sent, im.received});
+    im.workers.back()->http1_pool.SetLogger(&im.log);
+    im.workers.back()->h2_pool.SetLogger(&im.log);
+  }
   // Each worker's write batching is set up now, so the log tells which way writes go.
   bool batched = true;
   for (auto& w : im.workers) batched = asio::use_service<BatchedSends>(w->io).batching() && batched;

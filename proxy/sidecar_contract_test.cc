@@ -372,5 +372,18 @@ TEST_F(SidecarContractTest, WaitGivesUpWhenNeverReady) {
   EXPECT_NE(proxy_bad.err.find("unknown flag --bogus"), std::string::npos) << proxy_bad.err;
 }
 
+// A TPROXY inbound listener needs IP_TRANSPARENT (CAP_NET_ADMIN): a proxy without it refuses to
+// start and names the option, rather than bind a listener that would never see a redirected
+// connection (the option's result was not checked before).
+TEST_F(SidecarContractTest, ATproxyListenerWithoutItsSocketOptionIsAStartError) {
+  auto r = testing_support::RunProcess({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                                        "--bounding-set=-all", kBin + "/proxy/tern-proxy", "--interception-mode", "TPROXY",
+                                        "--outbound-port=0", "--inbound-port=0", "--admin-port=0", "--health-port=0",
+                                        "--stats-port=0", "--data-dir=/tmp"},
+                                       {}, "", 20s);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("IP_TRANSPARENT: Operation not permitted"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace tern::proxy

@@ -6,6 +6,8 @@
 
 #include <boost/asio.hpp>
 #include <cerrno>
+#include <cstring>
+#include <string>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 namespace tern::proxy {
@@ -47,25 +49,26 @@ Awaitable<ConnectResult> ConnectUpstream(Socket& socket, const tcp::endpoint& to
   co_return ConnectResult::kOk;
 }
 
-void ApplyKeepalive(Socket& s, const istio::TcpKeepalive& ka) {
-  int fd = s.native_handle();
-  int on = 1;
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+Status ApplyKeepalive(Socket& s, const istio::TcpKeepalive& ka) {
+  const int fd = s.native_handle();
+  auto set = [fd](const char* what, int level, int name, int value) -> Status {
+    if (setsockopt(fd, level, name, &value, sizeof value) == 0) return Status::Ok();
+    return Status::Error(std::string("tcpKeepalive: ") + what + "=" + std::to_string(value) + ": " + std::strerror(errno));
+  };
   auto seconds = [](const istio::Duration& d) {
     return static_cast<int>(std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count()));
   };
+  if (Status st = set("SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1); !st.ok()) return st;
   if (ka.probes) {
-    int n = static_cast<int>(*ka.probes);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &n, sizeof n);
+    if (Status st = set("TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(*ka.probes)); !st.ok()) return st;
   }
   if (ka.time) {
-    int n = seconds(*ka.time);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &n, sizeof n);
+    if (Status st = set("TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, seconds(*ka.time)); !st.ok()) return st;
   }
   if (ka.interval) {
-    int n = seconds(*ka.interval);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &n, sizeof n);
+    if (Status st = set("TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, seconds(*ka.interval)); !st.ok()) return st;
   }
+  return Status::Ok();
 }
 
 }  // namespace tern::proxy

@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 
+#include "core/base/status.h"
 #include "proxy/asio_types.h"
 #include "core/istio/destination_rule.h"
 
@@ -19,6 +20,6 @@ Awaitable<ConnectResult> ConnectUpstream(Socket& socket,
                                                       bool from_passthrough_address, std::chrono::milliseconds timeout);
 
 // A DestinationRule's tcp.tcpKeepalive on an upstream connection (SO_KEEPALIVE and its timers).
-void ApplyKeepalive(Socket& socket, const istio::TcpKeepalive& keepalive);
+Status ApplyKeepalive(Socket& socket, const istio::TcpKeepalive& keepalive);
 
 }  // namespace tern::proxy

@@ -89,7 +89,7 @@ struct TerndServer::Impl {
         reloads.With({"certificate", "error"}).Inc();
         log.Warn("serving certificate reload refused; keeping the last good one", {{"error", s.message()}});
       }
-      LoadMesh(false);
+      (void)LoadMesh(false);  // a refused reload is logged and counted there; the last good config stays
       lock.lock();
     }
   }

@@ -9,7 +9,7 @@
 
 namespace tern {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
@@ -31,7 +31,7 @@ class Status {
 
 // Either a value or the Status that explains why there is none.
 template <class T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status error) : v_(std::move(error)) {     // NOLINT: implicit by design

@@ -55,6 +55,13 @@ struct NlSocket {
 
 // `ip rule add fwmark M lookup T` and `ip route add local default dev lo table T`, per family.
 // Adding what exists already is success, so applying twice is harmless.
+// The error that stopped an apply, with what undoing its first steps said when that failed too:
+// the rules left behind are then named, not silently kept.
+Status WithUndo(const Status& error, const Status& undo) {
+  if (undo.ok()) return error;
+  return Status::Error(error.message() + "; undoing the policy routing also failed: " + undo.message());
+}
+
 Status PolicyRouting(const Ruleset& rs, bool add) {
   NlSocket nl;
   if (!nl.sock || nl_connect(nl.sock, NETLINK_ROUTE) < 0) return Status::Error("netlink: cannot connect");
@@ -168,13 +175,10 @@ class KernelApplier : public Applier {
     return RunInNetns(netns_, [&]() -> Status {
       if (rs.tproxy_routing) {
         Status s = PolicyRouting(rs, true);
-        if (!s.ok()) {
-          PolicyRouting(rs, false);  // leave nothing half-installed
-          return s;
-        }
+        if (!s.ok()) return WithUndo(s, PolicyRouting(rs, false));  // leave nothing half-installed
       }
       Status s = RunNft(RenderReplaceTransactionJson(rs), nullptr, true);
-      if (!s.ok() && rs.tproxy_routing) PolicyRouting(rs, false);
+      if (!s.ok() && rs.tproxy_routing) return WithUndo(s, PolicyRouting(rs, false));
       return s;
     });
   }
@@ -210,7 +214,8 @@ class KernelApplier : public Applier {
     // The first nft transaction of a process pays for loading and initialising libnftables
     // (several milliseconds); a dry run of a typical plan pays it here instead.
     static const std::string plan = RenderReplaceTransactionJson(BuildPlan(CaptureConfig{}));
-    RunInNetns(netns_, [] { return RunNft(plan, nullptr, true, true); });
+    // A failed warm-up costs only the first real transaction its delay; that one reports.
+    (void)RunInNetns(netns_, [] { return RunNft(plan, nullptr, true, true); });
   }
 
   Status Verify(const Ruleset& rs) override {

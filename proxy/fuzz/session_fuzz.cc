@@ -146,8 +146,18 @@ Harness& TheHarness() {
 }
 
 Awaitable<void> Serve(bool http2, Socket server, tern::proxy::HttpContext ctx) {
-  if (http2) co_await tern::proxy::ServeHttp2(std::move(server), "", std::move(ctx));
-  else co_await tern::proxy::ServeHttp1(std::move(server), "", std::move(ctx));
+  if (http2) {
+    co_await tern::proxy::ServeHttp2(std::move(server), "", std::move(ctx));
+    co_return;
+  }
+  // A session that parks (its client idles) is started again once the client sends (or closes),
+  // as the worker's parking does.
+  for (;;) {
+    const tern::proxy::Http1SessionEnd end = co_await tern::proxy::ServeHttp1(server, "", ctx);
+    if (!end.parked) break;
+    auto [ec] = co_await server.async_wait(Socket::wait_read, boost::asio::as_tuple(boost::asio::deferred));
+    if (ec) break;
+  }
 }
 
 // The client: its bytes in one or two writes (the first `first` of them), its write side

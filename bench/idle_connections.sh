@@ -6,7 +6,7 @@
 # Everything runs in a network namespace made here: an nginx backend on 127.0.0.1:18080, HAProxy
 # on :18081 (one thread), and tern-proxy as the sidecar (uid 1337 behind tern-init's capture, one
 # worker) reached at the service's cluster IP 10.96.0.20:8080 by a client of uid 1000.
-#   bench/idle_connections.sh [COUNTS] [IDLE_S]     (defaults 1000,4000,16000 and 3)
+#   [TERN_PROXY=path] bench/idle_connections.sh [COUNTS] [IDLE_S]     (defaults 1000,4000,16000 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=${1:-1000,4000,16000}
@@ -16,6 +16,8 @@ for p in haproxy nginx; do command -v "$p" >/dev/null || { apt-get install -y -q
 cmake --preset release >/dev/null
 cmake --build --preset release --target tern-proxy tern-init >/dev/null
 build=$PWD/build/release
+# TERN_PROXY=path: another tern-proxy binary (an earlier build, to compare with) in place of this tree's.
+tern_proxy=${TERN_PROXY:-$build/proxy/tern-proxy}
 ns=tern-idle-$$
 work=$(mktemp -d /tmp/tern-idle-bench.XXXXXX)
 chmod 755 "$work"
@@ -57,10 +59,10 @@ run nginx -c "$work/backend.conf" &
 run haproxy -f "$work/haproxy.cfg" -db &
 run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
 # The header timeout is raised so the clients idle as long as the bench needs.
-run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" \
+run setpriv --reuid 1337 --regid 1337 --clear-groups "$tern_proxy" --config "$work/snapshot.yaml" \
   --concurrency 1 --log-level error --header-timeout-ms 120000 &
 sleep 1
-tern_pid=$(pgrep -n -f "$build/proxy/tern-proxy --config $work" || true)
+tern_pid=$(pgrep -n -f "$tern_proxy --config $work" || true)
 haproxy_pid=$(pgrep -n -f "haproxy -f $work/haproxy.cfg" || true)
 if [[ -z "$tern_pid" || -z "$haproxy_pid" ]]; then
   echo "bench/idle_connections.sh: a proxy did not start (tern-proxy '$tern_pid', haproxy '$haproxy_pid')" >&2

@@ -19,7 +19,7 @@
 # proxy's knee, with each proxy's CPU per request at that equal load.
 # With INSTRUCTIONS=1 it ends with user-space instructions per request for tern-proxy and HAProxy
 # under callgrind: a measure this machine's run-to-run noise does not move.
-#   [INSTRUCTIONS=1] [RATE=N] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
+#   [INSTRUCTIONS=1] [RATE=N] [TERN_PROXY=path] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -29,6 +29,8 @@ for p in haproxy nginx wrk; do command -v "$p" >/dev/null || { apt-get install -
 cmake --preset release >/dev/null
 cmake --build --preset release >/dev/null
 build=$PWD/build/release
+# TERN_PROXY=path: another tern-proxy binary (an earlier build, to compare with) in place of this tree's.
+tern_proxy=${TERN_PROXY:-$build/proxy/tern-proxy}
 ns=tern-bench-$$
 work=$(mktemp -d /tmp/tern-proxy-bench.XXXXXX)
 chmod 755 "$work"
@@ -94,7 +96,7 @@ run nginx -c "$work/backend.conf" & pids+=($!)
 run nginx -c "$work/nginx-proxy.conf" & pids+=($!)
 run haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
 run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
-run setpriv --reuid 1337 --regid 1337 --clear-groups "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" \
+run setpriv --reuid 1337 --regid 1337 --clear-groups "$tern_proxy" --config "$work/snapshot.yaml" \
   --concurrency 1 --log-level error & pids+=($!)
 # HAProxy behind a redirect of its own, evaluated before tern's capture (priority -150 < -100).
 run nft -f - <<'NFT'
@@ -108,7 +110,7 @@ NFT
 sleep 1
 
 # pid of each measured process (one worker each)
-tern_pid=$(pgrep -n -f "$build/proxy/tern-proxy --config $work" || true)
+tern_pid=$(pgrep -n -f "$tern_proxy --config $work" || true)
 haproxy_pid=$(pgrep -n -f "haproxy -f $work/haproxy.cfg" || true)
 nginx_pid=$(pgrep -n -P "$(cat "$work/nginx-proxy.pid")" || true)
 if [[ -z "$tern_pid" || -z "$haproxy_pid" || -z "$nginx_pid" ]]; then
@@ -283,7 +285,7 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
     for load in idle load; do
       if [[ $name == tern ]]; then
         result=$(callgrind_run tern http://10.96.0.20:8080/ $load setpriv --reuid 1337 --regid 1337 --clear-groups \
-          $(cg tern $load) "$build/proxy/tern-proxy" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
+          $(cg tern $load) "$tern_proxy" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
       else
         result=$(callgrind_run haproxy http://127.0.0.1:18081/ $load $(cg haproxy $load) haproxy -f "$work/haproxy.cfg" -db)
       fi

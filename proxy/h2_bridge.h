@@ -43,6 +43,9 @@ struct H2Exchange final : H2UpstreamStream {
   size_t header_fields = 0;  // decoded, trailers included
   bool too_large = false;  // the header list is over the bounds: 431
   bool grpc = false;       // a gRPC call: the proxy's own answers go in gRPC's form
+  // An extended CONNECT for a WebSocket (RFC 8441): bridged to an HTTP/1.1 Upgrade, then a
+  // tunnel between the stream's DATA and the upstream connection's bytes.
+  bool tunnel = false;
   ByteQueue request_body;
   bool request_end = false;
   AnswerHeaders answer;           // what the upstream (or the proxy itself) answers
@@ -218,6 +221,16 @@ class H2Bridge final : public H2Handler {
   // try's deadline). kNone once whole, with `keep` whether the connection may serve again.
   Awaitable<ResponseFlag> RelayHttp1Answer(H2Exchange& ex, Http1Conn& conn, std::chrono::steady_clock::time_point try_until,
                                            bool& keep);
+  // After the upstream's 101 to a WebSocket's extended CONNECT: the client's stream gets 200, then
+  // bytes flow both ways (the stream's DATA to the connection, the connection's bytes back as
+  // DATA) until both sides have ended, each end passed on (END_STREAM as a half-close and back),
+  // or the tunnel idles past its destination's idle timeout (flag SI).
+  Awaitable<ResponseFlag> RunTunnel(H2Exchange& ex, Http1Conn& conn);
+  Awaitable<void> TunnelToClient(H2Exchange& ex, Http1Conn& conn, uint64_t& moved, bool& broken);
+  Awaitable<void> TunnelToUpstream(H2Exchange& ex, Http1Conn& conn, uint64_t& moved, bool& broken);
+  // A tunnel's both directions wait on the exchange's `wake` without re-arming it (each re-arm
+  // would cancel the other's wait): ex.Wake() wakes both.
+  static Awaitable<void> WaitTunnel(H2Exchange& ex);
   // The body sent so far goes back to the front of the queue, to be sent again; the client's
   // window was credited for it already.
   static void Requeue(H2Exchange& ex);

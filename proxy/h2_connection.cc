@@ -83,8 +83,10 @@ H2Connection::H2Connection(Socket socket, Role role, H2Handler& handler)
   };
   if (role == Role::kServer) {
     // The stream limit in a SETTINGS frame of its own, whose ACK nghttp2 never sees: a stream
-    // past it is then refused alone (h2_ack_filter.h). A server must not send ENABLE_PUSH.
-    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+    // past it is then refused alone (h2_ack_filter.h). A server must not send ENABLE_PUSH; it
+    // takes WebSockets over HTTP/2 (RFC 8441's extended CONNECT).
+    const nghttp2_settings_entry first[] = {settings[0], settings[1], {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, first, 3);
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &settings[2], 1);
     ack_filter_.emplace(/*nth=*/2, /*preface=*/true);
   } else {

@@ -3,20 +3,52 @@
 // relays the answer into the client's stream; the request's AttemptLoop says what follows each
 // try.
 #include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast/http/error.hpp>
+#include <cstring>
+#include <random>
 
 #include "core/base/ascii.h"
+#include "proxy/batched_send.h"
 #include "proxy/h2_bridge.h"
 #include "proxy/header_limits.h"
 #include "proxy/http1_codec.h"
 #include "proxy/http1_pool.h"
+#include "proxy/tcp_pipe.h"
 
 namespace tern::proxy {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
+
+// What a WebSocket upgrade's head adds: Connection, Upgrade and a key.
+constexpr size_t kUpgradeFieldsBytes = 96;
+
+// A Sec-WebSocket-Key for the HTTP/1.1 upgrade a WebSocket over HTTP/2 becomes: 16 random bytes
+// in base64 (RFC 6455 4.1). Its client sent none (RFC 8441 5); the upstream's accept is checked
+// by no one, the tunnel being the client's own WebSocket.
+std::string WebSocketKey() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  uint8_t bytes[18] = {};  // 16 random, two zero pads: 24 characters, the last two "=="
+  for (int i = 0; i < 16; i += 8) {
+    const uint64_t r = rng();
+    std::memcpy(bytes + i, &r, 8);
+  }
+  std::string key;
+  for (int i = 0; i < 18; i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    key += kBase64[(v >> 18) & 63];
+    key += kBase64[(v >> 12) & 63];
+    key += kBase64[(v >> 6) & 63];
+    key += kBase64[v & 63];
+  }
+  key.replace(22, 2, "==");
+  return key;
+}
 
 // An HTTP/1.1 exchange's 16 KiB body buffer, taken from the worker thread's spares and given
 // back after: a stream costs no allocation when one finished before it. The spares are the
@@ -131,7 +163,7 @@ Awaitable<ResponseFlag> H2Bridge::SendOverHttp1(H2Exchange& ex, Http1Conn& conn)
   std::string_view method, path, authority;
   bool has_length = false;
   // The head is sized first and written in one allocation.
-  size_t size = sizeof(" HTTP/1.1\r\nhost: \r\ntransfer-encoding: chunked\r\n\r\n");
+  size_t size = sizeof(" HTTP/1.1\r\nhost: \r\ntransfer-encoding: chunked\r\n\r\n") + kUpgradeFieldsBytes;
   for (const auto& [name, value] : ex.upstream_request) {
     const std::string_view n = name, v = value;
     if (n == ":method") method = v;
@@ -149,6 +181,11 @@ Awaitable<ResponseFlag> H2Bridge::SendOverHttp1(H2Exchange& ex, Http1Conn& conn)
     if (n[0] == ':' || IsHopByHop(n)) continue;
     has_length |= n == "content-length";
     head.append(n).append(": "sv).append(value).append("\r\n"sv);
+  }
+  if (ex.tunnel) {  // the WebSocket's HTTP/1.1 upgrade: a head, and no body (what follows is the tunnel's)
+    head.append("connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-key: "sv).append(WebSocketKey()).append("\r\n\r\n"sv);
+    asio::const_buffer upgrade = asio::buffer(head);
+    co_return co_await WriteGather(s, {&upgrade, 1}) ? ResponseFlag::kUpstreamConnectionTermination : ResponseFlag::kNone;
   }
   // Framing: the client's length, else none for an empty body, else chunked as it streams.
   bool chunked = false;
@@ -204,8 +241,11 @@ Awaitable<ResponseFlag> H2Bridge::ReadHttp1AnswerHead(H2Exchange& ex, Http1Conn&
     }
     const char* problem = res.ParseResponse({static_cast<const char*>(buf.data().data()), length}, head_request);
     buf.consume(length);
-    // A 101 answers no HTTP/2 request (none can ask an upgrade): no answer to it.
-    if (problem || res.status == 101) co_return ResponseFlag::kUpstreamProtocolError;
+    // A 101 answers only a WebSocket's upgrade: to anything else it is no answer.
+    if (problem || (res.status == 101 && !(ex.tunnel && AsciiIEquals(res.Get("upgrade"), "websocket")))) {
+      co_return ResponseFlag::kUpstreamProtocolError;
+    }
+    if (res.status == 101) co_return ResponseFlag::kNone;
     if (res.status >= 200) co_return ResponseFlag::kNone;
     if (interim == kMaxInterimAnswers) co_return ResponseFlag::kUpstreamProtocolError;
   }
@@ -216,6 +256,7 @@ Awaitable<ResponseFlag> H2Bridge::RelayHttp1Answer(H2Exchange& ex, Http1Conn& co
   Socket& s = conn.socket;
   boost::beast::flat_buffer& buf = conn.buffer;
   const Http1Head& res = conn.answer_head;
+  if (res.status == 101) co_return co_await RunTunnel(ex, conn);  // upgraded (ReadHttp1AnswerHead checked it)
   ex.answer.response.clear();
   ex.answer.response.reserve(res.fields.size() + 1);
   ex.answer.response.emplace_back(":status", std::to_string(res.status));
@@ -267,6 +308,98 @@ Awaitable<ResponseFlag> H2Bridge::RelayHttp1Answer(H2Exchange& ex, Http1Conn& co
   keep = res.keep_alive && buf.size() == 0;
   co_return ResponseFlag::kNone;
 }
+
+Awaitable<ResponseFlag> H2Bridge::RunTunnel(H2Exchange& ex, Http1Conn& conn) {
+  // RFC 8441: the client hears 200, with the upstream's WebSocket fields but its accept key
+  // (the upstream's answer to a key the proxy made up) and the connection's own.
+  ex.answer.response.clear();
+  ex.answer.response.emplace_back(":status", "200");
+  for (const auto& f : conn.answer_head.fields) {
+    std::string name = AsciiLower(f.name);
+    if (IsConnectionSpecific(name) || name == "sec-websocket-accept") continue;
+    ex.answer.response.emplace_back(std::move(name), f.value);
+  }
+  ex.response_end = false;
+  SubmitResponse(ex);
+  ex.wake->expires_at(Timer::time_point::max());
+  const auto idle_timeout = ex.attempts->cluster() ? ex.attempts->cluster()->limits.idle_timeout : std::chrono::hours(1);
+  uint64_t moved = 0;  // bytes either way: the idle watch looks for progress
+  bool broken = false;
+  auto both = (TunnelToClient(ex, conn, moved, broken) && TunnelToUpstream(ex, conn, moved, broken));
+  auto result = co_await (std::move(both) || IdleWatch([&moved] { return moved; }, idle_timeout, [&] {
+                            broken = true;
+                            boost::system::error_code ignored;
+                            CloseSocket(conn.socket, ignored);
+                            ex.Wake();
+                          }));
+  if (result.index() == 1) {  // idled out: the upstream connection is closed, the client's stream reset
+    ex.entry.flags |= ResponseFlag::kStreamIdleTimeout;
+    if (!ex.down_closed && !ex.response_end) {
+      nghttp2_submit_rst_stream(down_->session(), NGHTTP2_FLAG_NONE, ex.down_id, NGHTTP2_CANCEL);
+      down_->Kick();
+    }
+    co_return ResponseFlag::kNone;
+  }
+  // The upstream reset the tunnel: the client's stream is reset too (UpstreamFailed).
+  co_return broken && !ex.response_end ? ResponseFlag::kUpstreamConnectionTermination : ResponseFlag::kNone;
+}
+
+Awaitable<void> H2Bridge::TunnelToClient(H2Exchange& ex, Http1Conn& conn, uint64_t& moved, bool& broken) {
+  SpareChunk chunk;
+  for (;;) {
+    if (ex.down_closed || broken) co_return;
+    if (ex.response_body.size() >= kHttp1ResponseBuffer) {  // the client reads slower than the upstream sends
+      co_await WaitTunnel(ex);
+      continue;
+    }
+    size_t n = 0;
+    if (conn.buffer.size() > 0) {  // what came with the 101
+      n = asio::buffer_copy(asio::buffer(chunk.get(), kChunk), conn.buffer.data());
+      conn.buffer.consume(n);
+    } else {
+      auto [ec, got] = co_await conn.socket.async_read_some(asio::buffer(chunk.get(), kChunk), kNoThrow);
+      if (ec) {
+        // The upstream's end (its FIN) ends the client's stream: END_STREAM; a reset breaks it.
+        if (ec == asio::error::eof) ex.response_end = true;
+        else broken = true;
+        ResumeAnswer(ex);
+        ex.Wake();
+        co_return;
+      }
+      n = got;
+    }
+    moved += n;
+    ex.response_body.Append(chunk.get(), n);
+    ResumeAnswer(ex);
+  }
+}
+
+Awaitable<void> H2Bridge::TunnelToUpstream(H2Exchange& ex, Http1Conn& conn, uint64_t& moved, bool& broken) {
+  SpareChunk chunk;
+  for (;;) {
+    if (broken) co_return;
+    if (size_t n = ex.request_body.Take(chunk.get(), kChunk); n > 0) {
+      auto [ec, wrote] = co_await asio::async_write(conn.socket, asio::buffer(chunk.get(), n), kNoThrow);
+      if (ec) {
+        broken = true;
+        ex.Wake();
+        co_return;
+      }
+      moved += n;
+      Credit(ex, ex.Sent(chunk.get(), n));
+      continue;
+    }
+    if (ex.request_end) {  // the client's END_STREAM: a half-close toward the upstream
+      boost::system::error_code ignored;
+      conn.socket.shutdown(Socket::shutdown_send, ignored);
+      co_return;
+    }
+    if (ex.down_closed) co_return;
+    co_await WaitTunnel(ex);
+  }
+}
+
+Awaitable<void> H2Bridge::WaitTunnel(H2Exchange& ex) { co_await ex.wake->async_wait(kNoThrow); }
 
 void H2Bridge::Requeue(H2Exchange& ex) {
   std::string rest(ex.request_body.size(), '\0');

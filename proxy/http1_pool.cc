@@ -239,6 +239,9 @@ void Http1Pool::Release(std::unique_ptr<Http1Conn> conn, bool reusable) {
   conns.push_back(std::move(conn));
 }
 
+// An idle pooled connection gives its buffers back after this long (see Http1Conn::ReleaseBuffers).
+constexpr auto kReleaseBuffersAfter = std::chrono::seconds(1);
+
 Awaitable<void> Http1Pool::Sweep() {
   while (!shut_down_) {
     sweep_timer_.expires_after(std::chrono::seconds(1));
@@ -253,6 +256,9 @@ Awaitable<void> Http1Pool::Sweep() {
           conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i));
           Close(std::move(conn));
         } else {
+          // Idle a second or more: its buffers go back (a busy connection keeps them, and pays
+          // no allocation per request); the next exchange on it makes them again.
+          if (now - conns[i]->idle_since >= kReleaseBuffersAfter) conns[i]->ReleaseBuffers();
           ++i;
         }
       }

@@ -49,6 +49,13 @@ struct Http1Conn {
   void Arm(std::chrono::steady_clock::time_point deadline);
   // Ends the deadline; true when it had passed (the operations were cancelled: a timeout).
   bool Disarm();
+  // Gives back the read buffer and the heads' storage of a connection that idles in the pool: a
+  // thousand idle upstream connections otherwise hold ~17 KB each.
+  void ReleaseBuffers() {
+    if (buffer.size() == 0 && buffer.capacity() > 0) buffer.shrink_to_fit();
+    answer_head.ReleaseStorage();
+    std::string().swap(request_head);
+  }
 
   Socket socket;
   boost::beast::flat_buffer buffer;

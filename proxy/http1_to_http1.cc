@@ -10,6 +10,7 @@
 #include "proxy/http1_forward.h"
 #include "proxy/http1_pool.h"
 #include "proxy/mirror.h"
+#include "proxy/batched_send.h"
 #include "proxy/tcp_pipe.h"
 
 namespace tern::proxy {
@@ -35,9 +36,11 @@ namespace {
 
 // After a 101 to an upgrade: the 101 goes to the client with the upstream's Upgrade, then the
 // bytes flow both ways untouched (what either side sent early first) until each side has
-// closed, each FIN passed on as a half-close.
+// closed, each FIN passed on as a half-close, or until the tunnel idles past `idle_timeout`
+// (its destination's connectionPool idleTimeout, 1 h by default; flag SI).
 Awaitable<void> Tunnel(Socket& down, boost::beast::flat_buffer& dbuf, Http1Conn& conn, Http1Head& res,
-                       const std::string& protocol, std::string& wire) {
+                       const std::string& protocol, std::string& wire, std::chrono::milliseconds idle_timeout,
+                       ResponseFlags& flags) {
   res.Add("Connection", "Upgrade");
   res.Add("Upgrade", protocol);
   wire.clear();
@@ -51,7 +54,14 @@ Awaitable<void> Tunnel(Socket& down, boost::beast::flat_buffer& dbuf, Http1Conn&
     if (co_await WriteAll(conn.socket, early)) co_return;
   }
   uint64_t up = 0, back = 0;
-  co_await (Pipe(down, conn.socket, up) && Pipe(conn.socket, down, back));
+  // Until both sides have closed, or the tunnel idles past its destination's idle timeout.
+  auto result = co_await ((Pipe(down, conn.socket, up) && Pipe(conn.socket, down, back)) ||
+                          IdleWatch([&] { return up + back; }, idle_timeout, [&] {
+                            boost::system::error_code ignored;
+                            CloseSocket(conn.socket, ignored);
+                            CloseSocket(down, ignored);
+                          }));
+  if (result.index() == 1) flags |= ResponseFlag::kStreamIdleTimeout;
 }
 
 // An attempt's answer head, read after its request went out: interim answers (1xx but 101)
@@ -171,7 +181,8 @@ Awaitable<ForwardOutcome> ForwardToHttp1(ForwardRequest& x) {
     x.entry.code = res.status;
     ApplyResponseOps(res, x.d);
     if (res.status == 101) {  // upgraded (checked by ReadAnswerHead): a tunnel until both sides close
-      co_await Tunnel(x.down, x.dbuf, conn, res, switched_to, x.wire);
+      const auto idle_timeout = loop.cluster() ? loop.cluster()->limits.idle_timeout : std::chrono::hours(1);
+      co_await Tunnel(x.down, x.dbuf, conn, res, switched_to, x.wire, idle_timeout, out.flags);
       pool.Release(std::move(lease.conn), false);
       out.close = true;
       co_return out;

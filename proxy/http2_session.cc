@@ -251,12 +251,13 @@ void H2Bridge::Retire(H2Exchange& ex) {
 void H2Bridge::Start(H2Exchange& ex) {
   ex.grpc = IsGrpcRequest(ex.request);  // before its fields move upstream
   if (ex.too_large) return Local(ex, 431, "request headers too large\n", ResponseFlag::kDownstreamProtocolError);
-  std::string_view method, path, authority, scheme = "http";
+  std::string_view method, path, authority, scheme = "http", protocol;
   headers_.clear();
   for (const auto& [name, value] : ex.request) {
     // Compared as views: a std::string against a literal costs a strlen and a memcmp each.
     const std::string_view n = name, v = value;
     if (n == ":method") method = v;
+    else if (n == ":protocol") protocol = v;
     else if (n == ":path") path = v;
     else if (n == ":authority") authority = v;
     else if (n == ":scheme") scheme = v;
@@ -266,7 +267,11 @@ void H2Bridge::Start(H2Exchange& ex) {
   ex.entry.method = method;
   ex.entry.path = path;
   ex.entry.authority = authority;
-  if (method == "CONNECT") return Local(ex, 501, "CONNECT is not proxied\n", ResponseFlag::kDownstreamProtocolError);
+  // A WebSocket over HTTP/2 (RFC 8441) is routed as the GET its HTTP/1.1 upgrade is; any other
+  // CONNECT (a plain tunnel, another protocol) is not proxied, as over HTTP/1.1.
+  ex.tunnel = method == "CONNECT" && AsciiIEquals(protocol, "websocket");
+  if (ex.tunnel) method = "GET";
+  else if (method == "CONNECT") return Local(ex, 501, "CONNECT is not proxied\n", ResponseFlag::kDownstreamProtocolError);
   if (ctx_.draining && *ctx_.draining && !goaway_sent_) {
     // Shutting down: this stream is served, and the client told to open no more.
     goaway_sent_ = true;
@@ -283,7 +288,7 @@ void H2Bridge::Start(H2Exchange& ex) {
   if (ctx_.inbound) {
     ex.entry.cluster = inbound_cluster_;
     to = ctx_.original;
-    http2 = AppSpeaksHttp2(ctx_.app_protocol, true);
+    http2 = AppSpeaksHttp2(ctx_.app_protocol, true) && !ex.tunnel;
     // The app is the only upstream: no retries, no timeout.
     ex.attempts.emplace(nullptr, nullptr, nullptr, to, std::nullopt, ex.entry.method, true);
   } else {
@@ -310,8 +315,8 @@ void H2Bridge::Start(H2Exchange& ex) {
     ex.spec = d.route->spec;
     ex.picked = d.picked;
     ex.attempts.emplace(d.route, d.cluster, d.endpoint, to, d.hash, ex.entry.method, true);
-    ex.kept.keep = ex.attempts->may_retry();
-    http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true);
+    ex.kept.keep = ex.attempts->may_retry() && !ex.tunnel;  // a tunnel's bytes are never sent twice
+    http2 = UpstreamSpeaksHttp2(*d.cluster, d.endpoint, true) && !ex.tunnel;  // upgrades go over HTTP/1.1
   }
   ex.entry.upstream = to;
 

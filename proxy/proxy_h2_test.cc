@@ -31,10 +31,14 @@ using namespace std::chrono_literals;
 using nettest::Endpoint;
 using nettest::Listener;
 using testing_support::Count;
+using testing_support::OneServiceSnapshot;
 using testing_support::ProductSnapshot;
 using testing_support::ProxyInPod;
 using testing_support::RawH2Client;
+using testing_support::ReceiveUntil;
 using testing_support::SeedSnapshot;
+using tern::testing_support::Spawn;
+using tern::testing_support::Stop;
 
 const std::map<std::string, std::string> kEnv = {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}};
 
@@ -851,6 +855,130 @@ TEST_F(ProxyH2, StreamsToHttp2UpstreamsAreRetried) {
 }
 
 // One worker: its HTTP/2 upstream connections are the ones counted.
+// A WebSocket client's frame carrying `text`: masked, as a client's must be (RFC 6455 5.3).
+std::string ClientTextFrame(const std::string& text) {
+  std::string f = {static_cast<char>(0x81), static_cast<char>(0x80 | text.size())};
+  const char mask[4] = {0x11, 0x22, 0x33, 0x44};
+  f.append(mask, 4);
+  for (size_t i = 0; i < text.size(); ++i) f += static_cast<char>(text[i] ^ mask[i % 4]);
+  return f;
+}
+
+// WebSockets over HTTP/2 (RFC 8441): the proxy announces SETTINGS_ENABLE_CONNECT_PROTOCOL, an
+// extended CONNECT (:protocol websocket) is routed as the GET it becomes, asked of the HTTP/1.1
+// upstream as an Upgrade (with a key of the proxy's own), and its 101 reaches the client as 200;
+// then the stream's DATA and the connection's bytes flow both ways, each end passed on. A refused
+// upgrade is answered with the upstream's status; a plain CONNECT is still not proxied.
+TEST_F(ProxyH2, WebSocketsOverHttp2BecomeHttp1UpgradesAndFlowBothWays) {
+  LOAD_SNAPSHOT(OneServiceSnapshot("ws", "ALLOW_ANY", "chat", "10.96.0.30", "http", 8765, "10.200.0.2"), "ws");
+  const std::string script = std::string(TERN_SOURCE_DIR) + "/proxy/testing/ws_app.py";
+  pid_t service = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), "/usr/bin/python3", script, "serve",
+                         "10.200.0.2", "8765", "chat"},
+                        {{"PATH", "/usr/bin:/bin"}}, dir_ + "/ws-service.log");
+  ASSERT_TRUE(WaitFor([&] { return nettest::Connect(net_->peer, {"10.200.0.2", 8765}, 0); }));
+  auto websocket = [](const std::string& path) {
+    return RawH2Client::Fields{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
+                               {":path", path},        {":authority", "chat:8765"},  {"sec-websocket-version", "13"}};
+  };
+  struct Row {
+    const char* path;
+    std::string status;
+    std::vector<std::string> heard;  // in the answer's DATA, in order
+  } rows[] = {
+      {"/echo", "200", {"chat:ping"}},
+      {"/greet", "200", {"hello from chat", "chat:ping"}},
+      {"/refuse", "403", {"refused"}},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.path);
+    int fd = nettest::ConnectSocket(net_->pod, {"10.96.0.30", 8765}, 1000);
+    ASSERT_GE(fd, 0);
+    RawH2Client client(fd);
+    // The stream stays open after its first message, as a WebSocket's does.
+    const int32_t id = client.Request(websocket(row.path), ClientTextFrame("ping"), /*hold=*/true);
+    ASSERT_GT(id, 0);
+    ASSERT_TRUE(client.Pump([&] {
+      const std::string& got = client.body[id];
+      return client.Closed(id) || got.find(row.heard.back()) != std::string::npos;
+    })) << client.fields[id] << Log();
+    EXPECT_EQ(client.status[id], row.status) << client.fields[id];
+    EXPECT_EQ(client.fields[id].find("sec-websocket-accept"), std::string::npos) << "the proxy's own key's accept stays";
+    size_t at = 0;
+    for (const std::string& heard : row.heard) {
+      at = client.body[id].find(heard, at);
+      EXPECT_NE(at, std::string::npos) << heard << " in " << client.body[id];
+    }
+    // The client's END_STREAM is a half-close toward the app, which then closes: the stream ends.
+    client.EndBody(id);
+    EXPECT_TRUE(client.Pump([&] { return client.Closed(id); })) << Log();
+    EXPECT_EQ(client.reset.count(id), 0u) << "ended, not reset";
+  }
+  // A CONNECT for anything but a WebSocket is not proxied.
+  int fd = nettest::ConnectSocket(net_->pod, {"10.96.0.30", 8765}, 1000);
+  ASSERT_GE(fd, 0);
+  RawH2Client plain(fd);
+  const int32_t id = plain.Request({{":method", "CONNECT"}, {":authority", "10.200.0.2:8765"}});
+  ASSERT_TRUE(plain.Pump([&] { return plain.Closed(id); }));
+  EXPECT_EQ(plain.status[id], "501");
+  std::string log = Log();
+  EXPECT_EQ(Count(log, "\"path\":\"/echo\",\"protocol\":\"HTTP/2\",\"response_code\":200"), 1) << log;
+  EXPECT_EQ(Count(log, "\"path\":\"/refuse\",\"protocol\":\"HTTP/2\",\"response_code\":403"), 1) << log;
+  Stop(service);
+}
+
+// A tunnel that moves no byte for its destination's idle timeout (connectionPool.http.idleTimeout,
+// here 1 s) is ended, flag SI: an HTTP/2 client's stream is reset (CANCEL), an HTTP/1.1 client's
+// connection closed; one that keeps talking lives on past it.
+TEST_F(ProxyH2, AnIdleWebSocketTunnelEndsAtItsIdleTimeout) {
+  LOAD_SNAPSHOT(OneServiceSnapshot("ws", "ALLOW_ANY", "chat", "10.96.0.30", "http", 8765, "10.200.0.2") +
+                    "resources:\n- apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n"
+                    "  metadata: {name: chat, namespace: my-app}\n"
+                    "  spec: {host: chat, trafficPolicy: {connectionPool: {http: {idleTimeout: 1s}}}}\n",
+                "ws");
+  const std::string script = std::string(TERN_SOURCE_DIR) + "/proxy/testing/ws_app.py";
+  pid_t service = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), "/usr/bin/python3", script, "serve",
+                         "10.200.0.2", "8765", "chat"},
+                        {{"PATH", "/usr/bin:/bin"}}, dir_ + "/ws-service.log");
+  ASSERT_TRUE(WaitFor([&] { return nettest::Connect(net_->peer, {"10.200.0.2", 8765}, 0); }));
+  // HTTP/2: a message, then silence.
+  int fd = nettest::ConnectSocket(net_->pod, {"10.96.0.30", 8765}, 1000);
+  ASSERT_GE(fd, 0);
+  RawH2Client client(fd);
+  const int32_t id = client.Request({{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
+                                     {":path", "/echo"}, {":authority", "chat:8765"}, {"sec-websocket-version", "13"}},
+                                    ClientTextFrame("ping"), /*hold=*/true);
+  ASSERT_TRUE(client.Pump([&] { return client.body[id].find("chat:ping") != std::string::npos; })) << Log();
+  const auto quiet = std::chrono::steady_clock::now();
+  ASSERT_TRUE(client.Pump([&] { return client.Closed(id); }, 5000ms)) << Log();
+  const auto idled = std::chrono::steady_clock::now() - quiet;
+  EXPECT_EQ(client.reset[id], static_cast<uint32_t>(NGHTTP2_CANCEL));
+  EXPECT_GE(idled, 900ms);
+  EXPECT_LT(idled, 3000ms);
+  // HTTP/1.1: the upgrade by hand, two messages 600 ms apart (the tunnel lives on), then silence.
+  int h1 = nettest::ConnectSocket(net_->pod, {"10.96.0.30", 8765}, 1000);
+  ASSERT_GE(h1, 0);
+  ASSERT_TRUE(nettest::SendAll(h1, "GET /echo HTTP/1.1\r\nHost: chat:8765\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"));
+  std::string got = ReceiveUntil(h1, 3000ms, nullptr, [](const std::string& g) { return g.find("\r\n\r\n") != std::string::npos; });
+  ASSERT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  for (int i = 0; i < 2; ++i) {
+    std::this_thread::sleep_for(600ms);
+    ASSERT_TRUE(nettest::SendAll(h1, ClientTextFrame("ping")));
+    got = ReceiveUntil(h1, 3000ms, nullptr, [](const std::string& g) { return g.find("chat:ping") != std::string::npos; });
+    EXPECT_NE(got.find("chat:ping"), std::string::npos) << "message " << i << " after 600 ms: the tunnel lives";
+  }
+  const auto h1_quiet = std::chrono::steady_clock::now();
+  bool ended = false;
+  ReceiveUntil(h1, 5000ms, &ended);
+  const auto h1_idled = std::chrono::steady_clock::now() - h1_quiet;
+  EXPECT_TRUE(ended) << "closed by the proxy";
+  EXPECT_GE(h1_idled, 900ms);
+  EXPECT_LT(h1_idled, 3000ms);
+  close(h1);
+  EXPECT_TRUE(WaitFor([&] { return Count(Log(), "\"response_flags\":\"SI\"") == 2; })) << Log();
+  Stop(service);
+}
+
 class OneWorkerH2 : public ProxyH2 {
   std::vector<std::string> ExtraArgs() const override { return {"--concurrency", "1"}; }
 

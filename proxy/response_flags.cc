@@ -11,7 +11,7 @@ constexpr ResponseFlag kAll[] = {
     ResponseFlag::kUpstreamOverflow,        ResponseFlag::kNoRouteFound,
     ResponseFlag::kDelayInjected,           ResponseFlag::kFaultInjected,
     ResponseFlag::kRateLimited,             ResponseFlag::kDownstreamConnectionTermination,
-    ResponseFlag::kUpstreamRetryLimitExceeded, ResponseFlag::kDownstreamProtocolError,
+    ResponseFlag::kUpstreamRetryLimitExceeded, ResponseFlag::kStreamIdleTimeout, ResponseFlag::kDownstreamProtocolError,
     ResponseFlag::kUpstreamProtocolError,   ResponseFlag::kNoClusterFound,
     ResponseFlag::kDownstreamRemoteReset,
 };
@@ -32,6 +32,7 @@ const char* ShortName(ResponseFlag f) {
     case ResponseFlag::kRateLimited: return "RL";
     case ResponseFlag::kDownstreamConnectionTermination: return "DC";
     case ResponseFlag::kUpstreamRetryLimitExceeded: return "URX";
+    case ResponseFlag::kStreamIdleTimeout: return "SI";
     case ResponseFlag::kDownstreamProtocolError: return "DPE";
     case ResponseFlag::kUpstreamProtocolError: return "UPE";
     case ResponseFlag::kNoClusterFound: return "NC";

@@ -24,6 +24,7 @@ enum class ResponseFlag : uint32_t {
   kRateLimited = 1u << 11,                    // RL: the local rate limit
   kDownstreamConnectionTermination = 1u << 14,  // DC: the client went away mid-answer
   kUpstreamRetryLimitExceeded = 1u << 15,     // URX: the retries were spent
+  kStreamIdleTimeout = 1u << 16,              // SI: a tunnel idled past its idle timeout
   kDownstreamProtocolError = 1u << 18,        // DPE: the client sent something that is no request
   kUpstreamProtocolError = 1u << 23,          // UPE: the upstream sent something that is no answer
   kNoClusterFound = 1u << 24,                 // NC: a subset no DestinationRule defines

@@ -6,7 +6,7 @@
 # Everything runs in a network namespace made here: an nginx backend on 127.0.0.1:18080, HAProxy
 # on :18081 (one thread), and tern-proxy as the sidecar (uid 1337 behind tern-init's capture, one
 # worker) reached at the service's cluster IP 10.96.0.20:8080 by a client of uid 1000.
-#   [TERN_PROXY=path] bench/idle_connections.sh [COUNTS] [IDLE_S]     (defaults 1000,4000,16000 and 3)
+#   [TERN_PROXY=path] [UPSTREAM_IDLE_TIMEOUT=2s] bench/idle_connections.sh [COUNTS] [IDLE_S]     (defaults 1000,4000,16000 and 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=${1:-1000,4000,16000}
@@ -53,7 +53,17 @@ frontend fe
 backend be
   server s1 127.0.0.1:18080
 CONF
-pod_snapshot idle > "$work/snapshot.yaml"
+# UPSTREAM_IDLE_TIMEOUT=2s: the backend's DestinationRule closes pooled upstream connections idle that
+# long (Istio's default is 1 h), to tell what they hold from what the clients' connections hold.
+upstream_rule=""
+if [[ -n "${UPSTREAM_IDLE_TIMEOUT:-}" ]]; then
+  upstream_rule="resources:
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {name: backend, namespace: default}
+  spec: {host: backend, trafficPolicy: {connectionPool: {http: {idleTimeout: $UPSTREAM_IDLE_TIMEOUT}}}}"
+fi
+pod_snapshot idle "" "$upstream_rule" > "$work/snapshot.yaml"
 run sysctl -qw net.core.somaxconn=4096
 run nginx -c "$work/backend.conf" &
 run haproxy -f "$work/haproxy.cfg" -db &

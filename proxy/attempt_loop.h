@@ -82,9 +82,8 @@ class AttemptLoop {
   NextStep After(const AttemptResult& result, ResponseFlags& flags);
   // The answer's head goes to the client.
   void Answered(unsigned status) { RecordAttempt(cluster_, endpoint_, AttemptFailure::kNone, status); }
-  // A failure after the answer's head was taken but before any of it reached the client (a
-  // short body held whole broke off): recorded as a reset; After decides as for any failure.
-
+  // (A short body held whole that breaks off before any of it reached the client is one more
+  // failed try: the session calls After again, with the failure.)
   std::chrono::milliseconds Backoff(Rng& rng) const { return retrier_.Backoff(rng, give_up_); }
   // The retry's endpoint, by the cluster's balancer (the last one stands when no other fits).
   void MoveOn(Rng& rng);

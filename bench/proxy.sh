@@ -19,7 +19,11 @@
 # proxy's knee, with each proxy's CPU per request at that equal load.
 # With INSTRUCTIONS=1 it ends with user-space instructions per request for tern-proxy and HAProxy
 # under callgrind: a measure this machine's run-to-run noise does not move.
-#   [INSTRUCTIONS=1] [RATE=N] [TERN_PROXY=path] bench/proxy.sh [DURATION_S] [ROUNDS]      (defaults 10, 2; connections 16 and 64)
+# With TERN_BEFORE=path (an earlier tern-proxy build), every tern row is measured for that binary
+# too, in the same run, as "<row>-before": the two take turns behind the one capture (restarted
+# between rows), and a last table gives after/before CPU per request (and instructions) per row.
+#   [INSTRUCTIONS=1] [RATE=N] [TERN_PROXY=path] [TERN_BEFORE=path] bench/proxy.sh [DURATION_S] [ROUNDS]
+#   (defaults 10, 2; connections 16 and 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -96,8 +100,28 @@ run nginx -c "$work/backend.conf" & pids+=($!)
 run nginx -c "$work/nginx-proxy.conf" & pids+=($!)
 run haproxy -f "$work/haproxy.cfg" -db & pids+=($!)
 run "$build/init/tern-init" -p 15001 -z 15006 -u 1337 -g 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 2>/dev/null
-run setpriv --reuid 1337 --regid 1337 --clear-groups "$tern_proxy" --config "$work/snapshot.yaml" \
-  --concurrency 1 --log-level error & pids+=($!)
+tern_before=${TERN_BEFORE:-}
+# Starts tern-proxy binary $1 as the sidecar (uid 1337, one worker) and waits until it answers.
+start_tern() {
+  run setpriv --reuid 1337 --regid 1337 --clear-groups "$1" --config "$work/snapshot.yaml" \
+    --concurrency 1 --log-level error & pids+=($!)
+  running_tern=$1
+  for _ in $(seq 50); do
+    sleep 0.1
+    run curl -s -o /dev/null --max-time 1 http://10.96.0.20:8080/ && break
+  done
+  tern_pid=$(pgrep -n -f "$1 --config $work" || true)
+}
+# Makes binary $1 the running tern-proxy (the other one stopped first: they share the capture's ports).
+use_tern() {
+  [[ "$running_tern" == "$1" ]] && return
+  kill "$tern_pid"
+  for _ in $(seq 50); do kill -0 "$tern_pid" 2>/dev/null || break; sleep 0.1; done
+  start_tern "$1"
+}
+# The binary a row's target measures: "...-before" rows the earlier build's.
+binary_of() { [[ "$1" == *-before ]] && echo "$tern_before" || echo "$tern_proxy"; }
+start_tern "$tern_proxy"
 # HAProxy behind a redirect of its own, evaluated before tern's capture (priority -150 < -100).
 run nft -f - <<'NFT'
 table ip bench_nat {
@@ -110,7 +134,6 @@ NFT
 sleep 1
 
 # pid of each measured process (one worker each)
-tern_pid=$(pgrep -n -f "$tern_proxy --config $work" || true)
 haproxy_pid=$(pgrep -n -f "haproxy -f $work/haproxy.cfg" || true)
 nginx_pid=$(pgrep -n -P "$(cat "$work/nginx-proxy.pid")" || true)
 if [[ -z "$tern_pid" || -z "$haproxy_pid" || -z "$nginx_pid" ]]; then
@@ -130,9 +153,13 @@ log_percentiles() {
 }
 
 declare -A url=([direct]=http://127.0.0.1:18080/ [tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18081/
-                [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/ [tern-seed]=http://10.96.0.21:8080/)
-declare -A pid=([direct]="" [tern]=$tern_pid [haproxy]=$haproxy_pid [nginx]=$nginx_pid [haproxy-nat]=$haproxy_pid
-                [tern-seed]=$tern_pid)
+                [nginx]=http://127.0.0.1:18082/ [haproxy-nat]=http://10.96.0.30:8080/ [tern-seed]=http://10.96.0.21:8080/
+                [tern-before]=http://10.96.0.20:8080/ [tern-seed-before]=http://10.96.0.21:8080/)
+declare -A pid=([direct]="" [haproxy]=$haproxy_pid [nginx]=$nginx_pid [haproxy-nat]=$haproxy_pid)
+# The measured process of a row (for a tern row, once use_tern has started its binary).
+pid_of() { if [[ "$1" == tern* ]]; then echo "$tern_pid"; else echo "${pid[$1]}"; fi; }
+wrk_targets="direct tern haproxy nginx haproxy-nat tern-seed${tern_before:+ tern-before tern-seed-before}"
+h2_targets="tern haproxy nginx${tern_before:+ tern-before}"
 declare -A rps p50 p99 cpu
 echo "idle RSS: tern-proxy $(rss_now_kb "$tern_pid") KB, HAProxy $(rss_now_kb "$haproxy_pid") KB, nginx worker $(rss_now_kb "$nginx_pid") KB"
 h2_ok=$(run h2load -n1 -c1 http://10.96.0.20:8080/ 2>&1 | awk '/^status codes:/ {print $3}')
@@ -142,8 +169,9 @@ seed_ok=$(run h2load -n1 -c1 http://10.96.0.21:8080/ 2>&1 | awk '/^status codes:
 echo "tern-proxy snapshot: $(grep -c "^- {service:" "$work/snapshot.yaml") endpoints, $(grep -c "hostname:" "$work/snapshot.yaml") services"
 for conns in 16 64; do
   for round in $(seq "$rounds"); do
-    for target in direct tern haproxy nginx haproxy-nat tern-seed; do
-      p=${pid[$target]}
+    for target in $wrk_targets; do
+      use_tern "$(binary_of "$target")"
+      p=$(pid_of "$target")
       before=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
       out=$(run wrk -t2 -c"$conns" -d"${duration}s" --latency "${url[$target]}")
       after=$([ -n "$p" ] && cpu_ticks "$p" || echo 0)
@@ -160,13 +188,13 @@ done
 
 to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v/=1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v*=1000 } printf "%.3f", v }' <<<"$1"; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf "\n%-12s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
+printf "\n%-17s %5s %12s %10s %10s %16s\n" target conns "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
 for conns in 16 64; do
-  for target in direct tern haproxy nginx haproxy-nat tern-seed; do
+  for target in $wrk_targets; do
     key="$target/$conns"
     m50=$(for v in ${p50[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
     m99=$(for v in ${p99[$key]}; do to_ms "$v"; echo; done | tr '\n' ' ')
-    printf "%-12s %5s %12s %10s %10s %16s\n" "$target" "$conns" "$(median "${rps[$key]}")" "$(median "$m50")" "$(median "$m99")" "$(median "${cpu[$key]}")"
+    printf "%-17s %5s %12s %10s %10s %16s\n" "$target" "$conns" "$(median "${rps[$key]}")" "$(median "$m50")" "$(median "$m99")" "$(median "${cpu[$key]}")"
   done
   t=$(median "${rps[tern/$conns]}"); h=$(median "${rps[haproxy/$conns]}")
   t99=$(median "$(for v in ${p99[tern/$conns]}; do to_ms "$v"; echo; done | tr '\n' ' ')")
@@ -187,8 +215,9 @@ done
 declare -A h2url=([tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18091/ [nginx]=http://127.0.0.1:18092/)
 declare -A h2rps h2p50 h2p99 h2cpu
 for round in $(seq "$rounds"); do
-  for target in tern haproxy nginx; do
-    p=${pid[$target]}
+  for target in $h2_targets; do
+    use_tern "$(binary_of "$target")"
+    p=$(pid_of "$target")
     before=$(cpu_ticks "$p")
     rm -f "$work/h2.log"  # h2load appends to its log file
     out=$(run h2load -c16 -m10 -t2 -D "$duration" --log-file="$work/h2.log" "${h2url[$target]}" 2>&1)
@@ -201,9 +230,9 @@ for round in $(seq "$rounds"); do
     h2p50[$target]="${h2p50[$target]:-} $l50"; h2p99[$target]="${h2p99[$target]:-} $l99"
   done
 done
-printf "\nHTTP/2 (h2load, 16 connections x 10 streams)\n%-8s %12s %10s %10s %16s\n" target "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
-for target in tern haproxy nginx; do
-  printf "%-8s %12s %10s %10s %16s\n" "$target" "$(median "${h2rps[$target]}")" "$(median "${h2p50[$target]}")" \
+printf "\nHTTP/2 (h2load, 16 connections x 10 streams)\n%-11s %12s %10s %10s %16s\n" target "requests/s" "p50 ms" "p99 ms" "CPU s/10k req"
+for target in $h2_targets; do
+  printf "%-11s %12s %10s %10s %16s\n" "$target" "$(median "${h2rps[$target]}")" "$(median "${h2p50[$target]}")" \
     "$(median "${h2p99[$target]}")" "$(median "${h2cpu[$target]}")"
 done
 awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t99="$(median "${h2p99[tern]}")" \
@@ -222,8 +251,9 @@ awk -v t="$(median "${h2rps[tern]}")" -v h="$(median "${h2rps[haproxy]}")" -v t9
 rate=$(( ${RATE:-12000} / 16 * 16 ))  # an equal share per connection
 declare -A frrps frp50 frp99 frp999 frcpu
 for round in $(seq "$rounds"); do
-  for target in tern haproxy nginx; do
-    p=${pid[$target]}
+  for target in $h2_targets; do
+    use_tern "$(binary_of "$target")"
+    p=$(pid_of "$target")
     before=$(cpu_ticks "$p")
     rm -f "$work/fr.log"
     out=$(run h2load --h1 -c16 -t2 --rps=$((rate / 16)) -D "$duration" --log-file="$work/fr.log" "${url[$target]}" 2>&1)
@@ -236,14 +266,28 @@ for round in $(seq "$rounds"); do
     frp999[$target]="${frp999[$target]:-} $l999"; frcpu[$target]="${frcpu[$target]:-} $c"
   done
 done
-printf "\nHTTP/1.1 at a fixed %s requests/s (h2load --h1 --rps, 16 connections)\n%-8s %12s %10s %10s %10s %16s\n" \
+printf "\nHTTP/1.1 at a fixed %s requests/s (h2load --h1 --rps, 16 connections)\n%-11s %12s %10s %10s %10s %16s\n" \
   "$rate" target "requests/s" "p50 ms" "p99 ms" "p99.9 ms" "CPU s/10k req"
-for target in tern haproxy nginx; do
-  printf "%-8s %12s %10s %10s %10s %16s\n" "$target" "$(median "${frrps[$target]}")" "$(median "${frp50[$target]}")" \
+for target in $h2_targets; do
+  printf "%-11s %12s %10s %10s %10s %16s\n" "$target" "$(median "${frrps[$target]}")" "$(median "${frp50[$target]}")" \
     "$(median "${frp99[$target]}")" "$(median "${frp999[$target]}")" "$(median "${frcpu[$target]}")"
 done
 awk -v t="$(median "${frp99[tern]}")" -v h="$(median "${frp99[haproxy]}")" -v tc="$(median "${frcpu[tern]}")" \
   -v hc="$(median "${frcpu[haproxy]}")" 'BEGIN { printf "tern/HAProxy at a fixed rate: p99 %.2fx, CPU per request %.2fx\n", t/h, tc/hc }'
+if [[ -n "$tern_before" ]]; then
+  printf "\nafter/before (TERN_BEFORE=%s), CPU per request, median of %s rounds\n" "$tern_before" "$rounds"
+  for conns in 16 64; do
+    for target in tern tern-seed; do
+      awk -v a="$(median "${cpu[$target/$conns]}")" -v b="$(median "${cpu[$target-before/$conns]}")" -v r="$target, HTTP/1.1, $conns connections" \
+        'BEGIN { printf "  %-40s %.3f / %.3f = %.3fx\n", r, a, b, a/b }'
+    done
+  done
+  awk -v a="$(median "${h2cpu[tern]}")" -v b="$(median "${h2cpu[tern-before]}")" \
+    'BEGIN { printf "  %-40s %.3f / %.3f = %.3fx\n", "tern, HTTP/2", a, b, a/b }'
+  awk -v a="$(median "${frcpu[tern]}")" -v b="$(median "${frcpu[tern-before]}")" \
+    'BEGIN { printf "  %-40s %.3f / %.3f = %.3fx\n", "tern, HTTP/1.1 at a fixed rate", a, b, a/b }'
+  use_tern "$tern_proxy"
+fi
 echo "peak RSS: tern-proxy $(rss_kb "$tern_pid") KB, HAProxy $(rss_kb "$haproxy_pid") KB, nginx worker $(rss_kb "$nginx_pid") KB"
 
 # Instructions per request (INSTRUCTIONS=1; needs valgrind): a measure this machine's noise does
@@ -254,6 +298,7 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
   command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
   chmod 777 "$work"
   kill "$tern_pid" "$haproxy_pid"
+  running_tern=""
   sleep 1
   # Runs `name` under callgrind (`cmd...`), drives `url`, and prints "<instructions> <requests>".
   callgrind_run() {
@@ -281,11 +326,11 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
   }
   cg() { echo valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1.$2" --log-file="$work/cg.$1.$2.log"; }
   declare -A per_request
-  for name in tern haproxy; do
+  for name in tern haproxy${tern_before:+ tern-before}; do
     for load in idle load; do
-      if [[ $name == tern ]]; then
-        result=$(callgrind_run tern http://10.96.0.20:8080/ $load setpriv --reuid 1337 --regid 1337 --clear-groups \
-          $(cg tern $load) "$tern_proxy" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
+      if [[ $name == tern* ]]; then
+        result=$(callgrind_run $name http://10.96.0.20:8080/ $load setpriv --reuid 1337 --regid 1337 --clear-groups \
+          $(cg $name $load) "$(binary_of $name)" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
       else
         result=$(callgrind_run haproxy http://127.0.0.1:18081/ $load $(cg haproxy $load) haproxy -f "$work/haproxy.cfg" -db)
       fi
@@ -296,4 +341,7 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
     echo "instructions per request: $name ${per_request[$name]} ($((n_load - n_idle)) requests)"
   done
   awk -v t="${per_request[tern]}" -v h="${per_request[haproxy]}" 'BEGIN { printf "tern/HAProxy instructions per request: %.2fx\n", t/h }'
+  if [[ -n "$tern_before" ]]; then
+    awk -v a="${per_request[tern]}" -v b="${per_request[tern-before]}" 'BEGIN { printf "after/before instructions per request: %.3fx\n", a/b }'
+  fi
 fi

@@ -46,17 +46,37 @@ struct H2Exchange final : H2UpstreamStream {
   // An extended CONNECT for a WebSocket (RFC 8441): bridged to an HTTP/1.1 Upgrade, then a
   // tunnel between the stream's DATA and the upstream connection's bytes.
   bool tunnel = false;
+  // The client's side: its request arriving, then its stream closed. A stream can close
+  // before its request is whole (a reset): kGone then tells no more of the body is coming.
+  enum class Down : uint8_t {
+    kReceiving,  // headers in, the body may still be coming
+    kComplete,   // END_STREAM: the whole request is here (some perhaps not sent upstream yet)
+    kClosed,     // the stream is over, its request had been whole
+    kGone,       // the stream is over before its request was whole (reset, connection lost)
+  };
+  // The answer's side, one state at a time (kNone until the request is routed).
+  enum class Up : uint8_t {
+    kNone,       // the request's headers are still arriving, or it is being routed
+    kDelayed,    // a fault's delay or a retry's backoff: no try in flight, the client's DATA kept
+    kTrying,     // a try in flight, no answer from it yet
+    kHolding,    // the try's answer head came; held until its short body is whole (kHoldBytes)
+    kAnswering,  // the upstream's answer went out to the client; its body follows
+    kLocal,      // the proxy answered itself (a local reply, a timeout, a failure): what the
+                 // upstream still sends is dropped, its DATA only acknowledged
+  };
+  Down down = Down::kReceiving;
+  Up up = Up::kNone;
+  bool request_end() const { return down == Down::kComplete || down == Down::kClosed; }
+  bool down_closed() const { return down == Down::kClosed || down == Down::kGone; }
+  bool detached() const { return up == Up::kLocal; }
+  bool response_started() const { return up == Up::kAnswering || up == Up::kLocal; }
+  void ClientEnded() { down = Down::kComplete; }
+  void ClientClosed() { down = request_end() ? Down::kClosed : Down::kGone; }
+  bool client_reset = false;  // the stream was closed by the client's RST_STREAM (rapid-reset accounting)
   ByteQueue request_body;
-  bool request_end = false;
-  AnswerHeaders answer;           // what the upstream (or the proxy itself) answers
-  bool response_started = false;  // final headers submitted to the client
-  bool holding_answer = false;    // a short answer's head, held until its body is whole (kHoldBytes)
+  AnswerHeaders answer;  // what the upstream (or the proxy itself) answers
   ByteQueue response_body;
-  bool response_end = false;
-  bool down_closed = false, client_reset = false;
-  // The proxy answered itself (a local reply, a timeout): what the upstream still sends is
-  // dropped, its DATA only acknowledged.
-  bool detached = false;
+  bool response_end = false;  // the answer's last byte is in response_body (or went out)
   std::shared_ptr<const RouteTable> table;  // outbound: the snapshot the pointers below point into
   const istio::HttpRoute* spec = nullptr;
   const WeightedCluster* picked = nullptr;
@@ -73,7 +93,6 @@ struct H2Exchange final : H2UpstreamStream {
   std::optional<DelayedAbort> abort_after_delay;
   Headers upstream_request;
   bool http2_upstream = true;
-  bool delayed = false;  // its body is kept until the delay (a fault's, a retry's backoff) is over
   // The body as sent (up to kMaxMirroredBody) to send again on a retry.
   Tee kept{.limit = kMaxMirroredBody};
   size_t acknowledged_prefix = 0;  // resent bytes at the queue's front the client was already credited for
@@ -99,7 +118,7 @@ struct H2Exchange final : H2UpstreamStream {
   std::unique_ptr<Timer> deadline;  // the try's (or the route's) answer deadline, HTTP/2 upstreams
   // An HTTP/1.1 upstream: a coroutine forwards the request and the answer; it waits on `wake`
   // for request bytes and for the client to take response bytes.
-  bool h1 = false, h1_done = false;
+  bool h1 = false, h1_done = false;  // h1_done: its coroutine is over
   std::optional<Timer> wake;  // made with the exchange's first HTTP/1.1 forward
   Socket* h1_socket = nullptr;
   // A mirror copy waiting for the request's body (kept up to kMaxMirroredBody, else dropped).
@@ -113,14 +132,17 @@ struct H2Exchange final : H2UpstreamStream {
   void Wake() {
     if (wake) wake->cancel();
   }
-  // Makes this a new exchange for the connection's next stream, rebuilt in place, with the room
-  // its header lists and body queues had (so a stream like the last costs them no allocation),
-  // up to kKeptQueueBytes a queue: a spare must not hold a large transfer's buffers while its
-  // connection idles. Only once nothing refers to it any more (Finished).
+  // A finished exchange kept as a spare lets its deadline go (its wait ends aborted: the bridge
+  // does not wait for it) and gives back its body queues' room past kKeptQueueBytes: a spare
+  // must not hold a large transfer's buffers while its connection idles.
   static constexpr size_t kKeptQueueBytes = 16 * 1024;
+  void Quiesce();
+  // Makes a spare a new exchange for the connection's next stream, rebuilt in place by the
+  // bridge (never from within one of its own calls), with the room its header lists and body
+  // queues had, so a stream like the last costs them no allocation.
   void Renew();
   // Nothing refers to it any more: the client's stream and the upstream side are both over.
-  bool Finished() const { return down_closed && !open() && (!h1 || h1_done); }
+  bool Finished() const { return down_closed() && !open() && (!h1 || h1_done); }
 
   // --- the upstream stream's events (H2UpstreamStream), handled by the bridge ---
   int OnAnswerField(std::string_view name, std::string_view value) override;
@@ -186,6 +208,8 @@ class H2Bridge final : public H2Handler {
 
   // The request's headers are complete: route it and open its upstream stream.
   void Start(H2Exchange& ex);
+  // The client's END_STREAM came after the request was routed: the route's timeout starts.
+  void RequestEnded(H2Exchange& ex);
   Awaitable<void> DelayThenForward(int32_t down_id, std::chrono::milliseconds delay);
   // Sends the routed request upstream: its own coroutine for HTTP/1.1, a stream for HTTP/2.
   void Forward(H2Exchange& ex);

@@ -91,19 +91,19 @@ Awaitable<void> H2Bridge::ForwardHttp1(H2Exchange* ex) {
   ResponseFlag failure = ResponseFlag::kNone;  // the one that stands, when the attempts end on one
   int* held = nullptr;  // this stream's count in http1_busy_ while it holds one (map entries stay put)
   // Bounded by the loop's attempts, and one stale connection replaced.
-  for (int round = 0; round <= loop.max_attempts() && !ex->down_closed; ++round) {
+  for (int round = 0; round <= loop.max_attempts() && !ex->down_closed(); ++round) {
     const tcp::endpoint to = loop.to();
     ex->entry.upstream = to;
     // At most kMaxHttp1PerEndpoint of this client's streams hold a connection to one endpoint:
     // a client multiplexing a hundred streams must not open a hundred connections at once (a
     // small accept backlog drops them). Streams past it wait, in no particular order.
     int& busy = http1_busy_[to];
-    while (busy >= kMaxHttp1PerEndpoint && !ex->down_closed) {
+    while (busy >= kMaxHttp1PerEndpoint && !ex->down_closed()) {
       // Only waits: re-arming the shared timer would cancel the other waiters (who would
       // re-arm it in turn). Its expiry stays at max; cancel() wakes them all.
       co_await http1_freed_.async_wait(kNoThrow);
     }
-    if (ex->down_closed) break;
+    if (ex->down_closed()) break;
     held = &busy;
     ++*held;
     loop.Begin();
@@ -114,21 +114,24 @@ Awaitable<void> H2Bridge::ForwardHttp1(H2Exchange* ex) {
     }
     conn = std::move(lease.conn);
     AttemptResult result{.failure = lease.failure, .reused_connection = conn && conn->reused};
-    const auto try_until = loop.TryDeadline();
+    auto try_until = loop.TryDeadline();
     if (conn) {
       ex->h1_socket = &conn->socket;
       result.failure = co_await SendOverHttp1(*ex, *conn);
-      if (result.failure == ResponseFlag::kNone && !ex->down_closed) {
+      // The request is whole (or the client is gone): the route's timeout holds from now.
+      loop.RequestComplete();
+      try_until = std::min(try_until, loop.give_up());
+      if (result.failure == ResponseFlag::kNone && !ex->down_closed()) {
         result.failure = co_await ReadHttp1AnswerHead(*ex, *conn, try_until);
       }
     }
-    if (ex->down_closed) break;  // nobody waits for an answer
+    if (ex->down_closed()) break;  // nobody waits for an answer
     result.replayable = !ex->kept.overflow;
     if (result.failure == ResponseFlag::kNone) result.status = conn->answer_head.status;
     NextStep next = loop.After(result, ex->entry.flags);
     if (next == NextStep::kDeliver) {
       failure = co_await RelayHttp1Answer(*ex, *conn, try_until, keep);
-      if (failure == ResponseFlag::kNone || ex->response_started || ex->down_closed) break;
+      if (failure == ResponseFlag::kNone || ex->response_started() || ex->down_closed()) break;
       // A short body held whole broke off before any of the answer went out: a failed attempt.
       next = loop.After({.failure = failure, .replayable = !ex->kept.overflow}, ex->entry.flags);
     }
@@ -190,7 +193,7 @@ Awaitable<ResponseFlag> H2Bridge::SendOverHttp1(H2Exchange& ex, Http1Conn& conn)
   // Framing: the client's length, else none for an empty body, else chunked as it streams.
   bool chunked = false;
   if (!has_length) {
-    if (!(ex.request_end && ex.request_body.size() == 0)) {
+    if (!(ex.request_end() && ex.request_body.size() == 0)) {
       chunked = true;
       head += "transfer-encoding: chunked\r\n"sv;
     } else if (method == "POST" || method == "PUT" || method == "PATCH") {
@@ -216,8 +219,8 @@ Awaitable<ResponseFlag> H2Bridge::SendOverHttp1(H2Exchange& ex, Http1Conn& conn)
       Credit(ex, ex.Sent(chunk.get(), n));
       continue;
     }
-    if (ex.request_end) break;
-    if (ex.down_closed) co_return ResponseFlag::kNone;  // the client gave up mid-request: nothing more to do
+    if (ex.request_end()) break;
+    if (ex.down_closed()) co_return ResponseFlag::kNone;  // the client gave up mid-request: nothing more to do
     co_await WaitFor(ex);
   }
   if (chunked && co_await WriteAll(s, kLastChunk)) co_return ResponseFlag::kUpstreamConnectionTermination;
@@ -273,7 +276,7 @@ Awaitable<ResponseFlag> H2Bridge::RelayHttp1Answer(H2Exchange& ex, Http1Conn& co
   // The try's deadline still holds while it is read: a body that stalls is a timeout (UT).
   if (res.framing == BodyFraming::kLength && res.content_length <= kHoldBytes) {
     if (try_until != std::chrono::steady_clock::time_point::max()) conn.Arm(try_until);
-    while (!body.done() && !ex.down_closed) {
+    while (!body.done() && !ex.down_closed()) {
       const std::span<char> room{reinterpret_cast<char*>(chunk.get()), kChunk};
       BodyRead r = TakeBufferedBody(buf, body, room);
       if (!r.error && r.n == 0 && !body.done()) r = co_await ReadBody(s, buf, body, room);
@@ -286,10 +289,10 @@ Awaitable<ResponseFlag> H2Bridge::RelayHttp1Answer(H2Exchange& ex, Http1Conn& co
     conn.Disarm();
   }
   ex.response_end = body.done();
-  if (ex.down_closed) co_return ResponseFlag::kNone;
+  if (ex.down_closed()) co_return ResponseFlag::kNone;
   SubmitResponse(ex);
   while (!body.done()) {
-    if (ex.down_closed) co_return ResponseFlag::kNone;
+    if (ex.down_closed()) co_return ResponseFlag::kNone;
     if (ex.response_body.size() >= kHttp1ResponseBuffer) {
       co_await WaitFor(ex);
       continue;
@@ -297,7 +300,7 @@ Awaitable<ResponseFlag> H2Bridge::RelayHttp1Answer(H2Exchange& ex, Http1Conn& co
     const std::span<char> room{reinterpret_cast<char*>(chunk.get()), kChunk};
     BodyRead r = TakeBufferedBody(buf, body, room);
     if (!r.error && r.n == 0 && !body.done()) r = co_await ReadBody(s, buf, body, room);
-    if (r.error) co_return ex.down_closed ? ResponseFlag::kNone : ResponseFlag::kUpstreamProtocolError;
+    if (r.error) co_return ex.down_closed() ? ResponseFlag::kNone : ResponseFlag::kUpstreamProtocolError;
     ex.response_body.Append(chunk.get(), r.n);
     if (body.done()) ex.response_end = true;
     ResumeAnswer(ex);
@@ -334,7 +337,7 @@ Awaitable<ResponseFlag> H2Bridge::RunTunnel(H2Exchange& ex, Http1Conn& conn) {
                           }));
   if (result.index() == 1) {  // idled out: the upstream connection is closed, the client's stream reset
     ex.entry.flags |= ResponseFlag::kStreamIdleTimeout;
-    if (!ex.down_closed && !ex.response_end) {
+    if (!ex.down_closed() && !ex.response_end) {
       nghttp2_submit_rst_stream(down_->session(), NGHTTP2_FLAG_NONE, ex.down_id, NGHTTP2_CANCEL);
       down_->Kick();
     }
@@ -347,7 +350,7 @@ Awaitable<ResponseFlag> H2Bridge::RunTunnel(H2Exchange& ex, Http1Conn& conn) {
 Awaitable<void> H2Bridge::TunnelToClient(H2Exchange& ex, Http1Conn& conn, uint64_t& moved, bool& broken) {
   SpareChunk chunk;
   for (;;) {
-    if (ex.down_closed || broken) co_return;
+    if (ex.down_closed() || broken) co_return;
     if (ex.response_body.size() >= kHttp1ResponseBuffer) {  // the client reads slower than the upstream sends
       co_await WaitTunnel(ex);
       continue;
@@ -389,12 +392,12 @@ Awaitable<void> H2Bridge::TunnelToUpstream(H2Exchange& ex, Http1Conn& conn, uint
       Credit(ex, ex.Sent(chunk.get(), n));
       continue;
     }
-    if (ex.request_end) {  // the client's END_STREAM: a half-close toward the upstream
+    if (ex.request_end()) {  // the client's END_STREAM: a half-close toward the upstream
       boost::system::error_code ignored;
       conn.socket.shutdown(Socket::shutdown_send, ignored);
       co_return;
     }
-    if (ex.down_closed) co_return;
+    if (ex.down_closed()) co_return;
     co_await WaitTunnel(ex);
   }
 }

@@ -22,18 +22,18 @@ ssize_t H2Exchange::ReadRequestBody(nghttp2_session* session, uint8_t* buf, size
 
 int H2Bridge::UpField(H2Exchange& ex, std::string_view name, std::string_view value) {
   // Past the bounds the stream is reset (503 before the response, a reset after).
-  if (ex.detached) return 0;
+  if (ex.detached()) return 0;
   return ex.answer.Add(name, value) ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
 
 void H2Bridge::UpFrame(H2Exchange& ex, const nghttp2_frame& f) {
-  if (ex.detached) return;
+  if (ex.detached()) return;
   if (f.hd.type == NGHTTP2_HEADERS && ex.answer.End() == AnswerHeaders::Block::kInterim) return;
   bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
   if (end) ex.response_end = true;
-  if (f.hd.type == NGHTTP2_HEADERS && !ex.response_started && !ex.holding_answer) {
+  if (f.hd.type == NGHTTP2_HEADERS && ex.up == H2Exchange::Up::kTrying) {
     // An answer's head: the loop may want another try for its status.
-    if (!ex.down_closed && ex.attempts) {
+    if (!ex.down_closed() && ex.attempts) {
       const AttemptResult answered{
           .status = ex.answer.status(), .grpc_status = ex.answer.grpc_status(), .replayable = !ex.kept.overflow};
       if (ex.attempts->After(answered, ex.entry.flags) == NextStep::kRetry) return RetryNow(ex);
@@ -43,21 +43,20 @@ void H2Bridge::UpFrame(H2Exchange& ex, const nghttp2_frame& f) {
     // another try); its try's deadline still holds.
     const auto length = ex.answer.content_length();
     if (!end && length && *length <= kHoldBytes) {
-      ex.holding_answer = true;
+      ex.up = H2Exchange::Up::kHolding;
       return;
     }
-    if (!ex.down_closed) SubmitResponse(ex);
-  } else if (ex.holding_answer && end) {
-    ex.holding_answer = false;
-    if (!ex.down_closed) SubmitResponse(ex);
-  } else if (!ex.down_closed && end) {
+    if (!ex.down_closed()) SubmitResponse(ex);
+  } else if (ex.up == H2Exchange::Up::kHolding && end) {
+    if (!ex.down_closed()) SubmitResponse(ex);
+  } else if (!ex.down_closed() && end) {
     nghttp2_session_resume_data(down_->session(), ex.down_id);
     down_->Kick();
   }
 }
 
 void H2Bridge::UpData(H2Exchange& ex, const uint8_t* data, size_t size) {
-  if (ex.down_closed || ex.detached) {
+  if (ex.down_closed() || ex.detached()) {
     pool_.Consumed(ex, size);  // nobody will read it: acknowledged and dropped
     return;
   }
@@ -68,13 +67,13 @@ void H2Bridge::UpData(H2Exchange& ex, const uint8_t* data, size_t size) {
 
 void H2Bridge::UpClosed(H2Exchange& ex, uint32_t error_code) {
   // Closed before its answer went out (a reset, REFUSED_STREAM): perhaps tried again.
-  if (!ex.down_closed && !ex.detached && !ex.response_started) {
+  if (!ex.down_closed() && !ex.detached() && !ex.response_started()) {
     AttemptFailed(ex, {.failure = ResponseFlag::kUpstreamConnectionTermination,
                        .refused_stream = error_code == NGHTTP2_REFUSED_STREAM});
     return;
   }
   UpstreamOver(ex);
-  if (!ex.detached) UpstreamFailed(ex, ResponseFlag::kUpstreamConnectionTermination);  // a reset mid-answer
+  if (!ex.detached()) UpstreamFailed(ex, ResponseFlag::kUpstreamConnectionTermination);  // a reset mid-answer
   if (ex.Finished()) Retire(ex);
 }
 
@@ -82,17 +81,17 @@ void H2Bridge::UpLost(H2Exchange& ex, ConnectionLoss loss) {
   const ResponseFlag failure = loss == ConnectionLoss::kConnectFailed   ? ResponseFlag::kUpstreamConnectionFailure
                                : loss == ConnectionLoss::kProtocolError ? ResponseFlag::kUpstreamProtocolError
                                                                         : ResponseFlag::kUpstreamConnectionTermination;
-  if (!ex.down_closed && !ex.detached && !ex.response_started) {
+  if (!ex.down_closed() && !ex.detached() && !ex.response_started()) {
     AttemptFailed(ex, {.failure = failure});
     return;
   }
   UpstreamOver(ex);
-  if (!ex.detached) UpstreamFailed(ex, failure);
+  if (!ex.detached()) UpstreamFailed(ex, failure);
   if (ex.Finished()) Retire(ex);
 }
 
 void H2Bridge::UpConnected(H2Exchange& ex) {
-  if (ex.detached || ex.response_started || ex.try_clock) return;
+  if (ex.detached() || ex.response_started() || ex.try_clock) return;
   ex.try_clock = true;
   ArmDeadline(ex, ex.attempts->TryDeadline());
 }
@@ -121,10 +120,9 @@ void H2Bridge::RetryNow(H2Exchange& ex) {
   if (ex.deadline) ex.deadline->cancel();
   ++ex.tries;
   ex.answer = AnswerHeaders{};
-  ex.holding_answer = false;
   ex.response_end = false;
   Requeue(ex);
-  ex.delayed = true;  // the client's DATA meanwhile is kept, as during a fault delay
+  ex.up = H2Exchange::Up::kDelayed;  // the client's DATA meanwhile is kept, as during a fault delay
   Spawn(RetryAfter(ex.down_id, ex.attempts->Backoff(rng_)), "http2 retry backoff");
 }
 
@@ -132,9 +130,8 @@ Awaitable<void> H2Bridge::RetryAfter(int32_t down_id, std::chrono::milliseconds 
   Timer timer(ex_, backoff);
   co_await timer.async_wait(kNoThrow);
   auto it = exchanges_.find(down_id);  // the client may have reset the stream meanwhile
-  if (it != exchanges_.end() && !it->second->down_closed && !it->second->detached) {
+  if (it != exchanges_.end() && !it->second->down_closed() && !it->second->detached()) {
     H2Exchange& ex = *it->second;
-    ex.delayed = false;
     ex.attempts->MoveOn(rng_);
     ex.entry.upstream = ex.attempts->to();
     Forward(ex);
@@ -147,8 +144,8 @@ Awaitable<void> H2Bridge::AnswerDeadline(Timer* timer, int32_t down_id, int try_
   // before the exchange (and the timer) went away; the exchange is looked up again, and a
   // deadline of an earlier try is ignored.
   auto it = ec ? exchanges_.end() : exchanges_.find(down_id);
-  if (it != exchanges_.end() && it->second->tries == try_number && !it->second->response_started &&
-      !it->second->down_closed && !it->second->detached) {
+  if (it != exchanges_.end() && it->second->tries == try_number && !it->second->response_started() &&
+      !it->second->down_closed() && !it->second->detached()) {
     // A perTryTimeout before the route's: perhaps tried again.
     AttemptFailed(*it->second, {.failure = ResponseFlag::kUpstreamRequestTimeout});
   }
@@ -162,7 +159,7 @@ ssize_t H2Bridge::ReadRequestBody(H2Exchange& ex, nghttp2_session* upstream, uin
     down_->Kick();
   }
   if (ex.request_body.size() == 0) {
-    if (!ex.request_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
+    if (!ex.request_end()) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!ex.request_trailers.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;

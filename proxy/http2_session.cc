@@ -42,14 +42,16 @@ void H2Exchange::Renew() {
   answer.response.clear();
   upstream_request = std::move(upstream);
   upstream_request.clear();
-  if (in.capacity() <= kKeptQueueBytes) {
-    request_body = std::move(in);
-    request_body.Clear();
-  }
-  if (out.capacity() <= kKeptQueueBytes) {
-    response_body = std::move(out);
-    response_body.Clear();
-  }
+  request_body = std::move(in);
+  request_body.Clear();
+  response_body = std::move(out);
+  response_body.Clear();
+}
+
+void H2Exchange::Quiesce() {
+  deadline.reset();
+  if (request_body.capacity() > kKeptQueueBytes) request_body = ByteQueue();
+  if (response_body.capacity() > kKeptQueueBytes) response_body = ByteQueue();
 }
 
 H2Bridge::H2Bridge(Socket socket, HttpContext ctx)
@@ -72,7 +74,7 @@ Awaitable<void> H2Bridge::Serve(std::string head) {
       CloseSocket(*ex->h1_socket, ignored);
     }
     if (ex->deadline) ex->deadline->cancel();
-    ex->down_closed = true;
+    ex->ClientClosed();
     ex->Wake();
   }
   http1_freed_.cancel();
@@ -151,12 +153,13 @@ int H2Bridge::OnFrameRecv(H2Connection& c, const nghttp2_frame& f) {
   bool end = f.hd.flags & NGHTTP2_FLAG_END_STREAM;
   if (f.hd.type == NGHTTP2_RST_STREAM && ex && !ex->response_end) ex->client_reset = true;
   if (!ex || (f.hd.type != NGHTTP2_HEADERS && f.hd.type != NGHTTP2_DATA)) return 0;
-  if (end) ex->request_end = true;
+  if (end) ex->ClientEnded();
   if (f.hd.type == NGHTTP2_HEADERS && f.headers.cat == NGHTTP2_HCAT_REQUEST) {
     Start(*ex);
     return 0;
   }
   if (end && ex->mirror) FlushMirror(*ex);
+  if (end) RequestEnded(*ex);
   if (ex->open() && end) pool_.Resume(*ex);
   else if (end) ex->Wake();
   return 0;
@@ -165,7 +168,7 @@ int H2Bridge::OnFrameRecv(H2Connection& c, const nghttp2_frame& f) {
 int H2Bridge::OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_t size) {
   auto* ex = static_cast<H2Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
   if (ex && ex->mirror) MirrorBody(*ex, data, size);
-  if (ex && ((ex->h1 && !ex->h1_done) || ex->delayed)) {
+  if (ex && ((ex->h1 && !ex->h1_done) || ex->up == H2Exchange::Up::kDelayed)) {
     ex->request_body.Append(data, size);
     ex->Wake();
     return 0;
@@ -182,7 +185,7 @@ int H2Bridge::OnData(H2Connection& c, int32_t stream, const uint8_t* data, size_
 int H2Bridge::OnStreamClose(H2Connection& c, int32_t stream, uint32_t /*error_code*/) {
   auto* ex = static_cast<H2Exchange*>(nghttp2_session_get_stream_user_data(c.session(), stream));
   if (!ex) return 0;
-  ex->down_closed = true;
+  ex->ClientClosed();
   if (ex->client_reset) {
     ex->entry.flags |= ResponseFlag::kDownstreamRemoteReset;
     if (++client_resets_ * 2 > streams_opened_ && streams_opened_ >= kRapidResetMinStreams) {
@@ -210,7 +213,7 @@ int H2Bridge::OnStreamClose(H2Connection& c, int32_t stream, uint32_t /*error_co
 }
 
 void H2Bridge::UpstreamOver(H2Exchange& ex) {
-  if (size_t left = ex.DropRequestBody(); left && !ex.down_closed) {
+  if (size_t left = ex.DropRequestBody(); left && !ex.down_closed()) {
     nghttp2_session_consume(down_->session(), ex.down_id, left);
     down_->Kick();
   }
@@ -234,17 +237,21 @@ bool H2Bridge::SettingsOverflowAWindow(const nghttp2_settings& settings) const {
 }
 
 H2Exchange& H2Bridge::Open(int32_t id) {
+  if (spare_exchanges_.size() > kMaxSpareExchanges) spare_exchanges_.resize(kMaxSpareExchanges);
   if (spare_exchanges_.empty()) return *exchanges_.emplace(id, std::make_unique<H2Exchange>(*this)).first->second;
   ExchangeMap::node_type node = std::move(spare_exchanges_.back());
   spare_exchanges_.pop_back();
   node.key() = id;
+  node.mapped()->Renew();
   return *exchanges_.insert(std::move(node)).position->second;
 }
 
 void H2Bridge::Retire(H2Exchange& ex) {
+  // Kept, not destroyed: this may run within one of the exchange's own calls (its upstream
+  // stream's close). Open renews it, and trims the spares past kMaxSpareExchanges.
   ExchangeMap::node_type node = exchanges_.extract(ex.down_id);
-  if (node.empty() || spare_exchanges_.size() >= kMaxSpareExchanges) return;
-  node.mapped()->Renew();
+  if (node.empty()) return;
+  node.mapped()->Quiesce();
   spare_exchanges_.push_back(std::move(node));
 }
 
@@ -303,7 +310,7 @@ void H2Bridge::Start(H2Exchange& ex) {
     ex.entry.cluster = d.cluster_name;
     if (d.local_status && d.delay.count() > 0) {  // a fault's delay and abort both drawn: the delay first
       ex.abort_after_delay = H2Exchange::DelayedAbort{d.local_status, d.local_grpc_status, d.local_body, d.flags};
-      ex.delayed = true;
+      ex.up = H2Exchange::Up::kDelayed;
       Spawn(DelayThenForward(ex.down_id, d.delay), "http2 fault delay");
       return;
     }
@@ -347,7 +354,7 @@ void H2Bridge::Start(H2Exchange& ex) {
   ex.http2_upstream = http2;
   if (d.delay.count() > 0) {  // fault injection: the request waits, then goes on (flag DI)
     ex.entry.flags |= ResponseFlag::kDelayInjected;
-    ex.delayed = true;
+    ex.up = H2Exchange::Up::kDelayed;
     Spawn(DelayThenForward(ex.down_id, d.delay), "http2 fault delay");
     return;
   }
@@ -359,9 +366,8 @@ Awaitable<void> H2Bridge::DelayThenForward(int32_t down_id, std::chrono::millise
   co_await timer.async_wait(kNoThrow);
   // Looked up again: the client may have reset the stream meanwhile.
   auto it = exchanges_.find(down_id);
-  if (it != exchanges_.end() && !it->second->down_closed) {
+  if (it != exchanges_.end() && !it->second->down_closed()) {
     H2Exchange& ex = *it->second;
-    ex.delayed = false;
     if (auto abort = std::move(ex.abort_after_delay)) Local(ex, abort->status, abort->body, abort->flags, "", abort->grpc_status);
     else Forward(ex);
   }
@@ -369,9 +375,10 @@ Awaitable<void> H2Bridge::DelayThenForward(int32_t down_id, std::chrono::millise
 
 void H2Bridge::Forward(H2Exchange& ex) {
   AttemptLoop& loop = *ex.attempts;
-  // The route's timeout: one deadline for every try, from the first (not yet from the request's
-  // end, as the HTTP/1.1 paths count it).
-  loop.RequestComplete();
+  ex.up = H2Exchange::Up::kTrying;
+  // The route's timeout counts from the request's end (RequestEnded when it is still coming), as
+  // Envoy counts it; a tunnel's request is whole with its headers.
+  if (ex.request_end() || ex.tunnel) loop.RequestComplete();
   if (!ex.http2_upstream) {
     ex.h1 = true;
     if (!ex.wake) ex.wake.emplace(ex_);
@@ -380,7 +387,7 @@ void H2Bridge::Forward(H2Exchange& ex) {
   }
   loop.Begin();
   // A body may already be waiting (it came during a fault delay).
-  bool no_body = ex.request_end && ex.request_body.size() == 0 && ex.request_trailers.empty();
+  bool no_body = ex.request_end() && ex.request_body.size() == 0 && ex.request_trailers.empty();
   ++ex.tries;  // before the stream opens: its connection may be up at once (UpConnected)
   ex.try_clock = false;
   const ResponseFlag refused =
@@ -390,11 +397,20 @@ void H2Bridge::Forward(H2Exchange& ex) {
   if (!ex.try_clock) ArmDeadline(ex, loop.give_up());
 }
 
+void H2Bridge::RequestEnded(H2Exchange& ex) {
+  if (!ex.attempts || ex.up != H2Exchange::Up::kTrying) return;  // Forward starts the clock when it comes
+  ex.attempts->RequestComplete();
+  // An HTTP/1.1 try takes the route's deadline as its body is sent (ForwardHttp1); an HTTP/2 one
+  // keeps its try's deadline when that is the earlier.
+  if (ex.h1 || (ex.deadline && ex.deadline->expiry() <= ex.attempts->give_up())) return;
+  ArmDeadline(ex, ex.attempts->give_up());
+}
+
 void H2Bridge::Mirror(H2Exchange& ex, const RouteDecision& d, Headers request) {
   ex.mirror = std::make_unique<H2Exchange::PendingMirror>();
   ex.mirror->cluster = d.mirror;
   ex.mirror->request = std::move(request);
-  if (ex.request_end) FlushMirror(ex);
+  if (ex.request_end()) FlushMirror(ex);
 }
 
 void H2Bridge::MirrorBody(H2Exchange& ex, const uint8_t* data, size_t size) {
@@ -431,8 +447,8 @@ void H2Bridge::Spawn(Awaitable<void> task, const char* what) {
 }
 
 void H2Bridge::UpstreamFailed(H2Exchange& ex, ResponseFlag failure) {
-  if (ex.down_closed) return;
-  if (!ex.response_started) {
+  if (ex.down_closed()) return;
+  if (!ex.response_started()) {
     const FailureAnswer answer = AnswerFor(failure);
     Local(ex, answer.status, answer.body, {});
   } else if (!ex.response_end) {
@@ -449,19 +465,19 @@ void H2Bridge::Credit(H2Exchange& ex, size_t n) {
 }
 
 void H2Bridge::ResumeAnswer(H2Exchange& ex) {
-  if (ex.down_closed) return;
+  if (ex.down_closed()) return;
   nghttp2_session_resume_data(down_->session(), ex.down_id);
   down_->Kick();
 }
 
 void H2Bridge::SubmitResponse(H2Exchange& ex) {
-  ex.response_started = true;
+  if (ex.up != H2Exchange::Up::kLocal) ex.up = H2Exchange::Up::kAnswering;
   // Edited in place: the answer's headers serve nothing else once they are submitted.
   Headers& out = ex.answer.response;
   for (auto& [n, v] : out) {
     if (std::string_view(n) == ":status") ex.entry.code = static_cast<unsigned>(std::atoi(v.c_str()));
   }
-  if (!ex.detached && ex.attempts) ex.attempts->Answered(ex.entry.code);
+  if (!ex.detached() && ex.attempts) ex.attempts->Answered(ex.entry.code);
   if (ex.spec) ApplyHeaderOps(out, ex.spec->headers.response);
   if (ex.picked && ex.picked->headers) ApplyHeaderOps(out, ex.picked->headers->response);
   NameValues nva(out);
@@ -473,8 +489,7 @@ void H2Bridge::SubmitResponse(H2Exchange& ex) {
 
 void H2Bridge::Local(H2Exchange& ex, unsigned status, const std::string& body, ResponseFlags flags,
                      const std::string& location, std::optional<int> grpc_status) {
-  ex.detached = true;
-  ex.delayed = false;  // no try is coming: the client's DATA is acknowledged and dropped,
+  ex.up = H2Exchange::Up::kLocal;  // no try is coming: the client's DATA is acknowledged and dropped,
   UpstreamOver(ex);    // what of it is buffered already too
   ex.entry.flags |= flags;
   // A gRPC call gets the proxy's own answers in gRPC's form, as Envoy gives them: HTTP 200,
@@ -506,7 +521,7 @@ ssize_t H2Bridge::ReadResponseBody(nghttp2_session* session, int32_t stream, uin
   if (n > 0 && ex.h1) ex.Wake();  // room for more of the HTTP/1.1 answer
   // Bytes that came from an HTTP/2 upstream are acknowledged to it (to its connection once its
   // stream is closed); a local answer's bytes came from nowhere.
-  if (n > 0 && !ex.detached) ex.bridge.pool_.Consumed(ex, n);
+  if (n > 0 && !ex.detached()) ex.bridge.pool_.Consumed(ex, n);
   if (ex.response_body.size() == 0) {
     if (!ex.response_end) return n > 0 ? static_cast<ssize_t>(n) : static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED);
     *flags |= NGHTTP2_DATA_FLAG_EOF;

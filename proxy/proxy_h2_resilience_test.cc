@@ -143,6 +143,52 @@ TEST_F(ProxyH2, AnHttp2UpstreamThatNeverAnswersGets504AtTheRouteTimeout) {
   EXPECT_TRUE(WaitFor([&] { return Log().find("\"response_flags\":\"UT\"") != std::string::npos; })) << Log();
 }
 
+// The route's timeout counts from the end of the request, as Envoy counts it: a request whose
+// body takes longer than the timeout to arrive is still answered, and an upstream that never
+// answers gets 504 one timeout after the body ended; toward HTTP/2 and HTTP/1.1 upstreams alike.
+// (Counted from the first try, the slow body got 504 before it was whole.)
+TEST_F(ProxyH2, TheRouteTimeoutCountsFromTheEndOfTheRequest) {
+  for (bool sidecars : {true, false}) {
+    SCOPED_TRACE(sidecars ? "toward an HTTP/2 upstream" : "toward an HTTP/1.1 upstream");
+    const std::string snapshot = ProductSnapshot(sidecars ? "timeout-h2" : "timeout-h1", "ALLOW_ANY",
+                                                 testing_support::ProductResources("      timeout: 1s\n", "{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}"),
+                                                 sidecars);
+    if (sidecars) {
+      LOAD_SNAPSHOT(snapshot, "timeout-h2");
+    } else {
+      LOAD_SNAPSHOT(snapshot, "timeout-h1");
+    }
+    for (bool answers : {true, false}) {
+      SCOPED_TRACE(answers ? "an upstream that answers" : "an upstream that never answers");
+      std::optional<H2Backend> h2;
+      std::optional<testing_support::Backend> h1;
+      std::optional<Listener> silent;
+      if (!answers) silent.emplace(net_->peer, Endpoint{"10.200.0.2", 8080});
+      else if (sidecars) h2.emplace(net_->peer, dir_, "10.200.0.2", "v1");
+      else h1.emplace(net_->peer, Endpoint{"10.200.0.2", 8080}, "v1");
+      ASSERT_TRUE(!silent || silent->ok());
+      ASSERT_TRUE(WaitFor([&] { return nettest::ConnectSocket(net_->peer, {"10.200.0.2", 8080}, 0) >= 0; }));
+      RawH2Client c(ConnectApp());
+      const auto fields = std::vector<std::pair<std::string, std::string>>{
+          {":method", "POST"}, {":scheme", "http"}, {":authority", "product-service:8080"}, {":path", "/upload"}};
+      int32_t id = c.Request(fields, "first ", true);
+      c.Pump([] { return false; }, 700ms);
+      c.SendBody(id, "second ");
+      c.Pump([] { return false; }, 700ms);  // 1.4 s of body: past the route's timeout
+      EXPECT_FALSE(c.Closed(id)) << "answered before the request was whole: " << c.status[id];
+      c.EndBody(id);
+      const auto ended = std::chrono::steady_clock::now();
+      ASSERT_TRUE(c.Pump([&] { return c.Closed(id); }, 5000ms)) << Log();
+      if (answers) {
+        EXPECT_EQ(c.status[id], "200") << c.body[id];
+      } else {
+        EXPECT_EQ(c.status[id], "504");
+        EXPECT_GE(std::chrono::steady_clock::now() - ended, 900ms);
+      }
+    }
+  }
+}
+
 // The seed's retries for HTTP/2 clients of HTTP/1.1 upstreams: 60 requests, 3 streams at a
 // time (the retry budget always allows three retries in flight; a burst of a hundred would get
 // only 20 %), against backends failing 30 % with 503 all succeed; a PUT's body is sent again

@@ -102,6 +102,13 @@ class RawH2Client {
     it->second->hold = false;
     nghttp2_session_resume_data(session_, id);
   }
+  // More of a held request body.
+  void SendBody(int32_t id, const std::string& more) {
+    auto it = outgoing_.find(id);
+    if (it == outgoing_.end() || !it->second->hold) return;
+    it->second->bytes += more;
+    nghttp2_session_resume_data(session_, id);
+  }
   void Reset(int32_t stream) { nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream, NGHTTP2_CANCEL); }
   // Writes what the session has queued; false once the peer is gone.
   bool Flush() {

@@ -212,7 +212,8 @@ for conns in 16 64; do
 done
 
 # HTTP/2: h2load, 16 connections x 10 streams, per-request times from its log file.
-declare -A h2url=([tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18091/ [nginx]=http://127.0.0.1:18092/)
+declare -A h2url=([tern]=http://10.96.0.20:8080/ [haproxy]=http://127.0.0.1:18091/ [nginx]=http://127.0.0.1:18092/
+                  [tern-before]=http://10.96.0.20:8080/)
 declare -A h2rps h2p50 h2p99 h2cpu
 for round in $(seq "$rounds"); do
   for target in $h2_targets; do

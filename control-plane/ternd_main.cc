@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   flags.String("mesh-config", &options.mesh_config_file, "mesh.yaml (built-in defaults), reloaded when it changes");
   flags.String("config-folder", &options.config_folder,
                "discovery from a folder of Kubernetes manifests, watched (none)");
+  flags.String("kubeconfig", &options.kubeconfig,
+               "discovery from the Kubernetes API: in-cluster, or a kubeconfig file (none)");
   flags.String("port-file", &port_file, "write the bound port here once listening (for scripts)");
   flags.String("log-level", &level, "debug|info|warn|error (info)");
   flags.Int("threads", &threads, 1, 64, "HTTPS worker threads (2)");

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "control-plane/discovery/kube_source.h"
 #include "core/base/files.h"
 #include "core/kube/label_selector.h"
 #include "core/meshconfig/mesh_config.h"
@@ -74,6 +75,64 @@ TEST(Manifests, RbacIsLeastPrivilege) {
     for (const auto& res : rule["resources"]) EXPECT_NE(res, "*") << rule.dump();
     for (const auto& res : rule["resources"]) EXPECT_NE(res, "secrets") << "ternd reads no Secrets cluster-wide";
   }
+}
+
+// ternd's Kubernetes source watches WatchedKinds(): the ClusterRole lets it get, list and watch
+// each, and each Istio kind has its CRD in crds/, served as v1 (stored) and v1beta1, namespaced,
+// with a schema.
+TEST(Manifests, RbacAndCrdsCoverEveryKindTernWatches) {
+  auto docs = LoadBase();
+  const json& role = *Find(docs, "ClusterRole");
+  auto crds_kustomization = ParseYaml(*ReadFile(kDir + "/crds/kustomization.yaml"));
+  ASSERT_TRUE(crds_kustomization.ok());
+  std::map<std::string, json> crds;
+  for (const auto& file : (*crds_kustomization)["resources"]) {
+    auto crd = ParseYaml(*ReadFile(kDir + "/crds/" + file.get<std::string>()));
+    ASSERT_TRUE(crd.ok()) << file << ": " << crd.status().message();
+    crds[(*crd)["metadata"]["name"].get<std::string>()] = *crd;
+  }
+  for (const auto& kind : control_plane::WatchedKinds()) {
+    SCOPED_TRACE(kind.path);
+    // "/api/v1/<plural>" or "/apis/<group>/<version>/<plural>"
+    std::vector<std::string> parts;
+    for (size_t at = 1, slash; at < kind.path.size(); at = slash + 1) {
+      slash = kind.path.find('/', at);
+      if (slash == std::string::npos) slash = kind.path.size();
+      parts.push_back(kind.path.substr(at, slash - at));
+    }
+    const bool core = parts[0] == "api";
+    const std::string group = core ? "" : parts[1], version = core ? parts[1] : parts[2], plural = parts.back();
+    std::set<std::string> verbs;
+    for (const auto& rule : role["rules"]) {
+      bool group_ok = false, resource_ok = false;
+      for (const auto& g : rule["apiGroups"]) group_ok |= g == group;
+      for (const auto& r : rule["resources"]) resource_ok |= r == plural;
+      if (group_ok && resource_ok) {
+        for (const auto& v : rule["verbs"]) verbs.insert(v.get<std::string>());
+      }
+    }
+    for (const char* v : {"get", "list", "watch"}) EXPECT_TRUE(verbs.count(v)) << "ClusterRole: " << v << " " << plural;
+    if (core) continue;
+    auto it = crds.find(plural + "." + group);
+    ASSERT_NE(it, crds.end()) << "no CRD " << plural << "." << group;
+    const json& spec = it->second["spec"];
+    EXPECT_EQ(spec["group"], group);
+    EXPECT_EQ(spec["scope"], "Namespaced");
+    EXPECT_EQ(spec["names"]["kind"], kind.kind);
+    EXPECT_EQ(spec["names"]["plural"], plural);
+    std::map<std::string, std::pair<bool, bool>> versions;  // served, storage
+    for (const auto& v : spec["versions"]) {
+      versions[v["name"]] = {v["served"].get<bool>(), v["storage"].get<bool>()};
+      EXPECT_EQ(v["schema"]["openAPIV3Schema"]["type"], "object") << v["name"];
+      EXPECT_EQ(v["schema"]["openAPIV3Schema"]["properties"]["spec"]["type"], "object") << v["name"];
+    }
+    EXPECT_EQ(versions[version], std::make_pair(true, true)) << version << " is the watched, stored one";
+    EXPECT_EQ(versions["v1beta1"], std::make_pair(true, false));
+    EXPECT_EQ(kind.api_version, group + "/" + version);
+  }
+  // ternd runs with the Kubernetes source.
+  const json& args = (*Find(docs, "Deployment"))["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_NE(args.dump().find("--kubeconfig=in-cluster"), std::string::npos) << args.dump();
 }
 
 TEST(Manifests, WebhookConfigurationAsKubeApiserverNeedsIt) {

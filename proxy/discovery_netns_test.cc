@@ -5,16 +5,27 @@
 // tern-init's capture, learns product-service's endpoints from ternd and splits the app's calls
 // 90/10 by the seed's VirtualService. Then the folder is edited and traffic follows; ternd is
 // killed and traffic keeps flowing; the sidecar is restarted while ternd is down and still
-// routes, from the snapshot it kept.
+// routes, from the snapshot it kept. The same story runs twice: ternd on the folder, and ternd on
+// the Kubernetes API (an in-test API server in the peer namespace serving the same objects,
+// each edit of the folder becoming the API's ADDED, MODIFIED or DELETED, as `kubectl apply
+// --prune` would make them).
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
+
+#include <map>
+#include <set>
 
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/base/ascii.h"
 #include "core/base/files.h"
 #include "core/capture/testing/sh.h"
+#include "core/kube/fake_apiserver.h"
+#include "core/yaml/yaml_json.h"
 #include "core/tls/x509.h"
 #include "proxy/testing/proxy_in_pod.h"
 
@@ -28,6 +39,14 @@ constexpr uint16_t kTerndPort = 15012;
 
 class DiscoveryNetnsTest : public ::testing::Test {
  protected:
+  // Where ternd reads the mesh from: the folder (here) or the Kubernetes API (KubeDiscovery).
+  virtual void PrepareSource() {}
+  virtual std::vector<std::string> SourceArgs() { return {"--config-folder", folder_}; }
+  // One manifest file of the mesh, written (or rewritten) in the folder.
+  virtual void Publish(const std::string& file, const std::string& yaml) {
+    ASSERT_TRUE(WriteFileAtomically(folder_ + "/" + file, yaml).ok());
+  }
+
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
     net_ = std::make_unique<nettest::PodAndPeer>("dn");
@@ -48,8 +67,9 @@ class DiscoveryNetnsTest : public ::testing::Test {
     // The folder: the seed scenario as shipped, and the pods the cluster would report.
     folder_ = dir_ + "/mesh";
     fs::create_directories(folder_);
+    ASSERT_NO_FATAL_FAILURE(PrepareSource());
     for (const auto& f : fs::directory_iterator(std::string(TERN_SOURCE_DIR) + "/manifests/examples")) {
-      fs::copy_file(f.path(), folder_ + "/" + f.path().filename().string());
+      ASSERT_NO_FATAL_FAILURE(Publish(f.path().filename().string(), *ReadFile(f.path().string())));
     }
     WritePods(true);
     ASSERT_TRUE(nettest::Sh("ip netns exec " + net_->pod.name() + " " + kBin +
@@ -75,7 +95,7 @@ class DiscoveryNetnsTest : public ::testing::Test {
       pods += "---\napiVersion: v1\nkind: Pod\nmetadata: {name: product-v2, labels: {app: product-service, version: v2}}\n"
               "spec: {serviceAccountName: product-service}\nstatus: {podIP: 10.200.0.3}\n";
     }
-    ASSERT_TRUE(WriteFileAtomically(folder_ + "/pods.yaml", pods).ok());
+    Publish("pods.yaml", pods);
   }
   // The seed's VirtualService with other weights for v1 and v2.
   void SetWeights(int v1, int v2) {
@@ -85,13 +105,14 @@ class DiscoveryNetnsTest : public ::testing::Test {
     ASSERT_NE(b, std::string::npos);
     vs.replace(b, 10, "weight: " + std::to_string(v2));
     vs.replace(a, 10, "weight: " + std::to_string(v1));
-    ASSERT_TRUE(WriteFileAtomically(folder_ + "/virtualservice.yaml", vs).ok());
+    Publish("virtualservice.yaml", vs);
   }
   void StartTernd() {
-    ternd_ = Spawn({"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), kBin + "/control-plane/ternd",
-                    "--listen", std::string(kTernd) + ":" + std::to_string(kTerndPort), "--tls-cert", dir_ + "/tls.crt",
-                    "--tls-key", dir_ + "/tls.key", "--config-folder", folder_},
-                   {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/ternd.log");
+    std::vector<std::string> argv = {"/usr/bin/env", "ip", "netns", "exec", net_->peer.name(), kBin + "/control-plane/ternd",
+                                     "--listen", std::string(kTernd) + ":" + std::to_string(kTerndPort), "--tls-cert",
+                                     dir_ + "/tls.crt", "--tls-key", dir_ + "/tls.key"};
+    for (auto& arg : SourceArgs()) argv.push_back(arg);
+    ternd_ = Spawn(argv, {{"PATH", "/usr/sbin:/usr/bin:/sbin:/bin"}}, dir_ + "/ternd.log");
     ASSERT_GT(ternd_, 0);
   }
   // As injected: uid 1337, the injected flags, the environment the kubelet resolves; no --config.
@@ -162,12 +183,78 @@ class DiscoveryNetnsTest : public ::testing::Test {
   }
   std::string Logs() { return "ternd:\n" + *ReadFile(dir_ + "/ternd.log") + "\nproxy:\n" + *ReadFile(dir_ + "/proxy.log"); }
 
+  // The whole story, whatever the source: ready, the canary, edits followed, ternd gone.
+  void RunTheStory();
+
   std::unique_ptr<nettest::PodAndPeer> net_;
   std::string dir_, root_, folder_;
   pid_t ternd_ = -1, sidecar_ = -1;
 };
 
-TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTerndIsGone) {
+// ternd on the Kubernetes API: the in-test API server runs in the peer namespace (its listening
+// socket made there), with ternd's kubeconfig pointing at it. Each manifest file published is
+// applied as `kubectl apply --prune` would: its objects PUT at their REST paths (the Istio kinds
+// at v1, as the API server serves every version of one object), and the objects it no longer
+// has deleted.
+class KubeDiscovery : public DiscoveryNetnsTest {
+ protected:
+  void PrepareSource() override {
+    std::thread([this] {
+      int nsfd = open(net_->peer.path().c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd >= 0 && setns(nsfd, CLONE_NEWNET) == 0) api_ = std::make_unique<kube::FakeApiServer>("ternd-token");
+      if (nsfd >= 0) close(nsfd);
+    }).join();
+    ASSERT_TRUE(api_);
+    ASSERT_TRUE(WriteFileAtomically(dir_ + "/kubeconfig", api_->Kubeconfig(), 0600).ok());
+  }
+  std::vector<std::string> SourceArgs() override { return {"--kubeconfig", dir_ + "/kubeconfig"}; }
+  void Publish(const std::string& file, const std::string& yaml) override {
+    if (file == "kustomization.yaml") return;
+    auto docs = ParseYamlDocuments(yaml);
+    ASSERT_TRUE(docs.ok()) << file << ": " << docs.status().message();
+    std::set<std::string> now;
+    for (const auto& doc : *docs) {
+      if (!doc.is_object()) continue;
+      const std::string path = RestPath(doc);
+      if (path.empty()) continue;  // a kind ternd does not read (Deployments, ServiceAccounts)
+      api_->Put(path, doc);
+      now.insert(path);
+    }
+    for (const auto& gone : published_[file]) {
+      if (!now.count(gone)) api_->Delete(gone);
+    }
+    published_[file] = now;
+  }
+  void TearDown() override {
+    DiscoveryNetnsTest::TearDown();
+    api_.reset();
+  }
+
+  // Where the API server keeps `doc` ("" for kinds ternd does not watch). Namespaced objects
+  // without a namespace are in my-app, the examples' kustomization's namespace.
+  static std::string RestPath(const nlohmann::json& doc) {
+    const std::string kind = doc.value("kind", ""), api_version = doc.value("apiVersion", "");
+    const std::string name = doc["metadata"].value("name", ""), ns = doc["metadata"].value("namespace", "my-app");
+    if (kind == "Namespace") return "/api/v1/namespaces/" + name;
+    if (kind == "Service" || kind == "Pod") return "/api/v1/namespaces/" + ns + "/" + AsciiLower(kind) + "s/" + name;
+    const std::string group = api_version.substr(0, api_version.find('/'));
+    if (group != "networking.istio.io" && group != "security.istio.io") return "";
+    std::string plural = AsciiLower(kind);
+    plural = plural.back() == 'y' ? plural.substr(0, plural.size() - 1) + "ies" : plural + "s";
+    return "/apis/" + group + "/v1/namespaces/" + ns + "/" + plural + "/" + name;
+  }
+
+  std::unique_ptr<kube::FakeApiServer> api_;
+  std::map<std::string, std::set<std::string>> published_;  // by file: the REST paths it made
+};
+
+TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTerndIsGone) { RunTheStory(); }
+TEST_F(KubeDiscovery, TheSidecarRoutesByWhatTheKubernetesApiSaysAndKeepsItWhenTerndIsGone) {
+  RunTheStory();
+  EXPECT_GE(api_->watch_requests(), 7) << "every kind watched";
+}
+
+void DiscoveryNetnsTest::RunTheStory() {
   Backend v1(net_->peer, {"10.200.0.2", 8080}, "product-v1");
   Backend v2(net_->peer, {"10.200.0.3", 8080}, "product-v2");
   ASSERT_TRUE(v1.ok() && v2.ok());
@@ -236,7 +323,7 @@ TEST_F(DiscoveryNetnsTest, TheSidecarRoutesByWhatTerndStreamsAndKeepsItWhenTernd
       ip, [](auto& seen) { return seen["v2"] == 0 && seen["v1"] > 0 && seen["v1"] < 10; }, 5s);
   EXPECT_GE(v2_gone, 0) << Logs();
   EXPECT_LT(v2_gone, 1000);
-  std::cout << "traffic followed the folder: weights in " << to_v2 << " ms, v2 scaled to zero in " << v2_gone << " ms\n";
+  std::cout << "traffic followed " << SourceArgs()[0] << ": weights in " << to_v2 << " ms, v2 scaled to zero in " << v2_gone << " ms\n";
 
   // ternd dies: the sidecar keeps its last snapshot, traffic keeps flowing.
   SetWeights(100, 0);

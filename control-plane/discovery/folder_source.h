@@ -14,23 +14,24 @@
 #include <vector>
 
 #include "control-plane/discovery/model.h"
+#include "control-plane/discovery/source.h"
 #include "core/base/status.h"
 #include "core/log/logger.h"
 
 namespace tern::control_plane {
 
-class FolderSource {
+class FolderSource final : public DiscoverySource {
  public:
-  using OnChange = std::function<void(std::shared_ptr<const Model>)>;
   FolderSource(std::string dir, const Logger& log, OnChange on_change);
-  ~FolderSource();
+  ~FolderSource() override;
   FolderSource(const FolderSource&) = delete;
   FolderSource& operator=(const FolderSource&) = delete;
 
   // Reads the folder once (on_change gets the first model) and starts watching it.
-  Status Start();
-  void Stop();
-  std::shared_ptr<const Model> Current() const;
+  Status Start() override;
+  void Stop() override;
+  std::shared_ptr<const Model> Current() const override;
+  std::string Describe() const override { return "folder " + dir_; }
 
  private:
   void Load();

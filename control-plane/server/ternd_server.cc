@@ -1,11 +1,15 @@
 #include "control-plane/server/ternd_server.h"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "control-plane/discovery/folder_source.h"
+#include "control-plane/discovery/kube_source.h"
+#include "core/kube/client.h"
 #include "control-plane/push/config_push.h"
 #include "core/base/files.h"
 #include "core/meshconfig/mesh_config.h"
@@ -24,7 +28,8 @@ struct TerndServer::Impl {
   Registry metrics;
   std::unique_ptr<HttpsServer> https;
   std::unique_ptr<ConfigPush> push;
-  std::unique_ptr<FolderSource> folder;
+  std::unique_ptr<kube::Client> kube;  // the Kubernetes source's client (it outlives the source)
+  std::unique_ptr<DiscoverySource> source;
 
   std::mutex mesh_mu;
   std::shared_ptr<const MeshConfig> mesh;
@@ -161,8 +166,8 @@ Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& opt
     return HttpResponse{200, "application/json", self->push->Proxies().dump(2) + "\n"};
   });
   http.Route("GET", "/debug/resources", [self](const HttpRequest&) {
-    json out = {{"source", self->options.config_folder}, {"objects", json::array()}, {"skipped", json::array()}};
-    if (auto model = self->folder ? self->folder->Current() : nullptr) {
+    json out = {{"source", self->source ? self->source->Describe() : ""}, {"objects", json::array()}, {"skipped", json::array()}};
+    if (auto model = self->source ? self->source->Current() : nullptr) {
       out["generation"] = model->generation;
       for (const auto* list : {&model->services, &model->pods, &model->resources, &model->ignored}) {
         for (const auto& o : *list) {
@@ -174,10 +179,28 @@ Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& opt
     }
     return HttpResponse{200, "application/json", out.dump(2) + "\n"};
   });
+  auto on_change = [self](std::shared_ptr<const Model> model) { self->push->ModelChanged(model); };
+  if (!options.config_folder.empty() && !options.kubeconfig.empty()) {
+    return Status::Error("a folder and the Kubernetes API as sources: choose one");
+  }
   if (!options.config_folder.empty()) {
-    impl->folder = std::make_unique<FolderSource>(options.config_folder, logger,
-                                                  [self](std::shared_ptr<const Model> model) { self->push->ModelChanged(model); });
-    if (Status started = impl->folder->Start(); !started.ok()) return started;
+    impl->source = std::make_unique<FolderSource>(options.config_folder, logger, on_change);
+  } else if (!options.kubeconfig.empty()) {
+    auto cluster = options.kubeconfig == "in-cluster"
+                       ? kube::InClusterConfig([](const std::string& name) -> std::optional<std::string> {
+                           const char* v = std::getenv(name.c_str());
+                           return v ? std::optional<std::string>(v) : std::nullopt;
+                         })
+                       : kube::LoadKubeconfig(options.kubeconfig);
+    if (!cluster.ok()) return cluster.status().Context("kubernetes source");
+    auto client = kube::Client::Create(*cluster, std::chrono::seconds(30));
+    if (!client.ok()) return client.status().Context("kubernetes source");
+    impl->kube = std::move(*client);
+    const std::string server = "https://" + cluster->host + ":" + std::to_string(cluster->port);
+    impl->source = std::make_unique<KubeSource>(*impl->kube, server, logger, on_change);
+  }
+  if (impl->source) {
+    if (Status started = impl->source->Start(); !started.ok()) return started;
   }
   impl->watcher = std::thread([self] { self->WatchFiles(); });
   return std::unique_ptr<TerndServer>(new TerndServer(std::move(impl)));
@@ -193,7 +216,7 @@ void TerndServer::Stop() {
     impl_->stopping = true;
   }
   impl_->stop_cv.notify_all();
-  if (impl_->folder) impl_->folder->Stop();
+  if (impl_->source) impl_->source->Stop();
   impl_->https->Stop();
 }
 

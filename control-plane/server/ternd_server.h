@@ -28,6 +28,9 @@ struct TerndOptions {
   std::string cert_file, key_file;
   std::string mesh_config_file;  // empty: built-in defaults
   std::string config_folder;     // discovery from a folder of manifests; empty: none yet
+  // Discovery from the Kubernetes API: "in-cluster" (the pod's service account) or a
+  // kubeconfig file's path; empty: none. Not with config_folder.
+  std::string kubeconfig;
   std::chrono::milliseconds reload_interval{1000};
 };
 

@@ -196,6 +196,11 @@ Result<std::unique_ptr<Client>> Client::Create(const ClusterConfig& config, std:
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
+Result<StreamedAnswer> Client::GetLines(const std::string& path, const LineStreamLimits& limits, int stop_fd,
+                                        const OnLine& on_line) {
+  return HttpsGetLines(impl_->ctx.get(), impl_->target, path, impl_->headers, limits, stop_fd, on_line);
+}
+
 Result<Response> Client::Get(const std::string& path) {
   auto res = HttpsGet(impl_->ctx.get(), impl_->target, path, impl_->headers, impl_->timeout);
   if (!res.ok()) return res.status();

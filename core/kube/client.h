@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/status.h"
+#include "core/kube/https_get.h"
 
 namespace tern::kube {
 
@@ -50,6 +51,9 @@ class Client {
   // GET path ("/api/v1/namespaces/x/pods/y"). Transport failures (refused, timed out, TLS) are
   // errors; HTTP errors come back as a Response with their status.
   Result<Response> Get(const std::string& path);
+  // A streamed GET (a watch): each line of a 200 answer to `on_line` as it arrives, as
+  // HttpsGetLines says; a refusal comes back with its status and Status body.
+  Result<StreamedAnswer> GetLines(const std::string& path, const LineStreamLimits& limits, int stop_fd, const OnLine& on_line);
 
  private:
   struct Impl;

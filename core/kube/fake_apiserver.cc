@@ -3,6 +3,11 @@
 #include <httplib.h>
 #include <openssl/pem.h>
 
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <vector>
+
 #include "core/base/base64.h"
 
 namespace tern::kube {
@@ -14,7 +19,65 @@ nlohmann::json StatusObject(int code, const std::string& reason, const std::stri
           {"message", message}, {"reason", reason}, {"code", code}};
 }
 
+// A REST path split: "/api/v1" or "/apis/<group>/<version>", then [namespaces/<ns>/]<plural>[/<name>].
+struct RestPath {
+  std::string prefix, ns, plural, name;
+  bool collection = false;
+};
+
+std::optional<RestPath> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  for (size_t at = 1; at <= path.size();) {
+    size_t slash = path.find('/', at);
+    if (slash == std::string::npos) slash = path.size();
+    parts.push_back(path.substr(at, slash - at));
+    at = slash + 1;
+  }
+  std::string prefix;
+  size_t i;
+  if (parts.size() >= 2 && parts[0] == "api") {
+    prefix = "/api/" + parts[1];
+    i = 2;
+  } else if (parts.size() >= 3 && parts[0] == "apis") {
+    prefix = "/apis/" + parts[1] + "/" + parts[2];
+    i = 3;
+  } else {
+    return std::nullopt;
+  }
+  std::vector<std::string> rest(parts.begin() + static_cast<long>(i), parts.end());
+  if (rest.size() == 1) return RestPath{prefix, "", rest[0], "", true};
+  if (rest.size() == 2) return RestPath{prefix, "", rest[0], rest[1], false};
+  if (rest.size() == 3 && rest[0] == "namespaces") return RestPath{prefix, rest[1], rest[2], "", true};
+  if (rest.size() == 4 && rest[0] == "namespaces") return RestPath{prefix, rest[1], rest[2], rest[3], false};
+  return std::nullopt;
+}
+
+// Whether the object at `object_path` is in the collection at `collection_path`.
+bool InCollection(const std::string& object_path, const std::string& collection_path) {
+  auto o = SplitPath(object_path), c = SplitPath(collection_path);
+  if (!o || !c || o->collection || !c->collection) return false;
+  return o->prefix == c->prefix && o->plural == c->plural && (c->ns.empty() || c->ns == o->ns);
+}
+
+// As the real server lists them: built-in kinds' items carry no kind and apiVersion.
+nlohmann::json ListItem(const std::string& path, nlohmann::json object) {
+  if (path.rfind("/api/", 0) == 0) {
+    object.erase("kind");
+    object.erase("apiVersion");
+  }
+  return object;
+}
+
 }  // namespace
+
+// One open watch: its collection, where it stands, and which knobs it has seen.
+struct FakeApiServer::Watch {
+  std::string collection;
+  uint64_t sent = 0;  // the version of the last event written
+  std::chrono::steady_clock::time_point until;
+  uint64_t bookmarks = 0, drops = 0, garbage = 0;
+  bool gone = false;  // asked for a compacted version: one ERROR event, then the end
+};
 
 FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
   ca_ = *CreateSelfSigned({.common_name = "fake kube CA", .is_ca = true});
@@ -29,6 +92,8 @@ FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
   server_ = std::make_unique<httplib::SSLServer>(cert, key);
   X509_free(cert);
   EVP_PKEY_free(key);
+  // Every watch holds a thread while it is open: room for a client's watches and its lists.
+  server_->new_task_queue = [] { return new httplib::ThreadPool(48); };
   server_->Get(".*", [this](const httplib::Request& req, httplib::Response& res) {
     std::chrono::milliseconds delay;
     {
@@ -42,9 +107,22 @@ FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
       res.set_content(StatusObject(401, "Unauthorized", "Unauthorized").dump(), "application/json");
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!missing_prefix_.empty() && req.path.rfind(missing_prefix_, 0) == 0) {
+      res.status = 404;
+      res.set_content(StatusObject(404, "NotFound", "the server could not find the requested resource").dump(),
+                      "application/json");
+      return;
+    }
     auto it = objects_.find(req.path);
     if (it == objects_.end()) {
+      if (auto rest = SplitPath(req.path); rest && rest->collection) {
+        lock.unlock();
+        if (req.get_param_value("watch") == "1" || req.get_param_value("watch") == "true") {
+          return ServeWatch(req, res, req.path);
+        }
+        return ServeList(req, res, req.path);
+      }
       std::string name = req.path.substr(req.path.rfind('/') + 1);
       res.status = 404;
       res.set_content(StatusObject(404, "NotFound", "\"" + name + "\" not found").dump(), "application/json");
@@ -77,9 +155,174 @@ FakeApiServer::~FakeApiServer() {
   thread_.join();
 }
 
+void FakeApiServer::Record(const std::string& type, const std::string& path, nlohmann::json object) {
+  object["metadata"]["resourceVersion"] = std::to_string(++version_);
+  events_.push_back({version_, type, path, object});
+  if (type == "DELETED") objects_.erase(path);
+  else objects_[path] = std::move(object);
+  changed_.notify_all();
+}
+
 void FakeApiServer::Put(const std::string& path, nlohmann::json object) {
+  // As the real server stores it: the namespace and name its path gives.
+  if (auto rest = SplitPath(path); rest && !rest->collection) {
+    if (!rest->ns.empty()) object["metadata"]["namespace"] = rest->ns;
+    object["metadata"]["name"] = rest->name;
+  }
   std::lock_guard<std::mutex> lock(mu_);
-  objects_[path] = std::move(object);
+  Record(objects_.count(path) ? "MODIFIED" : "ADDED", path, std::move(object));
+}
+
+void FakeApiServer::Delete(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = objects_.find(path);
+  if (it != objects_.end()) Record("DELETED", path, it->second);
+}
+
+void FakeApiServer::Compact() {
+  std::lock_guard<std::mutex> lock(mu_);
+  events_.clear();
+  oldest_ = version_;
+}
+
+void FakeApiServer::set_missing_prefix(const std::string& prefix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  missing_prefix_ = prefix;
+}
+
+void FakeApiServer::Bookmark() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++bookmarks_;
+  changed_.notify_all();
+}
+
+void FakeApiServer::DropWatches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++drops_;
+  changed_.notify_all();
+}
+
+void FakeApiServer::SendGarbageToWatches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++garbage_;
+  changed_.notify_all();
+}
+
+std::string FakeApiServer::resource_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::to_string(version_);
+}
+
+int FakeApiServer::open_watches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_watches_;
+}
+
+int FakeApiServer::watch_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watch_requests_;
+}
+
+int FakeApiServer::list_requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return list_requests_;
+}
+
+void FakeApiServer::ServeList(const httplib::Request& req, httplib::Response& res, const std::string& collection) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++list_requests_;
+  std::vector<const std::pair<const std::string, nlohmann::json>*> all;
+  for (const auto& entry : objects_) {
+    if (InCollection(entry.first, collection)) all.push_back(&entry);
+  }
+  // limit/continue: the token names the index to go on from, in a form that needs escaping.
+  size_t from = 0, limit = all.size();
+  if (req.has_param("limit")) limit = std::max<size_t>(1, std::strtoul(req.get_param_value("limit").c_str(), nullptr, 10));
+  if (req.has_param("continue")) {
+    const std::string token = req.get_param_value("continue");
+    if (token.rfind("from/", 0) != 0 || token.back() != '=') {
+      res.status = 400;
+      res.set_content(StatusObject(400, "BadRequest", "invalid continue token").dump(), "application/json");
+      return;
+    }
+    from = std::strtoul(token.c_str() + 5, nullptr, 10);
+  }
+  nlohmann::json items = nlohmann::json::array();
+  for (size_t i = from; i < all.size() && i < from + limit; ++i) items.push_back(ListItem(all[i]->first, all[i]->second));
+  nlohmann::json meta = {{"resourceVersion", std::to_string(version_)}};
+  if (from + limit < all.size()) meta["continue"] = "from/" + std::to_string(from + limit) + "=";
+  res.set_content(nlohmann::json{{"kind", "List"}, {"apiVersion", "v1"}, {"metadata", meta}, {"items", items}}.dump(),
+                  "application/json");
+}
+
+void FakeApiServer::ServeWatch(const httplib::Request& req, httplib::Response& res, const std::string& collection) {
+  auto w = std::make_shared<Watch>();
+  w->collection = collection;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++watch_requests_;
+    ++open_watches_;
+    w->sent = std::strtoull(req.get_param_value("resourceVersion").c_str(), nullptr, 10);
+    w->gone = req.has_param("resourceVersion") && w->sent < oldest_;
+    w->bookmarks = req.get_param_value("allowWatchBookmarks") == "true" ? bookmarks_ : UINT64_MAX;
+    w->drops = drops_;
+    w->garbage = garbage_;
+  }
+  long timeout = req.has_param("timeoutSeconds") ? std::strtol(req.get_param_value("timeoutSeconds").c_str(), nullptr, 10) : 1800;
+  w->until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+  res.set_chunked_content_provider(
+      "application/json", [this, w](size_t, httplib::DataSink& sink) { return Feed(*w, sink); },
+      [this](bool) {
+        std::lock_guard<std::mutex> lock(mu_);
+        --open_watches_;
+      });
+}
+
+bool FakeApiServer::Feed(Watch& w, httplib::DataSink& sink) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (w.gone) {
+    const std::string why = "too old resource version: " + std::to_string(w.sent) + " (" + std::to_string(oldest_) + ")";
+    std::string line = nlohmann::json{{"type", "ERROR"}, {"object", StatusObject(410, "Expired", why)}}.dump() + "\n";
+    lock.unlock();
+    sink.write(line.data(), line.size());
+    sink.done();
+    return true;
+  }
+  std::string out;
+  for (const Event& e : events_) {
+    if (e.version <= w.sent || !InCollection(e.path, w.collection)) continue;
+    out += nlohmann::json{{"type", e.type}, {"object", e.object}}.dump() + "\n";
+    w.sent = e.version;
+  }
+  if (w.bookmarks != UINT64_MAX && w.bookmarks != bookmarks_) {
+    w.bookmarks = bookmarks_;
+    nlohmann::json object = {{"kind", SplitPath(w.collection)->plural},
+                             {"metadata", {{"resourceVersion", std::to_string(version_)}}}};
+    out += nlohmann::json{{"type", "BOOKMARK"}, {"object", object}}.dump() + "\n";
+    w.sent = std::max(w.sent, version_);
+  }
+  if (w.garbage != garbage_) {
+    w.garbage = garbage_;
+    out += "this is not a watch event\n";
+  }
+  if (w.drops != drops_) {
+    // Half of an event (or of a made-up one), then the connection ends without the last chunk.
+    std::string half = out.empty() ? std::string(R"({"type":"ADDED","object":{"metadata":{"na)") : out.substr(0, out.size() / 2);
+    lock.unlock();
+    sink.write(half.data(), half.size());
+    return false;
+  }
+  if (!out.empty()) {
+    lock.unlock();
+    return sink.write(out.data(), out.size());
+  }
+  if (std::chrono::steady_clock::now() >= w.until || !server_->is_running()) {
+    lock.unlock();
+    sink.done();
+    return true;
+  }
+  changed_.wait_for(lock, std::chrono::milliseconds(50));
+  return true;
 }
 
 void FakeApiServer::set_delay(std::chrono::milliseconds delay) {

@@ -12,10 +12,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "core/base/ascii.h"
+#include "core/kube/chunked_decoder.h"
 #include "core/net/ip_range.h"
 
 namespace tern::kube {
@@ -106,58 +109,64 @@ bool ResponseComplete(const std::string& raw) {
 
 }  // namespace
 
-Result<HttpsResponse> ParseHttpResponse(const std::string& raw) {
-  size_t head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos) return Status::Error("the response has no complete header");
-  // "HTTP/1.1 200 OK"
-  if (raw.compare(0, 5, "HTTP/") != 0) return Status::Error("the response does not start with HTTP/");
-  size_t sp = raw.find(' ');
-  if (sp == std::string::npos || sp + 4 > head_end) return Status::Error("malformed status line");
+namespace {
+
+// A response's status line and framing headers.
+struct ResponseHead {
   int status = 0;
-  for (size_t i = sp + 1; i < sp + 4; ++i) {
-    if (raw[i] < '0' || raw[i] > '9') return Status::Error("malformed status code");
-    status = status * 10 + (raw[i] - '0');
-  }
   bool chunked = false;
-  long long content_length = -1;
-  size_t at = raw.find("\r\n") + 2;
-  while (at < head_end) {
-    size_t eol = raw.find("\r\n", at);
-    std::string_view line(raw.data() + at, eol - at);
-    at = eol + 2;
+  long long content_length = -1;  // -1: none (the body runs to the end of the stream)
+};
+
+// `head`: the status line and header lines, without the blank line that ends them.
+Result<ResponseHead> ParseResponseHead(std::string_view head) {
+  // "HTTP/1.1 200 OK"
+  if (head.substr(0, 5) != "HTTP/") return Status::Error("the response does not start with HTTP/");
+  size_t sp = head.find(' ');
+  if (sp == std::string_view::npos || sp + 4 > head.size()) return Status::Error("malformed status line");
+  ResponseHead r;
+  for (size_t i = sp + 1; i < sp + 4; ++i) {
+    if (head[i] < '0' || head[i] > '9') return Status::Error("malformed status code");
+    r.status = r.status * 10 + (head[i] - '0');
+  }
+  size_t at = head.find("\r\n");
+  while (at != std::string_view::npos && at < head.size()) {
+    at += 2;
+    size_t eol = std::min(head.find("\r\n", at), head.size());
+    std::string_view line = head.substr(at, eol - at);
+    at = eol;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) continue;
     std::string_view name = line.substr(0, colon), value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    if (AsciiIEquals(name, "Transfer-Encoding") && value.find("chunked") != std::string_view::npos) chunked = true;
+    if (AsciiIEquals(name, "Transfer-Encoding") && value.find("chunked") != std::string_view::npos) r.chunked = true;
     if (AsciiIEquals(name, "Content-Length")) {
-      content_length = 0;
+      r.content_length = 0;
       for (char c : value) {
-        if (c < '0' || c > '9' || content_length > (1LL << 40)) return Status::Error("malformed Content-Length");
-        content_length = content_length * 10 + (c - '0');
+        if (c < '0' || c > '9' || r.content_length > (1LL << 40)) return Status::Error("malformed Content-Length");
+        r.content_length = r.content_length * 10 + (c - '0');
       }
     }
   }
+  return r;
+}
+
+}  // namespace
+
+Result<HttpsResponse> ParseHttpResponse(const std::string& raw) {
+  size_t head_end = raw.find("\r\n\r\n");
+  if (head_end == std::string::npos) return Status::Error("the response has no complete header");
+  auto head = ParseResponseHead(std::string_view(raw.data(), head_end));
+  if (!head.ok()) return head.status();
+  const bool chunked = head->chunked;
+  const long long content_length = head->content_length;
   HttpsResponse r;
-  r.status = status;
+  r.status = head->status;
   std::string_view rest(raw.data() + head_end + 4, raw.size() - head_end - 4);
   if (chunked) {
-    for (;;) {
-      size_t eol = rest.find("\r\n");
-      if (eol == std::string_view::npos) return Status::Error("truncated chunked body");
-      size_t size = 0;
-      size_t i = 0;
-      for (; i < eol && AsciiHexValue(rest[i]) >= 0; ++i) {
-        if (size > (1u << 30)) return Status::Error("chunk too large");
-        size = size * 16 + static_cast<size_t>(AsciiHexValue(rest[i]));
-      }
-      if (i == 0) return Status::Error("malformed chunk size");
-      rest.remove_prefix(eol + 2);
-      if (size == 0) break;
-      if (rest.size() < size + 2) return Status::Error("truncated chunked body");
-      r.body.append(rest.data(), size);
-      rest.remove_prefix(size + 2);
-    }
+    ChunkedDecoder decoder;
+    if (Status st = decoder.Feed(rest, r.body); !st.ok()) return st;
+    if (!decoder.done()) return Status::Error("truncated chunked body");
   } else if (content_length >= 0) {
     if (rest.size() < static_cast<size_t>(content_length)) return Status::Error("truncated body");
     r.body.assign(rest.data(), static_cast<size_t>(content_length));
@@ -167,38 +176,45 @@ Result<HttpsResponse> ParseHttpResponse(const std::string& raw) {
   return r;
 }
 
-Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
-                               const std::vector<std::string>& headers, std::chrono::milliseconds deadline,
-                               size_t max_body) {
-  const std::string where = "GET " + path;
-  const Clock::time_point end = Clock::now() + deadline;
+namespace {
+
+// A TLS connection that sent its GET: its socket, its TLS state.
+struct SentRequest {
+  Fd fd;
+  std::unique_ptr<SSL, void (*)(SSL*)> ssl{nullptr, SSL_free};
+};
+
+// Connects, completes the TLS handshake (the server proven to be `target.host`) and sends the
+// GET, all before `end`.
+Status SendGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path, const std::vector<std::string>& headers,
+               Clock::time_point end, std::chrono::milliseconds deadline, const std::string& where, SentRequest& out) {
   const bool is_ip = IsIpAddress(target.host);
   auto fd_or = Connect(target, is_ip, end, where);
   if (!fd_or.ok()) return fd_or.status();
-  Fd fd{*fd_or};
-
-  std::unique_ptr<SSL, void (*)(SSL*)> ssl(SSL_new(ctx), SSL_free);
+  out.fd.fd = *fd_or;
+  out.ssl.reset(SSL_new(ctx));
+  SSL* ssl = out.ssl.get();
   if (!ssl) return Status::Error(where + ": TLS: " + OpenSslError());
-  SSL_set_fd(ssl.get(), fd.fd);
+  SSL_set_fd(ssl, out.fd.fd);
   // The server must prove it is `host`: an IP literal is matched against the certificate's IP
   // SANs, a name against its DNS SANs (and sent as SNI).
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
   if (is_ip) {
     X509_VERIFY_PARAM_set1_ip_asc(param, target.host.c_str());
   } else {
-    SSL_set_tlsext_host_name(ssl.get(), target.host.c_str());
+    SSL_set_tlsext_host_name(ssl, target.host.c_str());
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     X509_VERIFY_PARAM_set1_host(param, target.host.c_str(), 0);
   }
   for (;;) {
-    int rc = SSL_connect(ssl.get());
+    int rc = SSL_connect(ssl);
     if (rc == 1) break;
-    int err = SSL_get_error(ssl.get(), rc);
-    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && WaitFor(fd.fd, err, end)) continue;
+    int err = SSL_get_error(ssl, rc);
+    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && WaitFor(out.fd.fd, err, end)) continue;
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       return Status::Error(where + ": TLS handshake timed out after " + std::to_string(deadline.count()) + " ms");
     }
-    long verify = SSL_get_verify_result(ssl.get());
+    long verify = SSL_get_verify_result(ssl);
     if (verify != X509_V_OK) {
       ERR_clear_error();
       return Status::Error(where + ": TLS: the API server's certificate is not trusted (" +
@@ -214,22 +230,36 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
   request += "\r\n";
   size_t sent = 0;
   while (sent < request.size()) {
-    int n = SSL_write(ssl.get(), request.data() + sent, static_cast<int>(request.size() - sent));
+    int n = SSL_write(ssl, request.data() + sent, static_cast<int>(request.size() - sent));
     if (n > 0) {
       sent += static_cast<size_t>(n);
       continue;
     }
-    int err = SSL_get_error(ssl.get(), n);
-    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && WaitFor(fd.fd, err, end)) continue;
+    int err = SSL_get_error(ssl, n);
+    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && WaitFor(out.fd.fd, err, end)) continue;
     return Status::Error(where + ": sending the request failed: " +
                          (MillisLeft(end) == 0 ? std::string("timed out") : OpenSslError()));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
+                               const std::vector<std::string>& headers, std::chrono::milliseconds deadline,
+                               size_t max_body) {
+  const std::string where = "GET " + path;
+  const Clock::time_point end = Clock::now() + deadline;
+  SentRequest conn;
+  if (Status st = SendGet(ctx, target, path, headers, end, deadline, where, conn); !st.ok()) return st;
+  SSL* ssl = conn.ssl.get();
+  Fd& fd = conn.fd;
 
   // The server closes after the response (Connection: close); read until then.
   std::string raw;
   char buf[16384];
   for (;;) {
-    int n = SSL_read(ssl.get(), buf, sizeof buf);
+    int n = SSL_read(ssl, buf, sizeof buf);
     if (n > 0) {
       raw.append(buf, static_cast<size_t>(n));
       if (raw.size() > max_body + 65536) {
@@ -239,7 +269,7 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
       if (ResponseComplete(raw)) break;
       continue;
     }
-    int err = SSL_get_error(ssl.get(), n);
+    int err = SSL_get_error(ssl, n);
     if (err == SSL_ERROR_ZERO_RETURN) break;
     if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)) {
       if (WaitFor(fd.fd, err, end)) continue;
@@ -252,6 +282,119 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
   auto parsed = ParseHttpResponse(raw);
   if (!parsed.ok()) return parsed.status().Context(where);
   return parsed;
+}
+
+Result<StreamedAnswer> HttpsGetLines(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
+                                     const std::vector<std::string>& headers, const LineStreamLimits& limits, int stop_fd,
+                                     const OnLine& on_line) {
+  const std::string where = "GET " + path;
+  const Clock::time_point end = Clock::now() + limits.head_deadline;
+  SentRequest conn;
+  if (Status st = SendGet(ctx, target, path, headers, end, limits.head_deadline, where, conn); !st.ok()) return st;
+  SSL* ssl = conn.ssl.get();
+  const int fd = conn.fd.fd;
+  StreamedAnswer answer;
+
+  // Reads what is there into `raw`: >0 bytes read, 0 the stream ended, -1 nothing before
+  // `until` (or the stop), -2 a failure (`why` says).
+  std::string why;
+  char buf[16384];
+  auto read_some = [&](std::string& raw, Clock::time_point until) -> int {
+    for (;;) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        raw.append(buf, static_cast<size_t>(n));
+        return n;
+      }
+      int err = SSL_get_error(ssl, n);
+      if (err == SSL_ERROR_ZERO_RETURN) return 0;
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        ERR_clear_error();
+        return 0;  // a peer that closes TCP without close_notify: the stream ended
+      }
+      pollfd p[2] = {{fd, static_cast<short>(err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0}, {stop_fd, POLLIN, 0}};
+      int ready = poll(p, stop_fd >= 0 ? 2 : 1, MillisLeft(until));
+      if (ready < 0 && errno != EINTR) {
+        why = std::strerror(errno);
+        return -2;
+      }
+      if (stop_fd >= 0 && (p[1].revents & POLLIN)) {
+        answer.stopped = true;
+        return -1;
+      }
+      if (ready == 0) return -1;
+    }
+  };
+
+  // The head, within the head deadline.
+  std::string raw;
+  size_t head_end;
+  while ((head_end = raw.find("\r\n\r\n")) == std::string::npos) {
+    if (raw.size() > 65536) return Status::Error(where + ": the response head exceeds 64 KiB");
+    int n = read_some(raw, end);
+    if (answer.stopped) return answer;
+    if (n == 0) return Status::Error(where + ": the connection ended before the response head");
+    if (n == -1) return Status::Error(where + ": no response head within " + std::to_string(limits.head_deadline.count()) + " ms");
+    if (n == -2) return Status::Error(where + ": " + why);
+  }
+  auto head = ParseResponseHead(std::string_view(raw.data(), head_end));
+  if (!head.ok()) return head.status().Context(where);
+  answer.status = head->status;
+  if (answer.status != 200) {
+    // An error's body (a Status object) is read whole, within the head deadline.
+    while (!ResponseComplete(raw) && raw.size() <= limits.max_line + 65536) {
+      int n = read_some(raw, end);
+      if (n <= 0) break;
+    }
+    auto whole = ParseHttpResponse(raw);
+    if (whole.ok()) answer.body = std::move(whole->body);
+    return answer;
+  }
+
+  // The body, line by line as it arrives; each read within the idle limit.
+  ChunkedDecoder chunks;
+  std::string lines;
+  std::string skipped;  // an oversized line being skipped: its first bytes
+  std::string_view pending(raw);
+  pending.remove_prefix(head_end + 4);
+  long long length_left = head->content_length;
+  for (;;) {
+    if (head->chunked) {
+      if (Status st = chunks.Feed(pending, lines); !st.ok()) return st.Context(where);
+    } else {
+      size_t n = length_left >= 0 ? std::min<size_t>(pending.size(), static_cast<size_t>(length_left)) : pending.size();
+      lines.append(pending.substr(0, n));
+      if (length_left >= 0) length_left -= static_cast<long long>(n);
+    }
+    size_t from = 0;
+    for (size_t eol; (eol = lines.find('\n', from)) != std::string::npos; from = eol + 1) {
+      std::string_view line = std::string_view(lines).substr(from, eol - from);
+      bool go_on = true;
+      if (!skipped.empty()) go_on = on_line(std::exchange(skipped, {}), true);  // the skipped line's end
+      else if (line.size() > limits.max_line) go_on = on_line(line.substr(0, kOversizedPrefix), true);
+      else if (!line.empty()) go_on = on_line(line, false);
+      if (!go_on) return answer;
+    }
+    lines.erase(0, from);
+    if (lines.size() > limits.max_line) {  // not kept: only its first bytes, until its end comes
+      if (skipped.empty()) skipped = lines.substr(0, kOversizedPrefix);
+      lines.clear();
+    }
+    if (chunks.done() || length_left == 0) break;
+    raw.clear();
+    int n = read_some(raw, Clock::now() + limits.idle);
+    if (answer.stopped) return answer;
+    if (n == 0) {
+      if (head->chunked || length_left > 0) answer.cut = true;  // ended without its framing's end
+      break;
+    }
+    if (n == -1) return Status::Error(where + ": nothing from the server for " + std::to_string(limits.idle.count()) + " ms");
+    if (n == -2) return Status::Error(where + ": " + why);
+    pending = raw;
+  }
+  if (!answer.cut && !skipped.empty()) on_line(skipped, true);
+  else if (!answer.cut && !lines.empty()) on_line(lines, false);  // a last line without its newline
+  return answer;
 }
 
 }  // namespace tern::kube

@@ -301,9 +301,11 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
   kill "$tern_pid" "$haproxy_pid"
   running_tern=""
   sleep 1
-  # Runs `name` under callgrind (`cmd...`), drives `url`, and prints "<instructions> <requests>".
+  # Runs `name` under callgrind (`cmd...`), drives `url` with `client` (wrk: HTTP/1.1 keep-alive,
+  # 4 connections; h2load: HTTP/2, 4 connections x 10 streams) for 8 s when `load` is "load", and
+  # prints "<instructions> <requests>".
   callgrind_run() {
-    local name=$1 url=$2 load=$3; shift 3
+    local name=$1 url=$2 load=$3 client=$4; shift 4
     run "$@" & local starter=$!
     local p=""
     for _ in $(seq 50); do
@@ -312,9 +314,12 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
       [[ -n "$p" ]] && run curl -s -o /dev/null --max-time 1 "$url" && break
     done
     local n=1
-    if [[ "$load" == load ]]; then
+    if [[ "$load" == load && "$client" == wrk ]]; then
       n=$(run wrk -t1 -c4 -d8s "$url" | awk '/requests in/ {print $1}')
       n=$((n + 1))  # and the readiness probe
+    elif [[ "$load" == load ]]; then
+      n=$(run h2load -c4 -m10 -D 8 "$url" 2>&1 | awk '/^status codes:/ {print $3}')
+      n=$((n + 1))
     fi
     # TERM, not INT: a background job of a non-interactive shell starts with SIGINT ignored, and
     # HAProxy keeps it so (it never stopped on INT here). tern-proxy drains on TERM, with nothing
@@ -326,23 +331,36 @@ if [[ "${INSTRUCTIONS:-0}" == 1 ]]; then
     echo "$(awk '/^summary:/ {print $2}' "$work/cg.$name.$load") $n"
   }
   cg() { echo valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1.$2" --log-file="$work/cg.$1.$2.log"; }
+  # Rows: "<proxy> <route> <client>". tern's plain route and the seed's over HTTP/1.1, and the plain
+  # route over HTTP/2; HAProxy's plain route over HTTP/1.1 (it has no seed).
+  rows="tern/plain/wrk tern/seed/wrk tern/plain/h2load haproxy/plain/wrk"
+  [[ -n "$tern_before" ]] && rows+=" tern-before/plain/wrk tern-before/seed/wrk tern-before/plain/h2load"
   declare -A per_request
-  for name in tern haproxy${tern_before:+ tern-before}; do
+  for row in $rows; do
+    IFS=/ read -r name route client <<<"$row"
+    key="$name.$route.$client"
     for load in idle load; do
       if [[ $name == tern* ]]; then
-        result=$(callgrind_run $name http://10.96.0.20:8080/ $load setpriv --reuid 1337 --regid 1337 --clear-groups \
-          $(cg $name $load) "$(binary_of $name)" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
+        url=http://10.96.0.20:8080/
+        [[ $route == seed ]] && url=http://10.96.0.21:8080/
+        result=$(callgrind_run "$key" "$url" $load $client setpriv --reuid 1337 --regid 1337 --clear-groups \
+          $(cg "$key" $load) "$(binary_of $name)" --config "$work/snapshot.yaml" --concurrency 1 --log-level error)
       else
-        result=$(callgrind_run haproxy http://127.0.0.1:18081/ $load $(cg haproxy $load) haproxy -f "$work/haproxy.cfg" -db)
+        result=$(callgrind_run "$key" http://127.0.0.1:18081/ $load $client $(cg "$key" $load) haproxy -f "$work/haproxy.cfg" -db)
       fi
       read -r ir n <<<"$result"
       eval "ir_$load=$ir n_$load=$n"
     done
-    per_request[$name]=$(awk -v a="$ir_load" -v b="$ir_idle" -v n="$n_load" -v m="$n_idle" 'BEGIN { printf "%.0f", (a - b) / (n - m) }')
-    echo "instructions per request: $name ${per_request[$name]} ($((n_load - n_idle)) requests)"
+    per_request[$key]=$(awk -v a="$ir_load" -v b="$ir_idle" -v n="$n_load" -v m="$n_idle" 'BEGIN { printf "%.0f", (a - b) / (n - m) }')
+    echo "instructions per request: $name, $route route, $client: ${per_request[$key]} ($((n_load - n_idle)) requests)"
   done
-  awk -v t="${per_request[tern]}" -v h="${per_request[haproxy]}" 'BEGIN { printf "tern/HAProxy instructions per request: %.2fx\n", t/h }'
+  awk -v t="${per_request[tern.plain.wrk]}" -v h="${per_request[haproxy.plain.wrk]}" \
+    'BEGIN { printf "tern/HAProxy instructions per request: %.2fx\n", t/h }'
   if [[ -n "$tern_before" ]]; then
-    awk -v a="${per_request[tern]}" -v b="${per_request[tern-before]}" 'BEGIN { printf "after/before instructions per request: %.3fx\n", a/b }'
+    for rc in plain/wrk seed/wrk plain/h2load; do
+      IFS=/ read -r route client <<<"$rc"
+      awk -v a="${per_request[tern.$route.$client]}" -v b="${per_request[tern-before.$route.$client]}" -v r="$route route, $client" \
+        'BEGIN { printf "after/before instructions per request, %s: %.3fx\n", r, a/b }'
+    done
   fi
 fi

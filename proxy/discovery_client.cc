@@ -10,6 +10,8 @@
 #include <random>
 #include <thread>
 
+#include "core/base/files.h"
+
 #include "proxy/socket_deadline.h"
 
 namespace tern::proxy {
@@ -87,6 +89,17 @@ struct DiscoveryClient::Impl {
     co_return c;
   }
 
+  // "Authorization: Bearer <token>\r\n" from the token file as it is now; "" without one.
+  std::string Authorization() const {
+    if (options.token_file.empty()) return "";
+    auto token = ReadFile(options.token_file);
+    if (!token.ok()) return "";
+    std::string t = *token;
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+    if (t.empty() || t.find_first_of("\r\n") != std::string::npos) return "";
+    return "Authorization: Bearer " + t + "\r\n";
+  }
+
   // Tells ternd what became of a snapshot, on a connection of its own (the stream's carries
   // only ternd's answer). Best effort: the next snapshot is acknowledged again.
   asio::awaitable<void> Acknowledge(std::string version, std::string error) {
@@ -97,7 +110,7 @@ struct DiscoveryClient::Impl {
     nlohmann::json ack = {{"namespace", options.namespace_}, {"pod", options.pod}, {"version", version}, {"error", error}};
     std::string body = ack.dump();
     std::string request = "POST /v1/ack HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+                          std::to_string(body.size()) + "\r\n" + Authorization() + "Connection: close\r\n\r\n" + body;
     auto [wec, wn] = co_await asio::async_write(c->stream, asio::buffer(request), kTuple);
     if (wec) co_return;
     boost::beast::flat_buffer buffer;
@@ -113,7 +126,8 @@ struct DiscoveryClient::Impl {
     auto& stream = conn->stream;
     SocketDeadline deadline(stream.next_layer(), kConnectTimeout);  // until ternd's answer begins
     std::string request = "GET /v1/snapshots?namespace=" + options.namespace_ + "&pod=" + options.pod +
-                          " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: tern-proxy\r\nAccept: application/x-ndjson\r\n\r\n";
+                          " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: tern-proxy\r\nAccept: application/x-ndjson\r\n" +
+                          Authorization() + "\r\n";
     auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(request), kTuple);
     if (wec) co_return "sending the request: " + wec.message();
     boost::beast::flat_buffer buffer;

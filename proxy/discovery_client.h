@@ -21,6 +21,10 @@ struct DiscoveryClientOptions {
   std::string address;       // host:port
   std::string ca_file;       // PEM roots ternd's certificate must chain to
   std::string pod, namespace_;
+  // The pod's projected service-account token (the injected istio-token), sent as a bearer
+  // token with every request and read again for each (the kubelet rotates it); none when the
+  // file is absent (a pod outside Kubernetes).
+  std::string token_file;
   size_t max_snapshot_bytes = 64 << 20;
   // Called on the client's thread with each snapshot's text; sets the version it applied. Its
   // status is logged and acknowledged to ternd (POST /v1/ack), with the version.

@@ -36,12 +36,17 @@ namespace fs = std::filesystem;
 
 constexpr const char* kTernd = "10.200.0.2";  // ternd listens in the peer namespace
 constexpr uint16_t kTerndPort = 15012;
+constexpr const char* kAppToken = "app-1-projected-token";
 
 class DiscoveryNetnsTest : public ::testing::Test {
  protected:
   // Where ternd reads the mesh from: the folder (here) or the Kubernetes API (KubeDiscovery).
   virtual void PrepareSource() {}
   virtual std::vector<std::string> SourceArgs() { return {"--config-folder", folder_}; }
+  // Why ternd refuses a stream from this pod (app-1, with its own token) claiming product-v1.
+  virtual std::string ForgedClaimRefusal() {
+    return "pod my-app/product-v1 is at 10.200.0.2; this stream comes from 10.200.0.1";
+  }
   // One manifest file of the mesh, written (or rewritten) in the folder.
   virtual void Publish(const std::string& file, const std::string& yaml) {
     ASSERT_TRUE(WriteFileAtomically(folder_ + "/" + file, yaml).ok());
@@ -61,8 +66,11 @@ class DiscoveryNetnsTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/tls.key", leaf.key_pem, 0600).ok());
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/ca.crt", ca.cert_pem).ok());
     root_ = dir_ + "/pod-root";
-    ASSERT_TRUE(nettest::Sh("mkdir -p " + root_ + "/var/run/secrets/istio " + root_ + "/var/lib/istio/data " + root_ +
-                            "/etc/istio/pod && chown 1337:1337 " + root_ + "/var/lib/istio/data && chmod -R a+rX " + dir_));
+    ASSERT_TRUE(nettest::Sh("mkdir -p " + root_ + "/var/run/secrets/istio " + root_ + "/var/run/secrets/tokens " + root_ +
+                            "/var/lib/istio/data " + root_ + "/etc/istio/pod && chown 1337:1337 " + root_ +
+                            "/var/lib/istio/data && chmod -R a+rX " + dir_));
+    // app-1's projected token, as the kubelet mounts it (ternd asks the API server whose it is).
+    ASSERT_TRUE(WriteFileAtomically(root_ + "/var/run/secrets/tokens/istio-token", std::string(kAppToken) + "\n", 0644).ok());
     ASSERT_TRUE(WriteFileAtomically(root_ + "/var/run/secrets/istio/root-cert.pem", ca.cert_pem, 0644).ok());
     // The folder: the seed scenario as shipped, and the pods the cluster would report.
     folder_ = dir_ + "/mesh";
@@ -185,6 +193,9 @@ class DiscoveryNetnsTest : public ::testing::Test {
 
   // The whole story, whatever the source: ready, the canary, edits followed, ternd gone.
   void RunTheStory();
+  using Claim = std::function<tern::testing_support::ProcessResult(const std::string& pod, const std::string& token)>;
+  // What a stream's token changes (nothing with the folder, which asks none).
+  virtual void ExpectTokensChecked(const Claim&) {}
 
   std::unique_ptr<nettest::PodAndPeer> net_;
   std::string dir_, root_, folder_;
@@ -205,9 +216,26 @@ class KubeDiscovery : public DiscoveryNetnsTest {
       if (nsfd >= 0) close(nsfd);
     }).join();
     ASSERT_TRUE(api_);
+    api_->AddToken(kAppToken, "my-app", "app", "app-1", {"istio-ca"});
     ASSERT_TRUE(WriteFileAtomically(dir_ + "/kubeconfig", api_->Kubeconfig(), 0600).ok());
   }
   std::vector<std::string> SourceArgs() override { return {"--kubeconfig", dir_ + "/kubeconfig"}; }
+  std::string ForgedClaimRefusal() override {
+    return "the token is pod my-app/app-1's; this request speaks for pod my-app/product-v1";
+  }
+  // No token is 401, a token the API server does not know 401 with its reason; app-1's own
+  // token for app-1 is what the sidecar itself sends (its stream is SYNCED above).
+  void ExpectTokensChecked(const Claim& claim) override {
+    auto none = claim("app-1", "");
+    EXPECT_NE(none.out.find("HTTP/1.1 401"), std::string::npos) << none.out << none.err;
+    EXPECT_NE(none.out.find("a service-account token is required"), std::string::npos) << none.out;
+    auto unknown = claim("app-1", "made-up");
+    EXPECT_NE(unknown.out.find("HTTP/1.1 401"), std::string::npos) << unknown.out;
+    EXPECT_NE(unknown.out.find("token refused: [invalid bearer token"), std::string::npos) << unknown.out;
+    // app-1's token, reviewed once however often it was shown (stream, acks, the claim), and the
+    // made-up one; no token is no review.
+    EXPECT_EQ(api_->token_reviews(), 2);
+  }
   void Publish(const std::string& file, const std::string& yaml) override {
     if (file == "kustomization.yaml") return;
     auto docs = ParseYamlDocuments(yaml);
@@ -285,20 +313,26 @@ void DiscoveryNetnsTest::RunTheStory() {
   auto config = ternctl({"proxy-config", "app-1.my-app"});
   EXPECT_EQ(config.exit_code, 0) << config.err;
   EXPECT_NE(config.out.find("\"hostname\": \"product-service.my-app.svc.cluster.local\""), std::string::npos) << config.out;
-  // A stream from this pod claiming to be product-v1 (at 10.200.0.2): refused by name and IP.
-  const std::string claim =
-      "import socket, ssl, sys\n"
-      "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
-      "s = ctx.wrap_socket(socket.create_connection(('10.200.0.2', 15012), timeout=5), server_hostname='10.200.0.2')\n"
-      "s.sendall(b'GET /v1/snapshots?namespace=my-app&pod=product-v1 HTTP/1.1\\r\\nHost: ternd\\r\\n\\r\\n')\n"
-      "print(s.recv(4096).decode())\n";
-  auto forged = tern::testing_support::RunProcess(
-      {"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid", "1337", "--regid", "1337",
-       "--clear-groups", "/usr/bin/python3", "-c", claim, dir_ + "/ca.crt"},
-      {{"PATH", "/usr/bin:/bin"}}, "", 10s);
+  // A stream from this pod, with its own token, claiming to be product-v1 (at 10.200.0.2):
+  // refused (by its token with the Kubernetes source, by name and IP with the folder).
+  auto claim = [&](const std::string& pod, const std::string& token) {
+    const std::string script =
+        "import socket, ssl, sys\n"
+        "ctx = ssl.create_default_context(cafile=sys.argv[1])\n"
+        "s = ctx.wrap_socket(socket.create_connection(('10.200.0.2', 15012), timeout=5), server_hostname='10.200.0.2')\n"
+        "auth = ('Authorization: Bearer ' + sys.argv[3] + '\\r\\n') if sys.argv[3] else ''\n"
+        "s.sendall(('GET /v1/snapshots?namespace=my-app&pod=' + sys.argv[2] + ' HTTP/1.1\\r\\nHost: ternd\\r\\n' + auth + "
+        "'\\r\\n').encode())\n"
+        "print(s.recv(4096).decode())\n";
+    return tern::testing_support::RunProcess(
+        {"/usr/bin/env", "ip", "netns", "exec", net_->pod.name(), "setpriv", "--reuid", "1337", "--regid", "1337",
+         "--clear-groups", "/usr/bin/python3", "-c", script, dir_ + "/ca.crt", pod, token},
+        {{"PATH", "/usr/bin:/bin"}}, "", 10s);
+  };
+  auto forged = claim("product-v1", kAppToken);
   EXPECT_NE(forged.out.find("HTTP/1.1 403"), std::string::npos) << forged.out << forged.err;
-  EXPECT_NE(forged.out.find("pod my-app/product-v1 is at 10.200.0.2; this stream comes from 10.200.0.1"), std::string::npos)
-      << forged.out;
+  EXPECT_NE(forged.out.find(ForgedClaimRefusal()), std::string::npos) << forged.out;
+  ExpectTokensChecked(claim);
   auto unknown = ternctl({"proxy-config", "nobody.my-app"});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("no connected proxy my-app/nobody"), std::string::npos) << unknown.err;

@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
               .ca_file = root + "/var/run/secrets/istio/root-cert.pem",
               .pod = sidecar.pod_name,
               .namespace_ = sidecar.pod_namespace,
+              .token_file = root + "/var/run/secrets/tokens/istio-token",
               .apply =
                   [&](const std::string& text, std::string* version) {
                     tern::Status s = store.Load(text);

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "core/base/ascii.h"
+
 namespace tern::control_plane {
 
 using nlohmann::json;
@@ -58,6 +60,11 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
             json({{"error", "pod and namespace query parameters must be DNS names (got pod=\"" + who.pod +
                                 "\", namespace=\"" + who.namespace_ + "\")"}}).dump()};
   }
+  std::string token_account;  // a token not bound to a pod: the service account the pod must run as
+  if (auto [status, refusal] = CheckToken(request, who, &token_account); status != 0) {
+    log_.Warn("config stream refused", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"reason", refusal}});
+    return {status, "application/json", json({{"error", refusal}}).dump()};
+  }
   auto s = std::make_shared<Subscriber>(Subscriber{who, stream, request.peer, "", 0, "", "", NowMs()});
   // One push at a time: a model arriving while this stream opens is sent to it after its first
   // snapshot, never lost between the two.
@@ -68,7 +75,7 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
     model = model_;
   }
   if (!model) return {503, "application/json", json({{"error", "discovery has no model yet"}}).dump()};
-  if (std::string refusal = CheckIdentity(*model, who, request.peer); !refusal.empty()) {
+  if (std::string refusal = CheckIdentity(*model, who, request.peer, token_account); !refusal.empty()) {
     log_.Warn("config stream refused", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"reason", refusal}});
     return {403, "application/json", json({{"error", refusal}}).dump()};
   }
@@ -86,13 +93,41 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
   return {200, "application/x-ndjson", snapshot.dump() + "\n"};
 }
 
-std::string ConfigPush::CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer) {
+std::pair<int, std::string> ConfigPush::CheckToken(const HttpRequest& request, const ProxyIdentity& who,
+                                                   std::string* service_account) {
+  if (!reviewer_) return {0, ""};
+  const std::string_view auth = request.Header("authorization");
+  if (auth.size() <= 7 || !AsciiIEquals(auth.substr(0, 7), "Bearer ")) {
+    return {401, "a service-account token is required (Authorization: Bearer, the pod's istio-token)"};
+  }
+  const kube::TokenVerdict v = reviewer_->Review(std::string(auth.substr(7)));
+  switch (v.outcome) {
+    case kube::TokenVerdict::Outcome::kUnavailable: return {503, "the token could not be reviewed: " + v.why};
+    case kube::TokenVerdict::Outcome::kRefused: return {401, "token refused: " + v.why};
+    case kube::TokenVerdict::Outcome::kAuthenticated: break;
+  }
+  const std::string owner = v.who.pod_name.empty() ? "service account " + v.who.namespace_ + "/" + v.who.service_account
+                                                   : "pod " + v.who.namespace_ + "/" + v.who.pod_name;
+  if (v.who.namespace_ != who.namespace_ || (!v.who.pod_name.empty() && v.who.pod_name != who.pod)) {
+    return {403, "the token is " + owner + "'s; this request speaks for pod " + who.namespace_ + "/" + who.pod};
+  }
+  if (v.who.pod_name.empty()) *service_account = v.who.service_account;
+  return {0, ""};
+}
+
+std::string ConfigPush::CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer,
+                                      const std::string& service_account) {
   for (const auto& pod : model.pods) {
     if (pod.name != who.pod || pod.namespace_ != who.namespace_) continue;
     const std::string ip = pod.doc.value("status", json::object()).value("podIP", "");
     if (ip.empty()) return "pod " + who.namespace_ + "/" + who.pod + " has no IP yet";
     const std::string from = PeerAddress(peer);
     if (from != ip) return "pod " + who.namespace_ + "/" + who.pod + " is at " + ip + "; this stream comes from " + from;
+    const std::string runs_as = pod.doc.value("spec", json::object()).value("serviceAccountName", "default");
+    if (!service_account.empty() && service_account != runs_as) {
+      return "pod " + who.namespace_ + "/" + who.pod + " runs as " + runs_as + "; the token is service account " +
+             service_account + "'s";
+    }
     return "";
   }
   return "no pod " + who.namespace_ + "/" + who.pod + " is known to discovery";
@@ -138,10 +173,15 @@ HttpResponse ConfigPush::Ack(const HttpRequest& request) {
   if (!IsDnsName(ns) || !IsDnsName(pod) || version.empty()) {
     return {400, "application/json", json({{"error", "an ack is {\"namespace\", \"pod\", \"version\", \"error\"} with DNS names and a version"}}).dump()};
   }
+  std::string token_account;
+  if (auto [status, refusal] = CheckToken(request, {pod, ns}, &token_account); status != 0) {
+    return {status, "application/json", json({{"error", refusal}}).dump()};
+  }
   std::lock_guard<std::mutex> lock(mu_);
   bool found = false;
   for (auto& s : subscribers_) {
-    if (s->identity.pod != pod || s->identity.namespace_ != ns) continue;
+    // An ack counts for the stream of that pod, from that pod's address.
+    if (s->identity.pod != pod || s->identity.namespace_ != ns || PeerAddress(s->peer) != PeerAddress(request.peer)) continue;
     s->acked_version = version;
     s->ack_error = error;
     found = true;

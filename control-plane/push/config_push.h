@@ -6,8 +6,10 @@
 //
 // What a proxy is: the pod and namespace it names, held to the pod's IP: discovery must know
 // that pod, and the stream must come from its IP (a proxy claiming another pod's name is
-// refused, 403, with the reason). The projected token (TokenReview) and the mTLS identity come
-// with the Kubernetes source and the CA.
+// refused, 403, with the reason). With the Kubernetes source it must also prove it with the
+// pod's projected service-account token (Authorization: Bearer), which the API server reviews
+// (TokenReview): no token is 401, a token the server refuses 401, a token of another pod (or, not
+// bound to a pod, of another service account) 403. The mTLS identity comes with the CA.
 #pragma once
 
 #include <atomic>
@@ -15,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +25,7 @@
 #include "control-plane/discovery/model.h"
 #include "control-plane/push/snapshot_builder.h"
 #include "control-plane/server/https_server.h"
+#include "core/kube/token_review.h"
 #include "core/log/logger.h"
 #include "core/meshconfig/mesh_config.h"
 #include "core/metrics/registry.h"
@@ -32,7 +36,10 @@ class ConfigPush {
  public:
   ConfigPush(const Logger& log, Registry& metrics, std::function<std::shared_ptr<const MeshConfig>()> mesh);
 
-  // The stream route (HttpsServer::RouteStream).
+  // Streams and acks must carry the pod's token, reviewed by `reviewer` (null: no token asked,
+  // as with the folder source). Set before the first stream.
+  void RequireTokens(kube::TokenReviewer* reviewer) { reviewer_ = reviewer; }
+  // The stream route (HttpsServer::RouteStream). It may wait on a TokenReview.
   HttpResponse Open(const HttpRequest& request, const std::shared_ptr<ResponseStream>& stream);
   // A new model: every connected proxy whose snapshot it changes gets the new one.
   void ModelChanged(std::shared_ptr<const Model> model);
@@ -55,13 +62,20 @@ class ConfigPush {
     std::string acked_version, ack_error;  // under mu_
     int64_t connected_at_ms = 0;
   };
-  // "" when a stream from `peer` ("ip:port") may speak for `who`; else why not.
-  static std::string CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer);
+  // "" when a stream from `peer` ("ip:port") may speak for `who` (and, when `service_account`
+  // is given, the pod runs as it); else why not.
+  static std::string CheckIdentity(const Model& model, const ProxyIdentity& who, const std::string& peer,
+                                   const std::string& service_account = "");
+  // With a reviewer: {0, ""} when the request's token is `who`'s pod's (its service account in
+  // `service_account` when the token is not bound to a pod, to be checked against the model);
+  // else the status to answer and why.
+  std::pair<int, std::string> CheckToken(const HttpRequest& request, const ProxyIdentity& who, std::string* service_account);
   // Sends `s` its snapshot from `model` if it differs from what it has; false once its stream ended.
   bool Push(Subscriber& s, const Model& model, const MeshConfig& mesh);
 
   const Logger& log_;
   std::function<std::shared_ptr<const MeshConfig>()> mesh_;
+  kube::TokenReviewer* reviewer_ = nullptr;
   Counter& pushes_;
   Counter& connects_;
   std::mutex push_mu_;  // one push at a time (a model change, or a stream's first snapshot)

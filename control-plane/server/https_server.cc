@@ -207,7 +207,8 @@ struct HttpsServer::Impl {
         evicted(connections_total.With({"evicted"})),
         refused(connections_total.With({"refused"})),
         closed(connections_total.With({"closed"})),
-        handshake_failed(connections_total.With({"handshake_failed"})) {}
+        handshake_failed(connections_total.With({"handshake_failed"})),
+        blocking(static_cast<size_t>(std::max(1, o.blocking_threads))) {}
 
   // Room for one more connection: true when under the cap, or when the connection idle the
   // longest was told to close; false when every connection is busy.
@@ -373,7 +374,10 @@ struct HttpsServer::Impl {
       const bool keep_alive = message.keep_alive() && !stopping.load();
       if (auto stream = FindStream(request); stream) {
         auto state = std::make_shared<StreamState>(c->stream.get_executor(), options.max_stream_queue_bytes);
-        HttpResponse first = Call(request, [&] { return (*stream)(request, state); });
+        // On the blocking pool; this coroutine resumes on its strand with the answer.
+        HttpResponse first = co_await asio::co_spawn(
+            blocking.get_executor(), CallBlocking([&] { return Call(request, [&] { return (*stream)(request, state); }); }),
+            asio::use_awaitable);
         if (first.status == 200) {
           co_await RunStream(c, state, first);
           co_return;
@@ -411,6 +415,8 @@ struct HttpsServer::Impl {
     auto handler = path->second.find(request.method);
     return handler == path->second.end() ? nullptr : &handler->second;
   }
+
+  static asio::awaitable<HttpResponse> CallBlocking(std::function<HttpResponse()> work) { co_return work(); }
 
   // A handler's answer; an exception it throws is a 500 (and a log line), never the process.
   template <class F>
@@ -515,6 +521,9 @@ struct HttpsServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
   int bound_port = 0;
+  // Declared after the io_context, so destroyed before it: a handler still running there refers
+  // to its connection's coroutine frame, which the io_context owns.
+  asio::thread_pool blocking;
 };
 
 HttpsServer::HttpsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -564,6 +573,9 @@ void HttpsServer::Run() {
   for (int i = 1; i < std::max(1, impl.options.threads); ++i) workers.emplace_back([&impl] { impl.io.run(); });
   impl.io.run();
   for (auto& w : workers) w.join();
+  // No handler runs once Run returns: what the routes refer to may go.
+  impl.blocking.stop();
+  impl.blocking.join();
 }
 
 void HttpsServer::Stop() {

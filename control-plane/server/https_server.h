@@ -44,6 +44,9 @@ struct HttpsServerOptions {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds write_timeout{10000};
   size_t max_stream_queue_bytes = 64 << 20;
+  // A stream route's handler may wait on another service (a TokenReview asks the API server):
+  // it runs on these threads, so that no connection worker waits with it.
+  int blocking_threads = 4;
 };
 
 struct HttpRequest {

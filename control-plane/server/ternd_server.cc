@@ -29,6 +29,8 @@ struct TerndServer::Impl {
   std::unique_ptr<HttpsServer> https;
   std::unique_ptr<ConfigPush> push;
   std::unique_ptr<kube::Client> kube;  // the Kubernetes source's client (it outlives the source)
+  std::unique_ptr<kube::Client> kube_reviews;  // the TokenReviews' (a shorter deadline: a proxy waits on it)
+  std::unique_ptr<kube::TokenReviewer> reviewer;  // with the Kubernetes source: proxies prove their pod
   std::unique_ptr<DiscoverySource> source;
 
   std::mutex mesh_mu;
@@ -194,10 +196,16 @@ Result<std::unique_ptr<TerndServer>> TerndServer::Create(const TerndOptions& opt
                        : kube::LoadKubeconfig(options.kubeconfig);
     if (!cluster.ok()) return cluster.status().Context("kubernetes source");
     auto client = kube::Client::Create(*cluster, std::chrono::seconds(30));
+    auto reviews = kube::Client::Create(*cluster, std::chrono::seconds(5));
     if (!client.ok()) return client.status().Context("kubernetes source");
+    if (!reviews.ok()) return reviews.status().Context("kubernetes source");
     impl->kube = std::move(*client);
+    impl->kube_reviews = std::move(*reviews);
     const std::string server = "https://" + cluster->host + ":" + std::to_string(cluster->port);
     impl->source = std::make_unique<KubeSource>(*impl->kube, server, logger, on_change);
+    // Proxies prove their pod with its projected token, whose audience the injector set.
+    impl->reviewer = std::make_unique<kube::TokenReviewer>(*impl->kube_reviews, impl->Mesh()->injection.token_audience);
+    impl->push->RequireTokens(impl->reviewer.get());
   }
   if (impl->source) {
     if (Status started = impl->source->Start(); !started.ok()) return started;

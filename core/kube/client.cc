@@ -201,15 +201,19 @@ Result<StreamedAnswer> Client::GetLines(const std::string& path, const LineStrea
   return HttpsGetLines(impl_->ctx.get(), impl_->target, path, impl_->headers, limits, stop_fd, on_line);
 }
 
-Result<Response> Client::Get(const std::string& path) {
-  auto res = HttpsGet(impl_->ctx.get(), impl_->target, path, impl_->headers, impl_->timeout);
+Result<Response> Client::Get(const std::string& path) { return Call("GET", path, ""); }
+
+Result<Response> Client::Post(const std::string& path, const json& body) { return Call("POST", path, body.dump()); }
+
+Result<Response> Client::Call(const std::string& method, const std::string& path, const std::string& body) {
+  auto res = HttpsRequest(impl_->ctx.get(), impl_->target, method, path, impl_->headers, body, impl_->timeout);
   if (!res.ok()) return res.status();
   Response r;
   r.status = res->status;
   r.body = JsonNestingDepth(res->body) > kMaxJsonNestingDepth ? json(nullptr)
                                                               : json::parse(res->body, nullptr, false);
   if (r.body.is_discarded() || r.body.is_null()) {
-    if (r.status == 200) return Status::Error("GET " + path + ": the API server's answer is not JSON");
+    if (r.status / 100 == 2) return Status::Error(method + " " + path + ": the API server's answer is not JSON");
     r.body = json{{"message", res->body.substr(0, 200)}};
   }
   return r;

@@ -51,6 +51,8 @@ class Client {
   // GET path ("/api/v1/namespaces/x/pods/y"). Transport failures (refused, timed out, TLS) are
   // errors; HTTP errors come back as a Response with their status.
   Result<Response> Get(const std::string& path);
+  // POST path with a JSON body (a TokenReview); answers as Get.
+  Result<Response> Post(const std::string& path, const nlohmann::json& body);
   // A streamed GET (a watch): each line of a 200 answer to `on_line` as it arrives, as
   // HttpsGetLines says; a refusal comes back with its status and Status body.
   Result<StreamedAnswer> GetLines(const std::string& path, const LineStreamLimits& limits, int stop_fd, const OnLine& on_line);
@@ -58,6 +60,7 @@ class Client {
  private:
   struct Impl;
   explicit Client(std::unique_ptr<Impl> impl);
+  Result<Response> Call(const std::string& method, const std::string& path, const std::string& body);
   std::unique_ptr<Impl> impl_;
 };
 

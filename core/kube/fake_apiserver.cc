@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
@@ -143,6 +144,8 @@ FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
                                return false;  // the connection is closed, the answer short
                              });
   });
+  server_->Post("/apis/authentication.k8s.io/v1/tokenreviews",
+                 [this](const httplib::Request& req, httplib::Response& res) { ServeTokenReview(req, res); });
   port_ = server_->bind_to_any_port("127.0.0.1");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // httplib's stop() is a no-op until the listen loop runs; wait for it (bounded) so that a
@@ -183,6 +186,77 @@ void FakeApiServer::Compact() {
   std::lock_guard<std::mutex> lock(mu_);
   events_.clear();
   oldest_ = version_;
+}
+
+void FakeApiServer::AddToken(const std::string& token, const std::string& ns, const std::string& service_account,
+                             const std::string& pod, std::vector<std::string> audiences) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tokens_[token] = {ns, service_account, pod, std::move(audiences)};
+}
+
+int FakeApiServer::token_reviews() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return token_reviews_;
+}
+
+// As kube-apiserver answers: 201 with the review and its status; an unknown token or another
+// audience is "authenticated": false with the server's reason, never an HTTP error.
+void FakeApiServer::ServeTokenReview(const httplib::Request& req, httplib::Response& res) {
+  std::chrono::milliseconds delay;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    delay = delay_;
+  }
+  std::this_thread::sleep_for(delay);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++requests_;
+  if (req.get_header_value("Authorization") != "Bearer " + token_) {
+    res.status = 401;
+    res.set_content(StatusObject(401, "Unauthorized", "Unauthorized").dump(), "application/json");
+    return;
+  }
+  ++token_reviews_;
+  auto review = nlohmann::json::parse(req.body, nullptr, false);
+  if (!review.is_object() || !review.contains("spec") || !review["spec"].is_object() ||
+      !review["spec"].value("token", nlohmann::json()).is_string()) {
+    res.status = 400;
+    res.set_content(StatusObject(400, "BadRequest", "spec.token: Required value").dump(), "application/json");
+    return;
+  }
+  const std::string token = review["spec"]["token"];
+  std::vector<std::string> wanted = {"https://kubernetes.default.svc.cluster.local"};
+  if (review["spec"].contains("audiences") && review["spec"]["audiences"].is_array() && !review["spec"]["audiences"].empty()) {
+    wanted = review["spec"]["audiences"].get<std::vector<std::string>>();
+  }
+  nlohmann::json status = {{"authenticated", false}, {"user", nlohmann::json::object()}};
+  auto it = tokens_.find(token);
+  if (it == tokens_.end()) {
+    status["error"] = "[invalid bearer token, square/go-jose: error in cryptographic primitive]";
+  } else {
+    nlohmann::json both = nlohmann::json::array();
+    for (const auto& a : wanted) {
+      if (std::find(it->second.audiences.begin(), it->second.audiences.end(), a) != it->second.audiences.end()) both.push_back(a);
+    }
+    if (both.empty()) {
+      status["error"] = "[invalid bearer token, token audiences " + nlohmann::json(it->second.audiences).dump() +
+                        " is invalid for the target audiences " + nlohmann::json(wanted).dump() + "]";
+    } else {
+      const TokenOwner& o = it->second;
+      status = {{"authenticated", true},
+                {"audiences", both},
+                {"user",
+                 {{"username", "system:serviceaccount:" + o.ns + ":" + o.service_account},
+                  {"uid", "uid-" + o.ns + "-" + o.service_account},
+                  {"groups", {"system:serviceaccounts", "system:serviceaccounts:" + o.ns, "system:authenticated"}},
+                  {"extra",
+                   {{"authentication.kubernetes.io/pod-name", {o.pod}},
+                    {"authentication.kubernetes.io/pod-uid", {"uid-pod-" + o.pod}}}}}}};
+    }
+  }
+  review["status"] = status;
+  review["metadata"] = {{"creationTimestamp", nullptr}};
+  res.status = 201;
+  res.set_content(review.dump(), "application/json");
 }
 
 void FakeApiServer::set_missing_prefix(const std::string& prefix) {

@@ -52,6 +52,11 @@ class FakeApiServer {
   void set_missing_prefix(const std::string& prefix);
   // Every open watch gets a line that is no JSON.
   void SendGarbageToWatches();
+  // The TokenReview API (POST /apis/authentication.k8s.io/v1/tokenreviews): `token` is the
+  // projected token of pod `ns`/`pod` (service account `service_account`) for `audiences`.
+  void AddToken(const std::string& token, const std::string& ns, const std::string& service_account, const std::string& pod,
+                std::vector<std::string> audiences);
+  int token_reviews() const;
   std::string resource_version() const;
   int open_watches() const;
   int watch_requests() const;
@@ -90,6 +95,13 @@ class FakeApiServer {
   uint64_t version_ = 1000, oldest_ = 0;
   uint64_t bookmarks_ = 0, drops_ = 0, garbage_ = 0;  // generations of the knobs above
   std::string missing_prefix_;
+  struct TokenOwner {
+    std::string ns, service_account, pod;
+    std::vector<std::string> audiences;
+  };
+  std::map<std::string, TokenOwner> tokens_;
+  int token_reviews_ = 0;
+  void ServeTokenReview(const httplib::Request& req, httplib::Response& res);
   int open_watches_ = 0, watch_requests_ = 0, list_requests_ = 0;
   std::chrono::milliseconds delay_{0};
   std::chrono::milliseconds stall_{0};

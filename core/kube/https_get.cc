@@ -185,9 +185,10 @@ struct SentRequest {
 };
 
 // Connects, completes the TLS handshake (the server proven to be `target.host`) and sends the
-// GET, all before `end`.
-Status SendGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path, const std::vector<std::string>& headers,
-               Clock::time_point end, std::chrono::milliseconds deadline, const std::string& where, SentRequest& out) {
+// request (`body`, when not empty, as application/json), all before `end`.
+Status SendRequest(SSL_CTX* ctx, const HttpsTarget& target, const std::string& method, const std::string& path,
+                   const std::vector<std::string>& headers, const std::string& body, Clock::time_point end,
+                   std::chrono::milliseconds deadline, const std::string& where, SentRequest& out) {
   const bool is_ip = IsIpAddress(target.host);
   auto fd_or = Connect(target, is_ip, end, where);
   if (!fd_or.ok()) return fd_or.status();
@@ -224,10 +225,13 @@ Status SendGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
   }
 
   std::string host_header = target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
-  std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + host_header + ":" + std::to_string(target.port) +
+  std::string request = method + " " + path + " HTTP/1.1\r\nHost: " + host_header + ":" + std::to_string(target.port) +
                         "\r\nUser-Agent: tern/0.1\r\nConnection: close\r\n";
   for (const auto& h : headers) request += h + "\r\n";
-  request += "\r\n";
+  if (!body.empty() || method != "GET") {
+    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  request += "\r\n" + body;
   size_t sent = 0;
   while (sent < request.size()) {
     int n = SSL_write(ssl, request.data() + sent, static_cast<int>(request.size() - sent));
@@ -248,10 +252,16 @@ Status SendGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
 Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const std::string& path,
                                const std::vector<std::string>& headers, std::chrono::milliseconds deadline,
                                size_t max_body) {
-  const std::string where = "GET " + path;
+  return HttpsRequest(ctx, target, "GET", path, headers, "", deadline, max_body);
+}
+
+Result<HttpsResponse> HttpsRequest(SSL_CTX* ctx, const HttpsTarget& target, const std::string& method,
+                                   const std::string& path, const std::vector<std::string>& headers, const std::string& body,
+                                   std::chrono::milliseconds deadline, size_t max_body) {
+  const std::string where = method + " " + path;
   const Clock::time_point end = Clock::now() + deadline;
   SentRequest conn;
-  if (Status st = SendGet(ctx, target, path, headers, end, deadline, where, conn); !st.ok()) return st;
+  if (Status st = SendRequest(ctx, target, method, path, headers, body, end, deadline, where, conn); !st.ok()) return st;
   SSL* ssl = conn.ssl.get();
   Fd& fd = conn.fd;
 
@@ -290,7 +300,9 @@ Result<StreamedAnswer> HttpsGetLines(SSL_CTX* ctx, const HttpsTarget& target, co
   const std::string where = "GET " + path;
   const Clock::time_point end = Clock::now() + limits.head_deadline;
   SentRequest conn;
-  if (Status st = SendGet(ctx, target, path, headers, end, limits.head_deadline, where, conn); !st.ok()) return st;
+  if (Status st = SendRequest(ctx, target, "GET", path, headers, "", end, limits.head_deadline, where, conn); !st.ok()) {
+    return st;
+  }
   SSL* ssl = conn.ssl.get();
   const int fd = conn.fd.fd;
   StreamedAnswer answer;

@@ -33,6 +33,11 @@ Result<HttpsResponse> HttpsGet(SSL_CTX* ctx, const HttpsTarget& target, const st
                                const std::vector<std::string>& headers, std::chrono::milliseconds deadline,
                                size_t max_body = 16 << 20);
 
+// The same with another method and a JSON body (POST of a TokenReview).
+Result<HttpsResponse> HttpsRequest(SSL_CTX* ctx, const HttpsTarget& target, const std::string& method,
+                                   const std::string& path, const std::vector<std::string>& headers, const std::string& body,
+                                   std::chrono::milliseconds deadline, size_t max_body = 16 << 20);
+
 // A GET whose body is a stream of lines (a Kubernetes watch: one JSON event a line, for minutes).
 struct LineStreamLimits {
   std::chrono::milliseconds head_deadline{10000};  // connect, TLS, request and the answer's head

@@ -81,7 +81,11 @@ fi
 client() { run setpriv --reuid 1000 --regid 1000 --clear-groups /usr/bin/python3 bench/idle_clients.py "$@"; }
 printf '%-8s %6s %10s %10s %10s %10s\n' proxy clients rss_kb idle_rss_kb B/conn closed_kb
 client 10.96.0.20 8080 "$tern_pid" "$counts" "$idle" 3 | sed 's/^/tern     /' > "$work/tern.txt"
+# What tern-proxy's heap holds once every client closed: live objects (allocated) against
+# memory glibc keeps free (heap_free), from its admin port.
+tern_memory=$(run curl -s http://127.0.0.1:15000/memory | tr -d ' \n')
 haproxy_counts=$(tr ',' '\n' <<<"$counts" | awk -v m="$haproxy_max" '$1 <= m' | paste -sd,)
 client 127.0.0.1 18081 "$haproxy_pid" "$haproxy_counts" "$idle" 3 | sed 's/^/haproxy  /' > "$work/haproxy.txt"
 cat "$work/tern.txt" "$work/haproxy.txt"
+echo "tern-proxy /memory after the clients closed: $tern_memory"
 tr ',' '\n' <<<"$counts" | awk -v m="$haproxy_max" '$1 > m {printf "haproxy  %6d  left out: its maxconn needs %d descriptors, the limit is %d\n", $1, 2 * $1, 2 * m + 100}'

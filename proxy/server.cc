@@ -24,6 +24,7 @@
 #include "proxy/http2_session.h"
 #include "proxy/load_balancer.h"
 #include "proxy/log_escaped.h"
+#include "proxy/memory_report.h"
 #include "proxy/original_dst.h"
 #include "proxy/response_flags.h"
 #include "proxy/sniff.h"
@@ -377,6 +378,9 @@ Awaitable<void> Server::Impl::Admin(Socket s, ListenerKind kind) {
                              {"accepted", config.accepted()},
                              {"refused", config.refused()}};
       res.body() = dump.dump(2) + "\n";
+    } else if (kind == ListenerKind::kAdmin && path == "/memory") {
+      res.set(http::field::content_type, "application/json");
+      res.body() = MemoryReport().dump(2) + "\n";
     } else if (kind == ListenerKind::kAdmin && path == "/quitquitquit" && req.method() == http::verb::post) {
       res.body() = "OK\n";
       quit = true;

@@ -240,8 +240,15 @@ TEST(ConfigPushTest, SendsEachProxyOnlyWhatChangesItsSnapshot) {
   EXPECT_GT(std::stoi(next["version"].get<std::string>()), v1);
   EXPECT_EQ(next["endpoints"].size(), 1u);
   EXPECT_EQ(push.Proxies().size(), 1u);
-  // Its acknowledgements: a refusal is recorded with its reason; a bad ack is refused.
-  auto ack = [&](const json& body) { return push.Ack(HttpRequest{.method = "POST", .target = "/v1/ack", .body = body.dump()}); };
+  // Its acknowledgements (from its address, on another connection): a refusal is recorded with
+  // its reason; a bad ack is refused; an ack from another address counts for no stream.
+  auto ack = [&](const json& body, const std::string& peer = "10.244.0.11:40001") {
+    return push.Ack(HttpRequest{.method = "POST", .target = "/v1/ack", .body = body.dump(), .peer = peer});
+  };
+  EXPECT_EQ(ack({{"namespace", "my-app"}, {"pod", "product-v1"}, {"version", next["version"]}, {"error", "forged"}}, "10.244.0.12:5000")
+                .status,
+            404);
+  EXPECT_EQ(push.Proxies()[0]["error"], "");
   EXPECT_EQ(ack({{"namespace", "my-app"}, {"pod", "product-v1"}, {"version", next["version"]}, {"error", "bad weights"}}).status, 200);
   EXPECT_EQ(push.Proxies()[0]["version_acked"], next["version"]);
   EXPECT_EQ(push.Proxies()[0]["error"], "bad weights");

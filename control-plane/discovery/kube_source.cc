@@ -30,10 +30,15 @@ std::vector<kube::ResourceKind> WatchedKinds() {
       {"/api/v1/namespaces", "Namespace", "v1"},
       {"/api/v1/services", "Service", "v1"},
       {"/api/v1/pods", "Pod", "v1"},
-      {"/apis/networking.istio.io/v1/virtualservices", "VirtualService", "networking.istio.io/v1"},
-      {"/apis/networking.istio.io/v1/destinationrules", "DestinationRule", "networking.istio.io/v1"},
-      {"/apis/security.istio.io/v1/authorizationpolicies", "AuthorizationPolicy", "security.istio.io/v1"},
-      {"/apis/security.istio.io/v1/peerauthentications", "PeerAuthentication", "security.istio.io/v1"},
+      // Istio's kinds at v1, or at v1beta1 where the cluster's CRDs (Istio before 1.22) serve no v1.
+      {"/apis/networking.istio.io/v1/virtualservices", "VirtualService", "networking.istio.io/v1",
+       "/apis/networking.istio.io/v1beta1/virtualservices", "networking.istio.io/v1beta1"},
+      {"/apis/networking.istio.io/v1/destinationrules", "DestinationRule", "networking.istio.io/v1",
+       "/apis/networking.istio.io/v1beta1/destinationrules", "networking.istio.io/v1beta1"},
+      {"/apis/security.istio.io/v1/authorizationpolicies", "AuthorizationPolicy", "security.istio.io/v1",
+       "/apis/security.istio.io/v1beta1/authorizationpolicies", "security.istio.io/v1beta1"},
+      {"/apis/security.istio.io/v1/peerauthentications", "PeerAuthentication", "security.istio.io/v1",
+       "/apis/security.istio.io/v1beta1/peerauthentications", "security.istio.io/v1beta1"},
   };
 }
 

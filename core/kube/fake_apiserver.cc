@@ -53,16 +53,25 @@ std::optional<RestPath> SplitPath(const std::string& path) {
   return std::nullopt;
 }
 
-// Whether the object at `object_path` is in the collection at `collection_path`.
+// "/apis/<group>" of an API group's prefix; the prefix itself for the core API.
+std::string GroupOf(const std::string& prefix) {
+  return prefix.rfind("/apis/", 0) == 0 ? prefix.substr(0, prefix.rfind('/')) : prefix;
+}
+
+// Whether the object at `object_path` is in the collection at `collection_path`. A custom
+// resource is served at every version of its group, as a CRD with several served versions is.
 bool InCollection(const std::string& object_path, const std::string& collection_path) {
   auto o = SplitPath(object_path), c = SplitPath(collection_path);
   if (!o || !c || o->collection || !c->collection) return false;
-  return o->prefix == c->prefix && o->plural == c->plural && (c->ns.empty() || c->ns == o->ns);
+  return GroupOf(o->prefix) == GroupOf(c->prefix) && o->plural == c->plural && (c->ns.empty() || c->ns == o->ns);
 }
 
-// As the real server lists them: built-in kinds' items carry no kind and apiVersion.
-nlohmann::json ListItem(const std::string& path, nlohmann::json object) {
-  if (path.rfind("/api/", 0) == 0) {
+// The object as the collection at `collection_path` serves it: a custom resource in the
+// collection's version; built-in kinds' LIST items with no kind and apiVersion (`listed`).
+nlohmann::json Served(const std::string& collection_path, nlohmann::json object, bool listed) {
+  if (collection_path.rfind("/apis/", 0) == 0) {
+    object["apiVersion"] = collection_path.substr(6, collection_path.find('/', collection_path.find('/', 6) + 1) - 6);
+  } else if (listed) {
     object.erase("kind");
     object.erase("apiVersion");
   }
@@ -322,7 +331,7 @@ void FakeApiServer::ServeList(const httplib::Request& req, httplib::Response& re
     from = std::strtoul(token.c_str() + 5, nullptr, 10);
   }
   nlohmann::json items = nlohmann::json::array();
-  for (size_t i = from; i < all.size() && i < from + limit; ++i) items.push_back(ListItem(all[i]->first, all[i]->second));
+  for (size_t i = from; i < all.size() && i < from + limit; ++i) items.push_back(Served(collection, all[i]->second, true));
   nlohmann::json meta = {{"resourceVersion", std::to_string(version_)}};
   if (from + limit < all.size()) meta["continue"] = "from/" + std::to_string(from + limit) + "=";
   res.set_content(nlohmann::json{{"kind", "List"}, {"apiVersion", "v1"}, {"metadata", meta}, {"items", items}}.dump(),
@@ -365,7 +374,7 @@ bool FakeApiServer::Feed(Watch& w, httplib::DataSink& sink) {
   std::string out;
   for (const Event& e : events_) {
     if (e.version <= w.sent || !InCollection(e.path, w.collection)) continue;
-    out += nlohmann::json{{"type", e.type}, {"object", e.object}}.dump() + "\n";
+    out += nlohmann::json{{"type", e.type}, {"object", Served(w.collection, e.object, false)}}.dump() + "\n";
     w.sent = e.version;
   }
   if (w.bookmarks != UINT64_MAX && w.bookmarks != bookmarks_) {

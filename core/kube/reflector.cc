@@ -56,7 +56,7 @@ Reflector::~Reflector() {
 }
 
 Status Reflector::Start() {
-  if (pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::Error("watch " + kind_.path + ": pipe failed");
+  if (pipe2(stop_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return Status::Error("watch " + path() + ": pipe failed");
   thread_ = std::thread([this] { Run(); });
   return Status::Ok();
 }
@@ -117,9 +117,9 @@ Status Reflector::List() {
   std::string next;
   std::string version;
   for (int page = 0; page < 100000; ++page) {  // a continue token that never ends is the server's bug, bounded
-    std::string path = kind_.path + "?limit=" + std::to_string(options_.page_size);
-    if (!next.empty()) path += "&continue=" + QueryEscape(next);
-    auto res = client_.Get(path);
+    std::string request = path() + "?limit=" + std::to_string(options_.page_size);
+    if (!next.empty()) request += "&continue=" + QueryEscape(next);
+    auto res = client_.Get(request);
     if (!res.ok()) return res.status();
     if (res->status == 410 && !next.empty()) {
       // The continue token expired mid-list: start the list over.
@@ -127,21 +127,29 @@ Status Reflector::List() {
       next.clear();
       continue;
     }
+    if (res->status == 404 && !fallback_ && !kind_.fallback_path.empty()) {
+      // This version is not served (an older CRD): the same objects, read at the older one.
+      sink_.Problem(kind_, "LIST " + path() + ": 404 " + MessageOf(res->body) + "; reading " + kind_.fallback_path);
+      fallback_ = true;
+      objects.clear();
+      next.clear();
+      continue;
+    }
     if (res->status != 200) {
-      return Status::Error("LIST " + kind_.path + ": " + std::to_string(res->status) + " " + MessageOf(res->body));
+      return Status::Error("LIST " + path() + ": " + std::to_string(res->status) + " " + MessageOf(res->body));
     }
     const json* items = Field(res->body, "items");
     const json* meta = Field(res->body, "metadata");
-    if (!items || (!items->is_array() && !items->is_null())) return Status::Error("LIST " + kind_.path + ": items: not a list");
+    if (!items || (!items->is_array() && !items->is_null())) return Status::Error("LIST " + path() + ": items: not a list");
     if (!meta || !Field(*meta, "resourceVersion") || !(*meta)["resourceVersion"].is_string()) {
-      return Status::Error("LIST " + kind_.path + ": metadata.resourceVersion: missing");
+      return Status::Error("LIST " + path() + ": metadata.resourceVersion: missing");
     }
     if (items->is_array()) {
       for (const json& item : *items) {
-        if (!item.is_object()) return Status::Error("LIST " + kind_.path + ": items: an item is not an object");
+        if (!item.is_object()) return Status::Error("LIST " + path() + ": items: an item is not an object");
         json object = item;
         if (!object.contains("kind")) object["kind"] = kind_.kind;
-        if (!object.contains("apiVersion")) object["apiVersion"] = kind_.api_version;
+        if (!object.contains("apiVersion")) object["apiVersion"] = api_version();
         objects.push_back(std::move(object));
       }
     }
@@ -158,13 +166,13 @@ Status Reflector::List() {
 }
 
 Reflector::WatchEnd Reflector::Watch() {
-  const std::string path = kind_.path + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
+  const std::string request = path() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
                            QueryEscape(resource_version()) + "&timeoutSeconds=" +
                            std::to_string(options_.watch_timeout.count());
   ++watches_;
   events_ = 0;
   WatchEnd end = WatchEnd::kResume;
-  auto res = client_.GetLines(path, options_.limits, stop_pipe_[0],
+  auto res = client_.GetLines(request, options_.limits, stop_pipe_[0],
                               [&](std::string_view line, bool oversized) { return OnEvent(line, oversized, end); });
   if (stopping_) return WatchEnd::kFailed;
   if (!res.ok()) {
@@ -174,11 +182,11 @@ Reflector::WatchEnd Reflector::Watch() {
   if (res->status == 410) return WatchEnd::kRelist;
   if (res->status != 200) {
     json body = json::parse(res->body, nullptr, false);
-    sink_.Problem(kind_, "WATCH " + kind_.path + ": " + std::to_string(res->status) + " " + MessageOf(body, res->body));
+    sink_.Problem(kind_, "WATCH " + path() + ": " + std::to_string(res->status) + " " + MessageOf(body, res->body));
     return WatchEnd::kFailed;
   }
   if (res->cut) {
-    sink_.Problem(kind_, "WATCH " + kind_.path + ": the connection ended mid-stream after " + std::to_string(events_) +
+    sink_.Problem(kind_, "WATCH " + path() + ": the connection ended mid-stream after " + std::to_string(events_) +
                              " events; resumed from " + resource_version());
     return end == WatchEnd::kResume ? WatchEnd::kFailed : end;
   }
@@ -186,7 +194,7 @@ Reflector::WatchEnd Reflector::Watch() {
 }
 
 bool Reflector::OnEvent(std::string_view line, bool oversized, WatchEnd& end) {
-  const std::string where = "WATCH " + kind_.path + ": event " + std::to_string(++events_);
+  const std::string where = "WATCH " + path() + ": event " + std::to_string(++events_);
   if (oversized) {
     // Skipped, never applied: the next event's version moves the watch on past it.
     sink_.Problem(kind_, where + ": over " + std::to_string(options_.limits.max_line) + " bytes, skipped: " +
@@ -235,7 +243,7 @@ bool Reflector::OnEvent(std::string_view line, bool oversized, WatchEnd& end) {
   }
   json copy = *object;
   if (!copy.contains("kind")) copy["kind"] = kind_.kind;
-  if (!copy.contains("apiVersion")) copy["apiVersion"] = kind_.api_version;
+  if (!copy.contains("apiVersion")) copy["apiVersion"] = api_version();
   sink_.Apply(kind_, kind, std::move(copy));
   SetVersion(std::move(version));
   return true;

@@ -23,10 +23,12 @@
 namespace tern::kube {
 
 // What is watched: a collection's path, and the kind and apiVersion its objects have (a LIST's
-// items come without them).
+// items come without them). A custom resource may name an older version to read when the
+// cluster's CRD does not serve this one (404): Istio's v1 came after v1beta1.
 struct ResourceKind {
   std::string path;  // "/api/v1/services", "/apis/networking.istio.io/v1/virtualservices"
   std::string kind, api_version;
+  std::string fallback_path = "", fallback_api_version = "";  // "": none
 };
 
 enum class WatchEventType { kAdded, kModified, kDeleted };
@@ -76,6 +78,9 @@ class Reflector {
   // Waits `d`, or less when stopped; false once stopped.
   bool Sleep(std::chrono::milliseconds d);
   void SetVersion(std::string rv);
+  // The version read: the kind's own, or its fallback once the server said 404 to it.
+  const std::string& path() const { return fallback_ ? kind_.fallback_path : kind_.path; }
+  const std::string& api_version() const { return fallback_ ? kind_.fallback_api_version : kind_.api_version; }
 
   Client& client_;
   const ResourceKind kind_;
@@ -88,6 +93,7 @@ class Reflector {
   mutable std::mutex mu_;
   std::string resource_version_;  // the last version seen; empty: LIST first
   uint64_t events_ = 0;           // of the current watch (for reports)
+  bool fallback_ = false;         // the reflector's thread's
 };
 
 }  // namespace tern::kube

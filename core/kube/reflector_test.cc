@@ -222,6 +222,29 @@ TEST_F(ReflectorTest, ARefusedListIsReportedAndRetriedWithBackOff) {
   EXPECT_NE(sink_.Problems().find("LIST /api/v1/services: 401 Unauthorized"), std::string::npos) << sink_.Problems();
 }
 
+// A cluster whose Istio CRDs serve v1beta1 only (Istio before 1.22): the v1 LIST is 404, and the
+// same objects are read at v1beta1, listed and watched there.
+TEST_F(ReflectorTest, AKindNotServedAtItsVersionIsReadAtItsFallback) {
+  const ResourceKind routes{"/apis/networking.istio.io/v1/virtualservices", "VirtualService", "networking.istio.io/v1",
+                            "/apis/networking.istio.io/v1beta1/virtualservices", "networking.istio.io/v1beta1"};
+  const std::string at = "/apis/networking.istio.io/v1beta1/namespaces/shop/virtualservices/";
+  api_.set_missing_prefix("/apis/networking.istio.io/v1/");
+  api_.Put(at + "a", {{"apiVersion", "networking.istio.io/v1beta1"}, {"kind", "VirtualService"},
+                      {"metadata", {{"labels", {{"v", "1"}}}}}});
+  ReflectorOptions options;
+  options.backoff_initial = 50ms;
+  Reflector r(*client_, routes, options, sink_);
+  ASSERT_TRUE(r.Start().ok());
+  ASSERT_TRUE(Holds("shop/a=1"));
+  api_.Put(at + "b", {{"apiVersion", "networking.istio.io/v1beta1"}, {"kind", "VirtualService"},
+                      {"metadata", {{"labels", {{"v", "1"}}}}}});
+  ASSERT_TRUE(Holds("shop/a=1 shop/b=1"));
+  EXPECT_EQ(r.lists(), 1u);
+  EXPECT_NE(sink_.Problems().find("LIST /apis/networking.istio.io/v1/virtualservices: 404"), std::string::npos)
+      << sink_.Problems();
+  EXPECT_NE(sink_.Problems().find("reading /apis/networking.istio.io/v1beta1/virtualservices"), std::string::npos);
+}
+
 TEST_F(ReflectorTest, StopEndsAnIdleWatchAtOnce) {
   auto r = Start();
   ASSERT_TRUE(Holds("shop/a=1 shop/b=1 shop/c=1"));

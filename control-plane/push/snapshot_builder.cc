@@ -37,11 +37,28 @@ bool PodReady(const json& pod) {
   return true;
 }
 
+// Pods by "namespace\0key=value" of each of their labels: a Service's endpoints are the pods
+// under its selector's first label that match the rest, found without scanning every pod for
+// every Service (10,000 pods x 1,000 Services: over a minute a snapshot).
+std::map<std::string, std::vector<const ModelObject*>> PodsByLabel(const Model& model) {
+  std::map<std::string, std::vector<const ModelObject*>> index;
+  for (const auto& pod : model.pods) {
+    const json& meta = pod.doc["metadata"];
+    auto labels = meta.find("labels");
+    if (labels == meta.end() || !labels->is_object()) continue;
+    for (const auto& [k, v] : labels->items()) {
+      if (v.is_string()) index[pod.namespace_ + '\0' + k + '=' + v.get<std::string>()].push_back(&pod);
+    }
+  }
+  return index;
+}
+
 }  // namespace
 
 json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyIdentity& proxy,
                         const std::string& cluster_domain) {
   json services = json::array(), endpoints = json::array(), resources = json::array();
+  const auto pods_by_label = PodsByLabel(model);
   for (const auto& [svc, ip] : ClusterIps(model)) {
     const json spec = svc->doc["spec"];
     const std::string hostname = svc->name + "." + svc->namespace_ + ".svc." + cluster_domain;
@@ -68,8 +85,12 @@ json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyI
     }
     services.push_back(service);
     const json selector = spec.value("selector", json::object());
-    for (const auto& pod : model.pods) {
-      if (pod.namespace_ != svc->namespace_) continue;
+    if (!selector.is_object() || selector.empty() || !selector.begin()->is_string()) continue;
+    auto candidates = pods_by_label.find(svc->namespace_ + '\0' + selector.begin().key() + '=' +
+                                         selector.begin()->get<std::string>());
+    if (candidates == pods_by_label.end()) continue;
+    for (const ModelObject* candidate : candidates->second) {
+      const ModelObject& pod = *candidate;
       const json labels = pod.doc["metadata"].value("labels", json::object());
       const std::string address = pod.doc.value("status", json::object()).value("podIP", "");
       if (address.empty() || !Selects(selector, labels)) continue;

@@ -171,6 +171,15 @@ TEST(DiscoveryModelTest, TheSnapshotIsOneTheProxyAcceptsWithEndpointsFromPods) {
   // Stable: the same model gives the same snapshot (no version bump without a change).
   EXPECT_EQ(BuildProxySnapshot(*BuildModel(Docs(kScenario), "my-app", 2), MeshConfig{}, {"product-v1", "my-app"}).dump(),
             BuildProxySnapshot(*model, MeshConfig{}, {"product-v1", "my-app"}).dump());
+  // What the config stream sends: the common part serialized once, each proxy's workload (and
+  // version) appended, is that same snapshot to the byte.
+  const SharedSnapshot shared = BuildSharedSnapshot(*model, MeshConfig{});
+  for (const ProxyIdentity& who : {ProxyIdentity{"product-v1", "my-app"}, ProxyIdentity{"nobody", "elsewhere"}}) {
+    json whole = BuildProxySnapshot(*model, MeshConfig{}, who);
+    EXPECT_EQ(SnapshotText(shared, WorkloadOf(*model, who), ""), whole.dump());
+    whole["version"] = "42";
+    EXPECT_EQ(SnapshotText(shared, WorkloadOf(*model, who), "42"), whole.dump());
+  }
 }
 
 // A stream that records what it was sent.

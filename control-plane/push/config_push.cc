@@ -79,10 +79,11 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
     log_.Warn("config stream refused", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"reason", refusal}});
     return {403, "application/json", json({{"error", refusal}}).dump()};
   }
-  json snapshot = BuildProxySnapshot(*model, *mesh_(), who);
-  s->last_sent = snapshot.dump();
+  const SharedSnapshot& shared = SharedFor(model, mesh_());
+  const json workload = WorkloadOf(*model, who);
+  s->last_sent = SnapshotText(shared, workload, "");
   s->version = next_version_++;
-  snapshot["version"] = std::to_string(s->version);
+  const std::string first = SnapshotText(shared, workload, std::to_string(s->version));
   {
     std::lock_guard<std::mutex> lock(mu_);
     subscribers_.push_back(s);
@@ -90,7 +91,7 @@ HttpResponse ConfigPush::Open(const HttpRequest& request, const std::shared_ptr<
   connects_.Inc();
   pushes_.Inc();
   log_.Info("config stream opened", {{"pod", who.pod}, {"namespace", who.namespace_}, {"peer", request.peer}, {"version", s->version}});
-  return {200, "application/x-ndjson", snapshot.dump() + "\n"};
+  return {200, "application/x-ndjson", first + "\n"};
 }
 
 std::pair<int, std::string> ConfigPush::CheckToken(const HttpRequest& request, const ProxyIdentity& who,
@@ -133,19 +134,28 @@ std::string ConfigPush::CheckIdentity(const Model& model, const ProxyIdentity& w
   return "no pod " + who.namespace_ + "/" + who.pod + " is known to discovery";
 }
 
-bool ConfigPush::Push(Subscriber& s, const Model& model, const MeshConfig& mesh) {
+const SharedSnapshot& ConfigPush::SharedFor(const std::shared_ptr<const Model>& model,
+                                            const std::shared_ptr<const MeshConfig>& mesh) {
+  if (shared_model_ != model || shared_mesh_ != mesh) {
+    shared_ = BuildSharedSnapshot(*model, *mesh);
+    shared_model_ = model;
+    shared_mesh_ = mesh;
+  }
+  return shared_;
+}
+
+bool ConfigPush::Push(Subscriber& s, const Model& model, const SharedSnapshot& shared) {
   if (!s.stream->open()) return false;
-  json snapshot = BuildProxySnapshot(model, mesh, s.identity);
-  std::string body = snapshot.dump();
+  const json workload = WorkloadOf(model, s.identity);
+  std::string body = SnapshotText(shared, workload, "");
   if (body == s.last_sent) return true;  // nothing this proxy runs from changed (only pushes write it)
   {
     std::lock_guard<std::mutex> lock(mu_);  // readers (/debug) hold mu_ alone
     s.last_sent = std::move(body);
     s.version = next_version_++;
   }
-  snapshot["version"] = std::to_string(s.version);
   pushes_.Inc();
-  return s.stream->Send(snapshot.dump() + "\n");
+  return s.stream->Send(SnapshotText(shared, workload, std::to_string(s.version)) + "\n");
 }
 
 void ConfigPush::ModelChanged(std::shared_ptr<const Model> model) {
@@ -156,8 +166,9 @@ void ConfigPush::ModelChanged(std::shared_ptr<const Model> model) {
     model_ = model;
     subscribers = subscribers_;
   }
-  auto mesh = mesh_();
-  for (auto& s : subscribers) Push(*s, *model, *mesh);
+  // The snapshots' common part once for the model; each proxy's own part is its workload.
+  const SharedSnapshot& shared = SharedFor(model, mesh_());
+  for (auto& s : subscribers) Push(*s, *model, shared);
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(subscribers_, [&](const std::shared_ptr<Subscriber>& s) {
     bool gone = !s->stream->open();

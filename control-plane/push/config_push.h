@@ -71,11 +71,17 @@ class ConfigPush {
   // else the status to answer and why.
   std::pair<int, std::string> CheckToken(const HttpRequest& request, const ProxyIdentity& who, std::string* service_account);
   // Sends `s` its snapshot from `model` if it differs from what it has; false once its stream ended.
-  bool Push(Subscriber& s, const Model& model, const MeshConfig& mesh);
+  bool Push(Subscriber& s, const Model& model, const SharedSnapshot& shared);
+  // The snapshots' common part for `model` and `mesh`, built once (under push_mu_).
+  const SharedSnapshot& SharedFor(const std::shared_ptr<const Model>& model, const std::shared_ptr<const MeshConfig>& mesh);
 
   const Logger& log_;
   std::function<std::shared_ptr<const MeshConfig>()> mesh_;
   kube::TokenReviewer* reviewer_ = nullptr;
+  // SharedFor's cache, under push_mu_.
+  SharedSnapshot shared_;
+  std::shared_ptr<const Model> shared_model_;
+  std::shared_ptr<const MeshConfig> shared_mesh_;
   Counter& pushes_;
   Counter& connects_;
   std::mutex push_mu_;  // one push at a time (a model change, or a stream's first snapshot)

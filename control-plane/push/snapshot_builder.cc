@@ -53,10 +53,7 @@ std::map<std::string, std::vector<const ModelObject*>> PodsByLabel(const Model& 
   return index;
 }
 
-}  // namespace
-
-json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyIdentity& proxy,
-                        const std::string& cluster_domain) {
+json CommonPart(const Model& model, const MeshConfig& mesh, const std::string& cluster_domain) {
   json services = json::array(), endpoints = json::array(), resources = json::array();
   const auto pods_by_label = PodsByLabel(model);
   for (const auto& [svc, ip] : ClusterIps(model)) {
@@ -112,6 +109,17 @@ json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyI
   for (const auto& r : model.resources) {
     if (r.kind == "VirtualService" || r.kind == "DestinationRule") resources.push_back(r.doc);
   }
+  return {{"apiVersion", "tern.dev/v1alpha1"},
+          {"kind", "ProxySnapshot"},
+          {"mesh", {{"outboundTrafficPolicy", "ALLOW_ANY"}, {"trustDomain", mesh.trust_domain}}},
+          {"services", std::move(services)},
+          {"endpoints", std::move(endpoints)},
+          {"resources", std::move(resources)}};
+}
+
+}  // namespace
+
+json WorkloadOf(const Model& model, const ProxyIdentity& proxy) {
   json workload = {{"name", proxy.pod}, {"namespace", proxy.namespace_}};
   for (const auto& pod : model.pods) {
     if (pod.name != proxy.pod || pod.namespace_ != proxy.namespace_) continue;
@@ -119,13 +127,27 @@ json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyI
     if (meta.contains("labels")) workload["labels"] = meta["labels"];
     workload["serviceAccount"] = pod.doc.value("spec", json::object()).value("serviceAccountName", "default");
   }
-  return {{"apiVersion", "tern.dev/v1alpha1"},
-          {"kind", "ProxySnapshot"},
-          {"mesh", {{"outboundTrafficPolicy", "ALLOW_ANY"}, {"trustDomain", mesh.trust_domain}}},
-          {"workload", workload},
-          {"services", services},
-          {"endpoints", endpoints},
-          {"resources", resources}};
+  return workload;
+}
+
+json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyIdentity& proxy,
+                        const std::string& cluster_domain) {
+  json snapshot = CommonPart(model, mesh, cluster_domain);
+  snapshot["workload"] = WorkloadOf(model, proxy);
+  return snapshot;
+}
+
+SharedSnapshot BuildSharedSnapshot(const Model& model, const MeshConfig& mesh, const std::string& cluster_domain) {
+  std::string text = CommonPart(model, mesh, cluster_domain).dump();
+  text.pop_back();  // its closing brace: the version and the workload follow
+  return {std::move(text)};
+}
+
+std::string SnapshotText(const SharedSnapshot& shared, const json& workload, const std::string& version) {
+  std::string out = shared.prefix;
+  if (!version.empty()) out += ",\"version\":" + json(version).dump();
+  out += ",\"workload\":" + workload.dump() + "}";
+  return out;
 }
 
 }  // namespace tern::control_plane

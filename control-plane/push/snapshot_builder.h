@@ -24,4 +24,16 @@ struct ProxyIdentity {
 nlohmann::json BuildProxySnapshot(const Model& model, const MeshConfig& mesh, const ProxyIdentity& proxy,
                                   const std::string& cluster_domain = "cluster.local");
 
+// What every proxy's snapshot has in common (all but its workload), built and serialized once
+// per model: a proxy's text is this with its version and workload appended, which is exactly
+// BuildProxySnapshot's compact dump (its keys sort before "version" and "workload").
+struct SharedSnapshot {
+  std::string prefix;  // the compact JSON of the common part, without its closing brace
+};
+SharedSnapshot BuildSharedSnapshot(const Model& model, const MeshConfig& mesh,
+                                   const std::string& cluster_domain = "cluster.local");
+nlohmann::json WorkloadOf(const Model& model, const ProxyIdentity& proxy);
+// BuildProxySnapshot(...) with "version" set (when not empty), as compact JSON.
+std::string SnapshotText(const SharedSnapshot& shared, const nlohmann::json& workload, const std::string& version);
+
 }  // namespace tern::control_plane

@@ -188,6 +188,13 @@ TEST_F(ProxyH2ToHttp1, LongLivedConnectionsFollowANewSnapshotAtTheirNextRequest)
     EXPECT_EQ(via_h1(), "v1") << Log();
     EXPECT_EQ(via_h2(), "v1") << Log();
   }
+  // Idle past 1 s, the HTTP/1.1 connection is parked (no session, only its socket: see
+  // http1_parking.h); the route moves to v2 while it is: its next request follows.
+  std::this_thread::sleep_for(1500ms);
+  LOAD_SNAPSHOT(ProductSnapshot("parked-to-v2", "ALLOW_ANY", ProductResources("", "", "{host: product-service, subset: v2}")),
+                "parked-to-v2");
+  EXPECT_EQ(via_h1(), "v2") << Log();
+  EXPECT_EQ(via_h2(), "v2") << Log();
 }
 
 // The same toward HTTP/2 upstreams (endpoints with sidecars under h2UpgradePolicy UPGRADE): an

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/base/files.h"
+#include "core/base/proc_status.h"
 #include "core/kube/fake_apiserver.h"
 #include "core/kube/https_get.h"
 #include "core/testing/subprocess.h"
@@ -47,7 +48,7 @@ void Must(const tern::Status& s, const char* what) {
   }
 }
 
-// Field 14 + 15 of /proc/PID/stat (user + system ticks), and VmRSS in KB.
+// Field 14 + 15 of /proc/PID/stat: user + system ticks.
 long CpuTicks(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
@@ -60,14 +61,6 @@ long CpuTicks(pid_t pid) {
     i = sp + 1;
   }
   return fields.size() > 13 ? std::stol(fields[11]) + std::stol(fields[12]) : 0;
-}
-long RssKb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return 0;
 }
 
 // The largest bench-seq in a snapshot's text (-1: none).
@@ -210,7 +203,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const double connect_s = std::chrono::duration<double>(Clock::now() - connect_start).count();
-  const long rss_connected = RssKb(pid);
+  const long rss_connected = static_cast<long>(tern::ProcStatusKb("VmRSS", pid));
   const uint64_t bytes_before = bytes, snapshots_before = snapshots;
 
   // The changes.
@@ -238,7 +231,7 @@ int main(int argc, char** argv) {
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   const long ticks = CpuTicks(pid) - ticks_before;
-  const long rss_end = RssKb(pid);
+  const long rss_end = static_cast<long>(tern::ProcStatusKb("VmRSS", pid));
   if (write(stop[1], "x", 1) != 1) return 1;
   for (auto& c : clients) c.join();
   kill(pid, SIGTERM);

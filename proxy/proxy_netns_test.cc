@@ -17,6 +17,8 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "core/base/ascii.h"
 #include "core/base/files.h"
 #include "core/capture/testing/netns_traffic.h"
@@ -84,6 +86,18 @@ TEST_F(ProxyInPod, UnknownDestinationsPassThroughThenAreRefusedAfterAReload) {
   ASSERT_TRUE(WaitFor([&] { return Log().find("config refused") != std::string::npos; }));
   EXPECT_NE(Log().find("services: must be a list"), std::string::npos) << Log();
   EXPECT_NE(Admin("GET /config_dump").find("\"version\": \"2\""), std::string::npos);
+  // /memory: the heap's live bytes within what malloc took, and the process's RSS.
+  std::string memory = Admin("GET /memory");
+  auto report = nlohmann::json::parse(memory.substr(std::min(memory.size(), memory.find("\r\n\r\n") + 4)), nullptr, false);
+  ASSERT_TRUE(report.is_object()) << memory;
+  EXPECT_GT(report.value("rss", 0u), 0u) << memory;
+  if (report.value("allocator", "") == "glibc") {  // the ci preset's ASan build has its own allocator
+    EXPECT_GT(report.value("allocated", 0u), 0u) << memory;
+    EXPECT_LE(report.value("allocated", 0u), report.value("heap_size", 0u)) << memory;
+    EXPECT_GT(report.value("rss", 0u), report.value("allocated", 0u)) << memory;
+  } else {
+    EXPECT_EQ(report.value("allocator", ""), "asan") << memory;
+  }
 }
 
 // WebSockets pass through the sidecar, as through Istio's: the upgrade is asked of the

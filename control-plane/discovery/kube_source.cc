@@ -101,7 +101,9 @@ void KubeSource::Apply(const kube::ResourceKind& kind, kube::WatchEventType type
 void KubeSource::Problem(const kube::ResourceKind& kind, const std::string& what) {
   log_.Warn("discovery: " + what, {{"kind", kind.kind}});
   std::lock_guard<std::mutex> lock(mu_);
-  problems_[kind.path] = what;
+  std::string& last = problems_[kind.path];
+  if (last == what) return;  // the same failure again (a retry): no new model for it
+  last = what;
   dirty_ = true;  // shown with the next model
   changed_.notify_all();
 }

@@ -80,6 +80,14 @@ nlohmann::json Served(const std::string& collection_path, nlohmann::json object,
 
 }  // namespace
 
+// False, with the API server's 401 answered, unless the request bears the server's token.
+bool FakeApiServer::Authorized(const httplib::Request& req, httplib::Response& res) const {
+  if (req.get_header_value("Authorization") == "Bearer " + token_) return true;
+  res.status = 401;
+  res.set_content(StatusObject(401, "Unauthorized", "Unauthorized").dump(), "application/json");
+  return false;
+}
+
 // One open watch: its collection, where it stands, and which knobs it has seen.
 struct FakeApiServer::Watch {
   std::string collection;
@@ -112,11 +120,7 @@ FakeApiServer::FakeApiServer(std::string token) : token_(std::move(token)) {
       delay = delay_;
     }
     std::this_thread::sleep_for(delay);
-    if (req.get_header_value("Authorization") != "Bearer " + token_) {
-      res.status = 401;
-      res.set_content(StatusObject(401, "Unauthorized", "Unauthorized").dump(), "application/json");
-      return;
-    }
+    if (!Authorized(req, res)) return;
     std::unique_lock<std::mutex> lock(mu_);
     if (!missing_prefix_.empty() && req.path.rfind(missing_prefix_, 0) == 0) {
       res.status = 404;
@@ -219,11 +223,7 @@ void FakeApiServer::ServeTokenReview(const httplib::Request& req, httplib::Respo
   std::this_thread::sleep_for(delay);
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_;
-  if (req.get_header_value("Authorization") != "Bearer " + token_) {
-    res.status = 401;
-    res.set_content(StatusObject(401, "Unauthorized", "Unauthorized").dump(), "application/json");
-    return;
-  }
+  if (!Authorized(req, res)) return;
   ++token_reviews_;
   auto review = nlohmann::json::parse(req.body, nullptr, false);
   if (!review.is_object() || !review.contains("spec") || !review["spec"].is_object() ||

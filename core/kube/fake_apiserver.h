@@ -87,6 +87,7 @@ class FakeApiServer {
   // Writes what `w` is due (events, a bookmark, garbage, a cut); false ends the stream.
   bool Feed(Watch& w, httplib::DataSink& sink);
   void Record(const std::string& type, const std::string& path, nlohmann::json object);
+  bool Authorized(const httplib::Request& req, httplib::Response& res) const;
 
   mutable std::mutex mu_;
   std::condition_variable changed_;
